@@ -1,0 +1,68 @@
+/*
+** Key-group hashing and range assignment (see keygroup.h).
+** The range arithmetic follows Flink's KeyGroupRangeAssignment so that the
+** ranges of all subtasks cover 0 .. max_parallelism-1 exactly once.
+*/
+#include "keygroup.h"
+
+#include <uv.h>
+
+static uint32_t rotl32(uint32_t x, int r) {
+  return (x << r) | (x >> (32 - r));
+}
+
+uint32_t wr_keygroup_hash(const void* key, size_t len) {
+  const uint8_t* p = key;
+  const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
+  uint32_t h = 0, k;
+  size_t i, nblocks = len / 4;
+
+  for (i = 0; i < nblocks; i++, p += 4) {
+    k = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+        (uint32_t) p[3] << 24;
+    k *= c1;
+    k = rotl32(k, 15);
+    k *= c2;
+    h ^= k;
+    h = rotl32(h, 13);
+    h = h * 5 + 0xe6546b64u;
+  }
+  k = 0;
+  switch (len & 3) {
+    case 3: k ^= (uint32_t) p[2] << 16; /* fall through */
+    case 2: k ^= (uint32_t) p[1] << 8;  /* fall through */
+    case 1:
+      k ^= p[0];
+      k *= c1;
+      k = rotl32(k, 15);
+      k *= c2;
+      h ^= k;
+  }
+  h ^= (uint32_t) len;
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+uint32_t wr_keygroup_of(const void* key, size_t len,
+                        uint32_t max_parallelism) {
+  return wr_keygroup_hash(key, len) % max_parallelism;
+}
+
+int wr_keygroup_range(uint32_t max_parallelism, uint32_t parallelism,
+                      uint32_t index, uint32_t* start, uint32_t* end) {
+  uint64_t maxp = max_parallelism, p = parallelism;
+  if (parallelism < 1 || parallelism > max_parallelism || index >= parallelism)
+    return UV_EINVAL;
+  *start = (uint32_t) ((index * maxp + p - 1) / p);
+  *end = (uint32_t) (((index + 1) * maxp + p - 1) / p - 1);
+  return 0;
+}
+
+uint32_t wr_keygroup_subtask(uint32_t max_parallelism, uint32_t parallelism,
+                             uint32_t key_group) {
+  return (uint32_t) ((uint64_t) key_group * parallelism / max_parallelism);
+}

@@ -1,0 +1,25 @@
+/*
+** The `weir.core` Lua module: the engine's C functions as seen from Lua.
+** Linked into the weir executable (package.preload) and built as
+** weir/core.so for plain luajit.
+*/
+#include "lua_core.h"
+
+#include "error.h"
+
+int wr__lua_push_error(lua_State* L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, wr_strerror(err));
+  lua_pushstring(L, wr_err_name(err));
+  return 3;
+}
+
+int luaopen_weir_core(lua_State* L) {
+  lua_newtable(L);
+  wr__lua_open_loop(L);
+  wr__lua_open_fs(L);
+  wr__lua_open_keygroup(L);
+  wr__lua_open_barrier(L);
+  wr__lua_open_snapshot(L);
+  return 1;
+}

@@ -1,0 +1,211 @@
+/*
+** Lua binding of the libuv loop: timers, idle handles and core.run().
+** Handles are long-lived: a timer or idle handle lives until its :close(),
+** and its memory is reclaimed in the close callback. A Lua error raised by
+** a callback stops the loop and is raised again by core.run().
+*/
+#include <stdlib.h>
+
+#include "lua_core.h"
+
+#define TIMER_MT "weir.timer"
+#define IDLE_MT "weir.idle"
+
+typedef struct {
+  union {
+    uv_handle_t handle;
+    uv_timer_t timer;
+    uv_idle_t idle;
+  } u;
+  int fn_ref;   /* registry reference of the Lua callback */
+} lhandle_t;
+
+static lua_State* running_L = NULL;  /* set while core.run() runs */
+static int pending_error_ref = LUA_NOREF;
+
+uv_loop_t* wr__lua_loop(void) { return uv_default_loop(); }
+
+lua_State* wr__lua_state(void) { return running_L; }
+
+void wr__lua_callback(int fn_ref, int nargs) {
+  lua_State* L = running_L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
+  lua_insert(L, -nargs - 1);
+  if (lua_pcall(L, nargs, 0, 0) != 0) {
+    if (pending_error_ref == LUA_NOREF)
+      pending_error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+      lua_pop(L, 1);
+    uv_stop(wr__lua_loop());
+  }
+}
+
+static lhandle_t** check_handle(lua_State* L, const char* mt) {
+  lhandle_t** box = luaL_checkudata(L, 1, mt);
+  if (*box == NULL) luaL_error(L, "%s is closed", mt);
+  return box;
+}
+
+static lhandle_t** new_handle(lua_State* L, const char* mt) {
+  lhandle_t** box;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  box = lua_newuserdata(L, sizeof(*box));
+  *box = calloc(1, sizeof(**box));
+  if (*box == NULL) luaL_error(L, "out of memory");
+  lua_pushvalue(L, 1);
+  (*box)->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_getmetatable(L, mt);
+  lua_setmetatable(L, -2);
+  return box;
+}
+
+static void close_cb(uv_handle_t* handle) {
+  free(handle);
+}
+
+static int handle_close(lua_State* L, const char* mt) {
+  lhandle_t** box = luaL_checkudata(L, 1, mt);
+  if (*box != NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, (*box)->fn_ref);
+    uv_close(&(*box)->u.handle, close_cb);
+    *box = NULL;
+  }
+  return 0;
+}
+
+/* -- Timers --------------------------------------------------------------- */
+
+static void timer_cb(uv_timer_t* timer) {
+  wr__lua_callback(((lhandle_t*) timer)->fn_ref, 0);
+}
+
+/* core.timer(fn) -> timer; fn() runs on each expiry. */
+static int l_timer(lua_State* L) {
+  lhandle_t** box = new_handle(L, TIMER_MT);
+  uv_timer_init(wr__lua_loop(), &(*box)->u.timer);
+  return 1;
+}
+
+/* timer:start(timeout_ms, repeat_ms) starts or restarts the timer. */
+static int l_timer_start(lua_State* L) {
+  lhandle_t** box = check_handle(L, TIMER_MT);
+  uint64_t timeout_ms = (uint64_t) luaL_checknumber(L, 2);
+  uint64_t repeat_ms = (uint64_t) luaL_optnumber(L, 3, 0);
+  uv_timer_start(&(*box)->u.timer, timer_cb, timeout_ms, repeat_ms);
+  return 0;
+}
+
+static int l_timer_stop(lua_State* L) {
+  uv_timer_stop(&(*check_handle(L, TIMER_MT))->u.timer);
+  return 0;
+}
+
+static int l_timer_close(lua_State* L) { return handle_close(L, TIMER_MT); }
+
+/* -- Idle handles: run a step whenever the loop has nothing else to do --- */
+
+static void idle_cb(uv_idle_t* idle) {
+  wr__lua_callback(((lhandle_t*) idle)->fn_ref, 0);
+}
+
+/* core.idle(fn) -> idle; while started, fn() runs once per loop turn. */
+static int l_idle(lua_State* L) {
+  lhandle_t** box = new_handle(L, IDLE_MT);
+  uv_idle_init(wr__lua_loop(), &(*box)->u.idle);
+  return 1;
+}
+
+static int l_idle_start(lua_State* L) {
+  uv_idle_start(&(*check_handle(L, IDLE_MT))->u.idle, idle_cb);
+  return 0;
+}
+
+static int l_idle_stop(lua_State* L) {
+  uv_idle_stop(&(*check_handle(L, IDLE_MT))->u.idle);
+  return 0;
+}
+
+static int l_idle_close(lua_State* L) { return handle_close(L, IDLE_MT); }
+
+/* -- Running the loop ----------------------------------------------------- */
+
+/* core.run() runs the loop until no handle or request is active. Raises
+** the first error a callback raised (after which the loop is stopped and
+** the caller must close its handles). */
+static int l_run(lua_State* L) {
+  lua_State* outer = running_L;
+  running_L = L;
+  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
+  running_L = outer;
+  if (pending_error_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, pending_error_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, pending_error_ref);
+    pending_error_ref = LUA_NOREF;
+    return lua_error(L);
+  }
+  return 0;
+}
+
+/* core.drain() runs the loop until pending requests (snapshot writes) have
+** called back, ignoring their Lua errors: used when a job fails. */
+static int l_drain(lua_State* L) {
+  lua_State* outer = running_L;
+  running_L = L;
+  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
+  running_L = outer;
+  if (pending_error_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, pending_error_ref);
+    pending_error_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+/* core.monotonic_ms() -> milliseconds from an arbitrary origin (float). */
+static int l_monotonic_ms(lua_State* L) {
+  lua_pushnumber(L, (double) uv_hrtime() / 1e6);
+  return 1;
+}
+
+/* core.time_ms() -> wall-clock milliseconds since the Unix epoch. */
+static int l_time_ms(lua_State* L) {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  lua_pushnumber(L, (double) tv.tv_sec * 1000 + (double) (tv.tv_usec / 1000));
+  return 1;
+}
+
+/* core.getpid() -> the process id. */
+static int l_getpid(lua_State* L) {
+  lua_pushinteger(L, (lua_Integer) uv_os_getpid());
+  return 1;
+}
+
+static const luaL_Reg timer_methods[] = {
+  { "start", l_timer_start }, { "stop", l_timer_stop },
+  { "close", l_timer_close }, { NULL, NULL }
+};
+
+static const luaL_Reg idle_methods[] = {
+  { "start", l_idle_start }, { "stop", l_idle_stop },
+  { "close", l_idle_close }, { NULL, NULL }
+};
+
+static const luaL_Reg loop_functions[] = {
+  { "timer", l_timer }, { "idle", l_idle }, { "run", l_run },
+  { "drain", l_drain }, { "monotonic_ms", l_monotonic_ms },
+  { "time_ms", l_time_ms }, { "getpid", l_getpid }, { NULL, NULL }
+};
+
+static void new_class(lua_State* L, const char* mt, const luaL_Reg* methods) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void wr__lua_open_loop(lua_State* L) {
+  new_class(L, TIMER_MT, timer_methods);
+  new_class(L, IDLE_MT, idle_methods);
+  luaL_register(L, NULL, loop_functions);
+}

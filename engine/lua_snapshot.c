@@ -1,0 +1,101 @@
+/*
+** Lua binding of snapshot files (snapshot.h): synchronous write and read,
+** and the asynchronous write on the libuv thread pool used by checkpoints.
+*/
+#include <stdlib.h>
+
+#include "lua_core.h"
+#include "error.h"
+#include "snapshot.h"
+
+/* core.snapshot_write(path, bytes) -> size_bytes, checksum
+**   | nil, message, code. Durable: temp file, fsync, rename, fsync dir. */
+static int l_snapshot_write(lua_State* L) {
+  size_t len;
+  const char* path = luaL_checkstring(L, 1);
+  const char* data = luaL_checklstring(L, 2, &len);
+  uint64_t size_bytes;
+  uint32_t checksum;
+  int r = wr_snapshot_write(path, data, len, &size_bytes, &checksum);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushnumber(L, (lua_Number) size_bytes);
+  lua_pushnumber(L, (lua_Number) checksum);
+  return 2;
+}
+
+/* core.snapshot_read(path) -> bytes, size_bytes, checksum
+**   | nil, message, code. Every checksum is verified first. */
+static int l_snapshot_read(lua_State* L) {
+  char* data;
+  size_t len;
+  uint64_t size_bytes;
+  uint32_t checksum;
+  int r = wr_snapshot_read(luaL_checkstring(L, 1), &data, &len, &size_bytes,
+                           &checksum);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushlstring(L, data, len);
+  free(data);
+  lua_pushnumber(L, (lua_Number) size_bytes);
+  lua_pushnumber(L, (lua_Number) checksum);
+  return 3;
+}
+
+typedef struct {
+  wr_snapshot_write_t req;
+  int fn_ref;
+} lwrite_t;
+
+static void write_cb(wr_snapshot_write_t* req, int status) {
+  lwrite_t* w = (lwrite_t*) req;
+  lua_State* L = wr__lua_state();
+  int fn_ref = w->fn_ref;
+  if (status < 0) {
+    lua_pushstring(L, wr_strerror(status));
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    lua_pushnil(L);
+    lua_pushnumber(L, (lua_Number) req->size_bytes);
+    lua_pushnumber(L, (lua_Number) req->checksum);
+  }
+  lua_pushnumber(L, (double) req->duration_ns / 1e6);
+  free(w);
+  wr__lua_callback(fn_ref, 4);
+  luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
+}
+
+/* core.snapshot_write_async(path, bytes, fn) -> true | nil, message, code.
+** Compresses and writes on the thread pool; later, on the loop, calls
+** fn(err_message_or_nil, size_bytes, checksum, duration_ms). */
+static int l_snapshot_write_async(lua_State* L) {
+  size_t len;
+  const char* path = luaL_checkstring(L, 1);
+  const char* data = luaL_checklstring(L, 2, &len);
+  lwrite_t* w;
+  int r;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  w = malloc(sizeof(*w));
+  if (w == NULL) return luaL_error(L, "out of memory");
+  lua_pushvalue(L, 3);
+  w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  r = wr_snapshot_write_start(wr__lua_loop(), &w->req, path, data, len,
+                              write_cb);
+  if (r < 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
+    free(w);
+    return wr__lua_push_error(L, r);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg snapshot_functions[] = {
+  { "snapshot_write", l_snapshot_write },
+  { "snapshot_read", l_snapshot_read },
+  { "snapshot_write_async", l_snapshot_write_async },
+  { NULL, NULL }
+};
+
+void wr__lua_open_snapshot(lua_State* L) {
+  luaL_register(L, NULL, snapshot_functions);
+}

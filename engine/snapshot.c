@@ -1,0 +1,203 @@
+/*
+** Snapshot files (see snapshot.h): lz4 frames with checksums, written
+** durably, verified on every read. A snapshot is never returned unverified.
+*/
+#include "snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <lz4frame.h>
+
+#include "error.h"
+#include "fs.h"
+
+static const char magic[4] = { 'W', 'E', 'I', 'R' };
+
+static uint32_t read_u32le(const unsigned char* p) {
+  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+         (uint32_t) p[3] << 24;
+}
+
+static void write_u32le(unsigned char* p, uint32_t v) {
+  p[0] = (unsigned char) v;
+  p[1] = (unsigned char) (v >> 8);
+  p[2] = (unsigned char) (v >> 16);
+  p[3] = (unsigned char) (v >> 24);
+}
+
+int wr_snapshot_encode(const void* data, size_t len, char** out,
+                       size_t* out_len, uint32_t* checksum) {
+  LZ4F_preferences_t prefs;
+  size_t bound, n;
+  char* buf;
+
+  memset(&prefs, 0, sizeof(prefs));
+  prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+  prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+  prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+  prefs.frameInfo.contentSize = len;
+  bound = LZ4F_compressFrameBound(len, &prefs);
+  buf = malloc(WR_SNAPSHOT_HEADER_BYTES + bound);
+  if (buf == NULL) return WR_ENOMEM;
+  memcpy(buf, magic, sizeof(magic));
+  write_u32le((unsigned char*) buf + 4, WR_SNAPSHOT_VERSION);
+  n = LZ4F_compressFrame(buf + WR_SNAPSHOT_HEADER_BYTES, bound, data, len,
+                         &prefs);
+  if (LZ4F_isError(n)) {
+    free(buf);
+    return WR_ECOMPRESS;
+  }
+  *out = buf;
+  *out_len = WR_SNAPSHOT_HEADER_BYTES + n;
+  /* The frame ends with its content checksum. */
+  *checksum = read_u32le((unsigned char*) buf + *out_len - 4);
+  return 0;
+}
+
+int wr_snapshot_decode(const char* image, size_t image_len, char** data,
+                       size_t* len, uint32_t* checksum) {
+  LZ4F_dctx* dctx;
+  LZ4F_frameInfo_t info;
+  const char* src = image + WR_SNAPSHOT_HEADER_BYTES;
+  size_t src_len, consumed, dst_len, produced = 0, hint;
+  char* dst = NULL;
+  int r;
+
+  *data = NULL;
+  *len = 0;
+  if (image_len < WR_SNAPSHOT_HEADER_BYTES ||
+      memcmp(image, magic, sizeof(magic)) != 0)
+    return image_len < sizeof(magic) ? WR_ETRUNCATED : WR_EMAGIC;
+  if (read_u32le((const unsigned char*) image + 4) != WR_SNAPSHOT_VERSION)
+    return WR_EVERSION;
+  src_len = image_len - WR_SNAPSHOT_HEADER_BYTES;
+
+  if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+    return WR_ENOMEM;
+  consumed = src_len;
+  hint = LZ4F_getFrameInfo(dctx, &info, src, &consumed);
+  if (LZ4F_isError(hint)) {
+    r = src_len < LZ4F_HEADER_SIZE_MAX ? WR_ETRUNCATED : WR_ECORRUPT;
+    goto fail_header;
+  }
+  if (info.contentChecksumFlag != LZ4F_contentChecksumEnabled) {
+    r = WR_ECORRUPT;
+    goto fail_header;
+  }
+  dst_len = (size_t) info.contentSize;
+  dst = malloc(dst_len ? dst_len : 1);
+  if (dst == NULL) {
+    r = WR_ENOMEM;
+    goto fail_header;
+  }
+  src += consumed;
+  src_len -= consumed;
+  while (hint != 0) {
+    size_t in = src_len, out = dst_len - produced;
+    if (src_len == 0) {
+      r = WR_ETRUNCATED;
+      goto fail_body;
+    }
+    hint = LZ4F_decompress(dctx, dst + produced, &out, src, &in, NULL);
+    if (LZ4F_isError(hint)) {
+      r = WR_ECORRUPT;
+      goto fail_body;
+    }
+    if (in == 0 && out == 0) {
+      r = WR_ECORRUPT;  /* no progress: the content is larger than declared */
+      goto fail_body;
+    }
+    src += in;
+    src_len -= in;
+    produced += out;
+  }
+  if (src_len != 0 || produced != dst_len) {
+    r = WR_ECORRUPT;
+    goto fail_body;
+  }
+  LZ4F_freeDecompressionContext(dctx);
+  *data = dst;
+  *len = produced;
+  *checksum = read_u32le((const unsigned char*) image + image_len - 4);
+  return 0;
+
+fail_body:
+  free(dst);
+fail_header:
+  LZ4F_freeDecompressionContext(dctx);
+  return r;
+}
+
+int wr_snapshot_write(const char* path, const void* data, size_t len,
+                      uint64_t* size_bytes, uint32_t* checksum) {
+  char* image;
+  size_t image_len;
+  int r = wr_snapshot_encode(data, len, &image, &image_len, checksum);
+  if (r < 0) return r;
+  r = wr__fs_write_durable(path, image, image_len);
+  free(image);
+  if (r == 0) *size_bytes = image_len;
+  return r;
+}
+
+int wr_snapshot_read(const char* path, char** data, size_t* len,
+                     uint64_t* size_bytes, uint32_t* checksum) {
+  char* image;
+  size_t image_len;
+  int r = wr_fs_read_all(path, &image, &image_len);
+  if (r < 0) return r;
+  r = wr_snapshot_decode(image, image_len, data, len, checksum);
+  free(image);
+  if (r == 0) *size_bytes = image_len;
+  return r;
+}
+
+/* -- Asynchronous write on the libuv thread pool ------------------------- */
+
+static void write_work(uv_work_t* work) {
+  wr_snapshot_write_t* req = work->data;
+  uint64_t start = uv_hrtime();
+  req->status = wr_snapshot_write(req->path, req->bytes, req->len,
+                                  &req->size_bytes, &req->checksum);
+  req->duration_ns = uv_hrtime() - start;
+}
+
+static void write_after(uv_work_t* work, int status) {
+  wr_snapshot_write_t* req = work->data;
+  free(req->path);
+  free(req->bytes);
+  req->path = NULL;
+  req->bytes = NULL;
+  if (status < 0) req->status = status;  /* UV_ECANCELED */
+  req->cb(req, req->status);
+}
+
+int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                            const char* path, const void* data, size_t len,
+                            wr_snapshot_write_cb cb) {
+  int r;
+  req->path = strdup(path);
+  req->bytes = malloc(len ? len : 1);
+  if (req->path == NULL || req->bytes == NULL) {
+    r = WR_ENOMEM;
+    goto fail_alloc;
+  }
+  memcpy(req->bytes, data, len);
+  req->len = len;
+  req->cb = cb;
+  req->status = 0;
+  req->size_bytes = 0;
+  req->checksum = 0;
+  req->duration_ns = 0;
+  req->work.data = req;
+  r = uv_queue_work(loop, &req->work, write_work, write_after);
+  if (r < 0) goto fail_alloc;
+  return 0;
+
+fail_alloc:
+  free(req->path);
+  free(req->bytes);
+  req->path = NULL;
+  req->bytes = NULL;
+  return r;
+}

@@ -1,0 +1,72 @@
+/*
+** Snapshot files: the on-disk container of every checkpoint file (operator
+** state and manifests).
+**
+** Layout: "WEIR" | u32 little-endian format version | one lz4 frame with
+** block checksums, content size and content checksum (xxh32) on. The
+** content checksum doubles as the file's checksum in the manifest.
+** Invariants: a file is published only by rename after fsync; every read
+** verifies the magic, the version and every lz4 checksum, and reports
+** WR_EMAGIC, WR_EVERSION, WR_ETRUNCATED or WR_ECORRUPT rather than return
+** unverified bytes.
+*/
+#ifndef WEIR_SNAPSHOT_H
+#define WEIR_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define WR_SNAPSHOT_VERSION 1u  /* bump on any incompatible change */
+#define WR_SNAPSHOT_HEADER_BYTES 8
+
+/* Compresses len bytes of data into a snapshot image. On success *out is a
+** malloc'd buffer of *out_len bytes the caller frees, and *checksum the
+** content checksum. Returns 0, WR_ENOMEM or WR_ECOMPRESS. */
+int wr_snapshot_encode(const void* data, size_t len, char** out,
+                       size_t* out_len, uint32_t* checksum);
+
+/* Verifies and decompresses a snapshot image of image_len bytes. On success
+** *data is a malloc'd buffer of *len bytes (caller frees) and *checksum the
+** verified content checksum. Returns 0 or WR_EMAGIC, WR_EVERSION,
+** WR_ETRUNCATED, WR_ECORRUPT, WR_ENOMEM. */
+int wr_snapshot_decode(const char* image, size_t image_len, char** data,
+                       size_t* len, uint32_t* checksum);
+
+/* Encodes data and writes it durably to path (path.tmp, fsync, rename, fsync
+** of the directory). Reports the file's size in bytes and its checksum.
+** Returns 0 or a negative error; path is untouched on error. */
+int wr_snapshot_write(const char* path, const void* data, size_t len,
+                      uint64_t* size_bytes, uint32_t* checksum);
+
+/* Reads and verifies the snapshot file at path (see wr_snapshot_decode);
+** *size_bytes is the file's size. */
+int wr_snapshot_read(const char* path, char** data, size_t* len,
+                     uint64_t* size_bytes, uint32_t* checksum);
+
+/* -- Asynchronous write on the libuv thread pool ------------------------- */
+
+typedef struct wr_snapshot_write_s wr_snapshot_write_t;
+typedef void (*wr_snapshot_write_cb)(wr_snapshot_write_t* req, int status);
+
+struct wr_snapshot_write_s {
+  void* data;             /* free for the caller's use */
+  uv_work_t work;         /* thread-pool request */
+  char* path;             /* owned copy of the target path */
+  char* bytes;            /* owned copy of the content to write */
+  size_t len;             /* content size in bytes */
+  uint64_t size_bytes;    /* result: size of the written file */
+  uint32_t checksum;      /* result: content checksum */
+  int status;             /* result: 0 or a negative error */
+  uint64_t duration_ns;   /* result: time spent compressing and writing */
+  wr_snapshot_write_cb cb;
+};
+
+/* Copies path and data, then compresses and writes them durably on the
+** thread pool; cb runs on the loop thread with the status. Returns 0, or a
+** negative error and then cb never fires. req must stay alive until cb. */
+int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                            const char* path, const void* data, size_t len,
+                            wr_snapshot_write_cb cb);
+
+#endif

@@ -1,0 +1,125 @@
+/* Snapshot files: round trip, and every kind of damage detected. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "error.h"
+#include "fs.h"
+#include "snapshot.h"
+
+static char* sample(size_t* len) {
+  size_t i, n = 200000;
+  char* s = malloc(n);
+  for (i = 0; i < n; i++) s[i] = (char) ("to be or not "[i % 13] + (i / 997) % 3);
+  *len = n;
+  return s;
+}
+
+static void round_trip_in_memory(void) {
+  size_t len, image_len, out_len;
+  char *data = sample(&len), *image, *out;
+  uint32_t c1, c2;
+  CHECK(wr_snapshot_encode(data, len, &image, &image_len, &c1) == 0);
+  CHECK(image_len < len);
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c2) == 0);
+  CHECK(out_len == len && memcmp(out, data, len) == 0);
+  CHECK(c1 == c2);
+  free(out);
+  free(image);
+  free(data);
+}
+
+static void empty_content_round_trips(void) {
+  size_t image_len, out_len;
+  char *image, *out;
+  uint32_t c;
+  CHECK(wr_snapshot_encode("", 0, &image, &image_len, &c) == 0);
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c) == 0);
+  CHECK(out_len == 0);
+  free(out);
+  free(image);
+}
+
+static void every_truncation_is_detected(void) {
+  size_t len, image_len, out_len, cut;
+  char *data = sample(&len), *image, *out;
+  uint32_t c;
+  wr_snapshot_encode(data, len, &image, &image_len, &c);
+  for (cut = 0; cut < image_len; cut += 1 + cut / 4) {
+    int r = wr_snapshot_decode(image, cut, &out, &out_len, &c);
+    CHECK(r == WR_ETRUNCATED || r == WR_ECORRUPT || r == WR_EMAGIC);
+    CHECK(out == NULL);
+  }
+  free(image);
+  free(data);
+}
+
+static void every_bit_flip_is_detected(void) {
+  size_t len, image_len, out_len, i;
+  char *data = sample(&len), *image, *out;
+  uint32_t c;
+  wr_snapshot_encode(data, len, &image, &image_len, &c);
+  for (i = 0; i < image_len; i += 1 + image_len / 211) {
+    int r;
+    image[i] ^= 0x10;
+    r = wr_snapshot_decode(image, image_len, &out, &out_len, &c);
+    CHECK(r < 0);
+    if (r == 0) free(out);
+    image[i] ^= 0x10;
+  }
+  free(image);
+  free(data);
+}
+
+static void wrong_magic_and_version_are_named(void) {
+  size_t image_len, out_len;
+  char *image, *out;
+  uint32_t c;
+  wr_snapshot_encode("abc", 3, &image, &image_len, &c);
+  image[4] = 9;
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c) ==
+        WR_EVERSION);
+  image[0] = 'X';
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c) == WR_EMAGIC);
+  free(image);
+}
+
+static void file_round_trip_is_durable(void) {
+  char dir[] = "/tmp/weir-ctest-XXXXXX", path[64], tmp[80];
+  size_t len, out_len;
+  uint64_t size1, size2;
+  uint32_t c1, c2;
+  char *data = sample(&len), *out;
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(path, sizeof(path), "%s/op-0.snap", dir);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  CHECK(wr_snapshot_write(path, data, len, &size1, &c1) == 0);
+  CHECK(access(tmp, F_OK) != 0);
+  CHECK(wr_snapshot_read(path, &out, &out_len, &size2, &c2) == 0);
+  CHECK(size1 == size2 && c1 == c2);
+  CHECK(out_len == len && memcmp(out, data, len) == 0);
+  free(out);
+  free(data);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void write_to_missing_dir_fails_cleanly(void) {
+  uint64_t size;
+  uint32_t c;
+  CHECK(wr_snapshot_write("/nonexistent-weir/x.snap", "a", 1, &size, &c) < 0);
+}
+
+const wr_test_t wr_snapshot_tests[] = {
+  { "snapshot: round trip in memory", round_trip_in_memory },
+  { "snapshot: empty content round trips", empty_content_round_trips },
+  { "snapshot: every truncation is detected", every_truncation_is_detected },
+  { "snapshot: every bit flip is detected", every_bit_flip_is_detected },
+  { "snapshot: wrong magic and version are named",
+    wrong_magic_and_version_are_named },
+  { "snapshot: file round trip is durable", file_round_trip_is_durable },
+  { "snapshot: write to missing dir fails cleanly",
+    write_to_missing_dir_fails_cleanly },
+  { NULL, NULL }
+};
