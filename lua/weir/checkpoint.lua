@@ -1,0 +1,163 @@
+--- Checkpoint storage: the layout of <checkpoint_dir>/<job>/chk-<n>/, the
+-- manifest, verification, listing and retention.
+--
+-- A checkpoint exists only once its _manifest has been renamed into place
+-- (written last, durably). The manifest lists every state file with its
+-- size and checksum; loading a checkpoint verifies every one of them before
+-- any state is returned.
+local buffer = require "string.buffer"
+local core = require "weir.core"
+local fsutil = require "weir.fsutil"
+
+local M = {}
+
+M.MANIFEST = "_manifest"
+M.FORMAT = 1  -- manifest content version; bump on incompatible change
+
+--- Returns the directory of checkpoint id under job_dir.
+function M.path(job_dir, id)
+  return job_dir .. "/chk-" .. id
+end
+
+--- Lists the chk-<n> directories of job_dir, newest first:
+-- { { id = n, path = p, complete = has a manifest } }. A missing job_dir
+-- yields an empty list.
+function M.list(job_dir)
+  local names = core.scandir(job_dir) or {}
+  local out = {}
+  for _, name in ipairs(names) do
+    local id = name:match("^chk%-(%d+)$")
+    if id then
+      local path = job_dir .. "/" .. name
+      out[#out + 1] = { id = tonumber(id), path = path,
+        complete = core.stat(path .. "/" .. M.MANIFEST) ~= nil }
+    end
+  end
+  table.sort(out, function(a, b) return a.id > b.id end)
+  return out
+end
+
+--- Encodes a Lua value for a snapshot file.
+function M.encode(v)
+  return buffer.encode(v)
+end
+
+local function decode(bytes, what)
+  local ok, v = pcall(buffer.decode, bytes)
+  if not ok then return nil, what .. " cannot be decoded: " .. tostring(v) end
+  return v
+end
+
+--- Reads and verifies a checkpoint's manifest.
+-- @return manifest table, manifest size in bytes | nil, message
+function M.read_manifest(chk_path)
+  local path = chk_path .. "/" .. M.MANIFEST
+  local bytes, size_or_err = core.snapshot_read(path)
+  if not bytes then return nil, path .. ": " .. size_or_err end
+  local m, err = decode(bytes, path)
+  if not m then return nil, err end
+  if type(m) ~= "table" or m.magic ~= "weir-checkpoint" then
+    return nil, path .. ": not a weir checkpoint manifest"
+  end
+  if m.format ~= M.FORMAT then
+    return nil, string.format("%s: manifest format %s is not supported "
+      .. "(this weir reads format %d)", path, tostring(m.format), M.FORMAT)
+  end
+  return m, size_or_err
+end
+
+--- Loads a checkpoint, verifying the manifest and every file it lists
+-- (size, checksum, lz4 content checksum).
+-- @return { manifest = m, states = { [uid] = { [subtask] = state } } }
+--   | nil, message naming the damaged file
+function M.load(chk_path)
+  local m, err = M.read_manifest(chk_path)
+  if not m then return nil, err end
+  local states = {}
+  for _, file in ipairs(m.files) do
+    local path = chk_path .. "/" .. file.name
+    local bytes, size, checksum = core.snapshot_read(path)
+    if not bytes then return nil, path .. ": " .. size end
+    if size ~= file.size_bytes or checksum ~= file.checksum then
+      return nil, path .. ": size or checksum differs from the manifest"
+    end
+    local s, derr = decode(bytes, path)
+    if not s then return nil, derr end
+    states[file.uid] = states[file.uid] or {}
+    states[file.uid][file.subtask] = s
+  end
+  return { manifest = m, states = states, path = chk_path }
+end
+
+--- Finds the newest intact checkpoint of job_dir. Each damaged one is
+-- reported through warn(message) and skipped.
+-- @return loaded checkpoint (see M.load), or nil if there is none
+function M.find_latest(job_dir, warn)
+  for _, c in ipairs(M.list(job_dir)) do
+    if c.complete then
+      local loaded, err = M.load(c.path)
+      if loaded then return loaded end
+      warn(string.format("checkpoint %s is damaged (%s); trying an older "
+        .. "one", c.path, err))
+    end
+  end
+  return nil
+end
+
+--- Writes a manifest durably on the thread pool; cb(err, size_bytes).
+function M.write_manifest_async(chk_path, manifest, cb)
+  manifest.magic, manifest.format = "weir-checkpoint", M.FORMAT
+  local ok, err = core.snapshot_write_async(chk_path .. "/" .. M.MANIFEST,
+    buffer.encode(manifest), cb)
+  if not ok then cb(err) end
+end
+
+--- Removes a checkpoint directory, manifest first, so a partly removed
+-- checkpoint is never taken for a complete one.
+function M.remove(chk_path)
+  core.unlink(chk_path .. "/" .. M.MANIFEST)
+  core.fsync_parent(chk_path .. "/" .. M.MANIFEST)
+  return fsutil.remove_dir(chk_path)
+end
+
+--- Keeps the newest `retain` complete checkpoints of job_dir and removes
+-- older complete ones and incomplete ones older than newest_id.
+function M.apply_retention(job_dir, retain, newest_id)
+  local kept = 0
+  for _, c in ipairs(M.list(job_dir)) do
+    if c.complete and c.id <= newest_id then
+      kept = kept + 1
+      if kept > retain then M.remove(c.path) end
+    elseif not c.complete and c.id < newest_id then
+      M.remove(c.path)
+    end
+  end
+end
+
+--- The id to give the next checkpoint: above every chk-<n> in job_dir.
+function M.next_id(job_dir)
+  local newest = M.list(job_dir)[1]
+  return newest and newest.id + 1 or 1
+end
+
+--- Describes the complete checkpoints of job_dir, newest first:
+-- { { id, path, time_ms, size_bytes, duration_ms, final } }; damaged
+-- manifests are reported through warn(message).
+function M.describe(job_dir, warn)
+  local out = {}
+  for _, c in ipairs(M.list(job_dir)) do
+    if c.complete then
+      local m, size = M.read_manifest(c.path)
+      if m then
+        for _, f in ipairs(m.files) do size = size + f.size_bytes end
+        out[#out + 1] = { id = c.id, path = c.path, time_ms = m.time_ms,
+          size_bytes = size, duration_ms = m.duration_ms, final = m.final }
+      else
+        warn(string.format("checkpoint %s is damaged (%s)", c.path, size))
+      end
+    end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,192 @@
+--- The weir command line: `weir run`, `weir checkpoints`, `weir --help`.
+-- main(argv) returns the process exit status; errors are one line on
+-- stderr, prefixed "weir: ".
+local checkpoint = require "weir.checkpoint"
+local pipeline = require "weir.pipeline"
+
+local M = {}
+
+local HELP = [[
+weir: stream processing with exactly-once state; pipelines in Lua.
+
+Usage:
+  weir run [OPTIONS] SCRIPT [ARGS...]   run a pipeline script
+  weir checkpoints DIR                  list the complete checkpoints in DIR
+  weir --help                           show this help
+  weir run --help                       show the options of `weir run`
+
+The design: DESIGN.md in the weir sources.
+]]
+
+local RUN_HELP = [[
+Usage: weir run [OPTIONS] SCRIPT [ARGS...]
+
+Runs the pipeline SCRIPT builds; ARGS reach the script as arg[1], arg[2], ...
+Options override the script's weir.pipeline{} options:
+
+  --checkpoint-dir DIR       where checkpoints go: DIR/<name>/chk-<n>
+                             (default: checkpoints)
+  --checkpoint-interval MS   milliseconds between checkpoints; 0 turns them
+                             off (default: 1000)
+  --retain N                 complete checkpoints kept (default: 3)
+  --max-parallelism N        number of key groups (default: 128)
+  --mode MODE                exactly_once (aligned barriers, default) or
+                             at_least_once
+  --restore latest|PATH      restore the newest intact checkpoint of the job,
+                             or the checkpoint directory PATH (chk-<n>)
+  -h, --help                 show this help
+
+Exit status: 0 on success; 1 with a one-line error otherwise.
+]]
+
+local function fail(msg)
+  io.stderr:write("weir: ", msg, "\n")
+  return 1
+end
+
+local run_flags = {
+  ["--checkpoint-dir"] = { "checkpoint_dir", "string" },
+  ["--checkpoint-interval"] = { "checkpoint_interval", "number" },
+  ["--retain"] = { "retain", "number" },
+  ["--max-parallelism"] = { "max_parallelism", "number" },
+  ["--mode"] = { "mode", "string" },
+  ["--restore"] = { "restore", "string" },
+}
+
+-- Parses `weir run` arguments: returns overrides, script, script args, or
+-- nil, message.
+local function parse_run(argv)
+  local overrides, i = {}, 1
+  while i <= #argv do
+    local a = argv[i]
+    if a:sub(1, 1) ~= "-" then break end
+    if a == "--" then i = i + 1 break end
+    local flag, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    flag = flag or a
+    local spec = run_flags[flag]
+    if not spec then return nil, "unknown option " .. a .. " (see weir run --help)" end
+    if not value then
+      i = i + 1
+      value = argv[i]
+      if value == nil then return nil, flag .. " needs a value" end
+    end
+    if spec[2] == "number" then
+      local n = tonumber(value)
+      if not n then return nil, flag .. " needs a number, got " .. value end
+      value = n
+    end
+    overrides[spec[1]] = value
+    i = i + 1
+  end
+  local script = argv[i]
+  if not script then return nil, "no script given (see weir run --help)" end
+  local args = { [0] = script }
+  for j = i + 1, #argv do args[j - i] = argv[j] end
+  return overrides, script, args
+end
+
+local function report(stats)
+  local msg = string.format("job '%s' finished in %.2f s", stats.name,
+    stats.duration_ms / 1000)
+  if stats.restored_from then
+    msg = msg .. " (restored from " .. stats.restored_from .. ")"
+  end
+  if stats.last_checkpoint then
+    msg = msg .. string.format("; %d checkpoints, last %s", stats.checkpoints,
+      stats.last_checkpoint)
+  end
+  io.stderr:write("weir: ", msg, "\n")
+end
+
+local function traceback_handler(err)
+  if os.getenv("WEIR_DEBUG") then
+    io.stderr:write(debug.traceback(tostring(err), 2), "\n")
+  end
+  return err
+end
+
+--- weir run: loads SCRIPT and runs it with the options as overrides.
+function M.run(argv)
+  if argv[1] == "-h" or argv[1] == "--help" then
+    io.stdout:write(RUN_HELP)
+    return 0
+  end
+  local overrides, script, args = parse_run(argv)
+  if not overrides then return fail(script) end
+  local chunk, err = loadfile(script)
+  if not chunk then
+    if not io.open(script, "r") then
+      return fail("cannot open script " .. script)
+    end
+    return fail(err)
+  end
+  pipeline.overrides = overrides
+  require("weir.job").report = report
+  _G.arg = args
+  local ok, rerr = xpcall(chunk, traceback_handler, unpack(args))
+  if not ok then return fail(tostring(rerr)) end
+  return 0
+end
+
+--- weir checkpoints DIR: the complete checkpoints, newest first.
+function M.checkpoints(argv)
+  local dir = argv[1]
+  if not dir or dir == "-h" or dir == "--help" then
+    io.stdout:write("Usage: weir checkpoints DIR\n\nLists the complete "
+      .. "checkpoints in DIR (a job's directory, or a checkpoint_dir\n"
+      .. "holding several jobs), newest first: id, time (UTC), size in "
+      .. "bytes,\nduration in ms.\n")
+    return dir and 0 or 1
+  end
+  local core = require "weir.core"
+  local st = core.stat(dir)
+  if not st or st.type ~= "directory" then
+    return fail(dir .. " is not a directory")
+  end
+  local warn = function(msg) io.stderr:write("weir: ", msg, "\n") end
+  local jobs = { { dir = dir, list = checkpoint.describe(dir, warn) } }
+  if #jobs[1].list == 0 then
+    jobs = {}
+    local names = core.scandir(dir) or {}
+    table.sort(names)
+    for _, name in ipairs(names) do
+      local list = checkpoint.describe(dir .. "/" .. name, warn)
+      if #list > 0 then jobs[#jobs + 1] = { dir = dir .. "/" .. name, list = list } end
+    end
+  end
+  if #jobs == 0 then
+    return fail("no complete checkpoint in " .. dir)
+  end
+  for _, j in ipairs(jobs) do
+    io.stdout:write(j.dir, "\n")
+    io.stdout:write(string.format("  %-8s %-20s %12s %12s\n", "id", "time",
+      "size_bytes", "duration_ms"))
+    for _, c in ipairs(j.list) do
+      io.stdout:write(string.format("  %-8s %-20s %12d %12.1f%s\n",
+        "chk-" .. c.id, os.date("!%Y-%m-%dT%H:%M:%SZ",
+          math.floor(c.time_ms / 1000)),
+        c.size_bytes, c.duration_ms, c.final and "  final" or ""))
+    end
+  end
+  return 0
+end
+
+--- Entry point of the weir executable. Returns the exit status.
+function M.main(argv)
+  local cmd = argv[1]
+  local rest = { unpack(argv, 2) }
+  if cmd == nil or cmd == "-h" or cmd == "--help" or cmd == "help" then
+    io.stdout:write(HELP)
+    return cmd == nil and 1 or 0
+  elseif cmd == "run" then
+    return M.run(rest)
+  elseif cmd == "checkpoints" then
+    return M.checkpoints(rest)
+  elseif cmd == "--version" or cmd == "version" then
+    io.stdout:write("weir ", require("weir").version, "\n")
+    return 0
+  end
+  return fail("unknown command '" .. cmd .. "' (see weir --help)")
+end
+
+return M

@@ -1,0 +1,127 @@
+--- Errors a user sees: one table of messages, and the attribution of a
+-- failure to the operator (and the line of the script) that caused it.
+--
+-- Operator wrappers and user functions are registered here; when a step
+-- of the job raises, `handler` (an xpcall message handler, so the stack is
+-- still intact) walks the stack to the innermost registered function,
+-- which names the operator, and reads the record from the wrapper's local
+-- `record`. Nothing is paid per record.
+local M = {}
+
+M.messages = {
+  user_function = "%s failed on record %s: %s",
+  user_function_key = "%s failed for key %s: %s",
+  invalid_key = "%s: key %s is %s; keys are strings, numbers, booleans "
+    .. "or arrays of those",
+  unserializable = "checkpoint %d failed: %s cannot serialize the state of "
+    .. "key %s: %s is a %s (state holds only nil, booleans, numbers, "
+    .. "strings and tables)",
+  map_nil = "map returned nil; use filter or flat_map to drop records",
+}
+
+local registered = setmetatable({}, { __mode = "k" })
+
+--- Registers fn (a user function or an operator's wrapper) as belonging to
+-- node, so failures inside it are attributed to that operator.
+function M.register(fn, node)
+  if fn then registered[fn] = node end
+  return fn
+end
+
+--- Returns "kind (file:line)" for a graph node, naming where the script
+-- defined it.
+function M.describe(node)
+  return node.kind .. " (" .. node.defined_at .. ")"
+end
+
+--- Returns a short, readable rendering of a value (at most max bytes).
+function M.repr(v, max)
+  max = max or 80
+  local s
+  if type(v) == "string" then
+    s = string.format("%q", #v > max and v:sub(1, max) .. "..." or v)
+    s = s:gsub("\\\n", "\\n")
+  elseif type(v) == "table" then
+    local parts = {}
+    for k, x in pairs(v) do
+      parts[#parts + 1] = tostring(k) .. "=" .. tostring(x)
+      if #parts >= 8 then parts[#parts + 1] = "..." break end
+    end
+    s = "{" .. table.concat(parts, ", ") .. "}"
+  else
+    s = tostring(v)
+  end
+  if #s > max + 10 then s = s:sub(1, max) .. "..." end
+  return s
+end
+
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e) return e.message end
+
+--- Creates an error object with a message (and optional fields).
+function M.new(message, fields)
+  local e = fields or {}
+  e.message = message
+  return setmetatable(e, Error)
+end
+
+--- Returns true if v is an error object made by this module.
+function M.is(v) return getmetatable(v) == Error end
+
+--- Raises an invalid-key error; the handler adds the operator.
+function M.raise_invalid_key(k, why)
+  error(M.new(nil, { kind = "invalid_key", key = k, why = why }), 0)
+end
+
+--- Raises an unserializable-state error; the checkpoint adds the operator.
+function M.raise_unserializable(k, path, t)
+  error(M.new(nil, { kind = "unserializable", key = k, path = path,
+                     type = t }), 0)
+end
+
+local function find_local(level, name)
+  for i = 1, 200 do
+    local n, v = debug.getlocal(level + 1, i)
+    if n == nil then return nil end
+    if n == name then return v, true end
+  end
+end
+
+--- xpcall message handler for a job's steps: turns any error into an
+-- error object whose message names the operator, where the script
+-- defined it and the record (truncated); keeps the traceback.
+function M.handler(err)
+  if M.is(err) and err.message then return err end
+  local tb = debug.traceback(tostring(err), 2)
+  for level = 2, 100 do
+    local info = debug.getinfo(level, "f")
+    if not info then break end
+    local node = registered[info.func]
+    if node then
+      local where = M.describe(node)
+      if M.is(err) and err.kind == "invalid_key" then
+        return M.new(string.format(M.messages.invalid_key, where,
+          M.repr(err.key), err.why), { traceback = tb })
+      end
+      local rec, has = find_local(level, "record")
+      if not has then rec, has = find_local(level + 1, "record") end
+      local msg = tostring(err)
+      if has then
+        msg = string.format(M.messages.user_function, where, M.repr(rec), msg)
+      else
+        local k, has_key = find_local(level + 1, "key")
+        if has_key then
+          msg = string.format(M.messages.user_function_key, where, M.repr(k),
+                              msg)
+        else
+          msg = where .. " failed: " .. msg
+        end
+      end
+      return M.new(msg, { traceback = tb })
+    end
+  end
+  return M.new(tostring(err), { traceback = tb, internal = true })
+end
+
+return M

@@ -1,0 +1,180 @@
+--- Runtime instances of sinks. make(node, emit, env) returns:
+--   open()              prepares the output; raises a clear error if unusable
+--   push(record)        receives a record
+--   snapshot(id) -> st  pre-commit at the barrier of checkpoint id
+--   restore(st)         recover the transactions of a restored checkpoint
+--   notify_complete(id) commit what was pre-committed for checkpoints <= id
+--   commit()            commit everything now (when checkpoints are off)
+local core = require "weir.core"
+local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
+
+local M = {}
+
+local function fail(node, fmt, ...)
+  error(string.format("%s: " .. fmt, errors.describe(node), ...), 0)
+end
+
+local function check(node, ok, err)
+  if not ok then fail(node, "%s", err) end
+  return ok
+end
+
+--- write_lines: exactly-once by two-phase commit.
+-- Record files are written as .part-<subtask>-<seq>.inprogress; the
+-- pre-commit at a barrier fsyncs and renames the file to
+-- .part-<subtask>-<seq>.pending; once the checkpoint is complete it is
+-- renamed to part-<subtask>-<seq>. Sequence numbers are consecutive, so a
+-- snapshot holds only the next one: on restore every file below it is
+-- committed and every file from it on is discarded.
+function M.write_lines(node, emit, env)
+  local dir, fmt = node.dir, errors.register(node.fn, node)
+  local prefix = "part-" .. env.subtask .. "-"
+  local seq, f, fpath = 0, nil, nil
+  local pending = {}     -- { { id = checkpoint id, seqs = { seq, ... } } }
+  local restored = nil   -- snapshot state given to restore()
+  local inst = {}
+
+  local function path(s, state)
+    if state == "committed" then return dir .. "/" .. prefix .. s end
+    return dir .. "/." .. prefix .. s .. "." .. state
+  end
+
+  -- Our files in dir: { seq = { committed = bool, pending = bool,
+  -- inprogress = bool } }.
+  local function scan()
+    local names = check(node, core.scandir(dir))
+    local files = {}
+    local pat = "^(%.?)" .. prefix:gsub("%-", "%%-") .. "(%d+)%.?(%a*)$"
+    for _, name in ipairs(names) do
+      local dot, s, state = name:match(pat)
+      if s and (dot == "") == (state == "") then
+        s = tonumber(s)
+        files[s] = files[s] or {}
+        files[s][dot == "" and "committed" or state] = true
+      end
+    end
+    return files
+  end
+
+  local function commit(s)
+    check(node, core.rename(path(s, "pending"), path(s, "committed")))
+  end
+
+  local function recover(next_seq)
+    local files = scan()
+    for s = 0, next_seq - 1 do
+      local st = files[s] or {}
+      if st.pending then
+        commit(s)
+      elseif not st.committed then
+        fail(node, "output file %s of the restored checkpoint is missing; "
+          .. "cannot restore exactly once", path(s, "committed"))
+      end
+    end
+    for s, st in pairs(files) do
+      if s >= next_seq then
+        for state in pairs(st) do core.unlink(path(s, state)) end
+      elseif st.inprogress then
+        core.unlink(path(s, "inprogress"))
+      end
+    end
+    core.fsync_parent(path(0, "committed"))
+    seq = next_seq
+  end
+
+  function inst.open()
+    check(node, fsutil.mkdir_p(dir))
+    check(node, fsutil.check_writable(dir))
+    if restored then
+      recover(restored.next_seq)
+    else
+      -- A fresh run replaces what earlier runs of this sink wrote.
+      for s, st in pairs(scan()) do
+        for state in pairs(st) do core.unlink(path(s, state)) end
+      end
+    end
+  end
+
+  local function close_current()
+    local ok, err = f:close()
+    f = nil
+    check(node, ok, err)
+    check(node, core.fsync(fpath))
+  end
+
+  inst.push = errors.register(function(record)
+    local line = record
+    if fmt then line = fmt(record) end
+    local t = type(line)
+    if t ~= "string" and t ~= "number" then
+      error(string.format("write_lines: %s is a %s; give write_lines a "
+        .. "format function that returns a string",
+        fmt and "the format function's result" or "the record", t), 0)
+    end
+    if not f then
+      fpath = path(seq, "inprogress")
+      f = check(node, io.open(fpath, "wb"))
+    end
+    f:write(line, "\n")
+  end, node)
+
+  function inst.snapshot(id)
+    if f then
+      close_current()
+      check(node, core.rename(fpath, path(seq, "pending")))
+      check(node, core.fsync_parent(fpath))
+      pending[#pending + 1] = { id = id, seqs = { seq } }
+      seq = seq + 1
+    end
+    return { next_seq = seq }
+  end
+
+  function inst.restore(state) restored = state end
+
+  function inst.notify_complete(id)
+    local keep = {}
+    for _, p in ipairs(pending) do
+      if p.id <= id then
+        for _, s in ipairs(p.seqs) do commit(s) end
+      else
+        keep[#keep + 1] = p
+      end
+    end
+    pending = keep
+    core.fsync_parent(path(0, "committed"))
+  end
+
+  function inst.commit()
+    if f then
+      close_current()
+      check(node, core.rename(fpath, path(seq, "committed")))
+      seq = seq + 1
+    end
+    inst.notify_complete(math.huge)
+  end
+
+  function inst.close()
+    if f then f:close() f = nil end
+  end
+  return inst
+end
+
+--- collect: appends records to node.out (in-process, for specs).
+function M.collect(node)
+  local out, n = node.out, #node.out
+  return { push = function(record)
+    n = n + 1
+    out[n] = record
+  end }
+end
+
+--- print: writes tostring(record) to stdout.
+function M.print()
+  local stdout = io.stdout
+  return { push = function(record)
+    stdout:write(tostring(record), "\n")
+  end }
+end
+
+return M

@@ -1,0 +1,124 @@
+--- Keyed state: one entry per key, grouped by key group.
+-- An entry is { key = original key, kg = key group, state = value }. Scalar
+-- keys are looked up by value; composite keys by their canonical encoding.
+-- Snapshots serialize each key group separately with string.buffer, so a
+-- restore at another parallelism can decode only the groups it owns.
+local buffer = require "string.buffer"
+local key = require "weir.key"
+local errors = require "weir.errors"
+
+local M = {}
+M.__index = M
+
+--- Creates an empty keyed state.
+-- @param max_parallelism number of key groups
+-- @param init function() -> initial state of a new key (may return nil)
+function M.new(max_parallelism, init)
+  return setmetatable({ max_parallelism = max_parallelism, init = init,
+                        entries = {}, groups = {} }, M)
+end
+
+--- Returns the entry of key k, creating it on first sight; raises a user
+-- error when k is not a valid key. `entries[k]` is the caller's fast path
+-- for scalar keys; this is the slow path.
+function M:entry(k)
+  local canon = k
+  if type(k) == "table" then
+    local enc, why = key.encode(k)
+    if not enc then errors.raise_invalid_key(k, why) end
+    canon = "\0" .. enc
+    local e = self.entries[canon]
+    if e then return e end
+    local copy = {}
+    for i = 1, #k do copy[i] = k[i] end
+    k = copy
+  end
+  local kg, why = key.key_group(k, self.max_parallelism)
+  if not kg then errors.raise_invalid_key(k, why) end
+  local e = { key = k, kg = kg, state = self.init and self.init() }
+  self.entries[canon] = e
+  local g = self.groups[kg]
+  if not g then
+    g = {}
+    self.groups[kg] = g
+  end
+  g[canon] = e
+  return e
+end
+
+--- Calls fn(entry) for every entry, key groups in ascending order.
+function M:each(fn)
+  local kgs = {}
+  for kg in pairs(self.groups) do kgs[#kgs + 1] = kg end
+  table.sort(kgs)
+  for _, kg in ipairs(kgs) do
+    for _, e in pairs(self.groups[kg]) do fn(e) end
+  end
+end
+
+-- Finds the first value in v that string.buffer cannot carry; returns its
+-- path ("state.callback") and type, or nil.
+local carried = { ["nil"] = true, boolean = true, number = true,
+                  string = true, table = true }
+local function find_unserializable(v, path, seen)
+  local t = type(v)
+  if not carried[t] then return path, t end
+  if t ~= "table" then return nil end
+  if seen[v] then return nil end
+  seen[v] = true
+  if getmetatable(v) ~= nil then return path, "table with a metatable" end
+  for k, x in pairs(v) do
+    local kp, kt = find_unserializable(k, path .. "[key]", seen)
+    if kp then return kp, kt end
+    local sub = type(k) == "string" and k:match("^[%a_][%w_]*$")
+      and path .. "." .. k or path .. "[" .. tostring(k) .. "]"
+    local p, pt = find_unserializable(x, sub, seen)
+    if p then return p, pt end
+  end
+  return nil
+end
+
+--- Serializes the state: { [key_group] = bytes }, each bytes a
+-- string.buffer encoding of { key1, state1, key2, state2, ..., n = count }.
+-- Raises a user error naming the key and the path of any value
+-- string.buffer cannot carry (function, coroutine, userdata, cdata).
+function M:snapshot()
+  local out, buf = {}, buffer.new()
+  for kg, g in pairs(self.groups) do
+    local flat, n = {}, 0
+    for _, e in pairs(g) do
+      flat[n + 1], flat[n + 2] = e.key, e.state
+      n = n + 2
+    end
+    flat.n = n
+    local ok, err = pcall(buf.encode, buf, flat)
+    if not ok then
+      for _, e in pairs(g) do
+        local path, t = find_unserializable(e.state, "state", {})
+        if path then errors.raise_unserializable(e.key, path, t) end
+      end
+      errors.raise_unserializable(nil, "state", tostring(err))
+    end
+    out[kg] = buf:get()
+  end
+  return out
+end
+
+--- Replaces the state with a snapshot's key groups (those of
+-- M:snapshot()); only groups for which owns(kg) is true are decoded.
+function M:restore(groups, owns)
+  -- Cleared in place: operators hold self.entries as an upvalue.
+  for k in pairs(self.entries) do self.entries[k] = nil end
+  for k in pairs(self.groups) do self.groups[k] = nil end
+  for kg, bytes in pairs(groups) do
+    if not owns or owns(kg) then
+      local flat = buffer.decode(bytes)
+      for i = 1, flat.n, 2 do
+        local e = self:entry(flat[i])
+        e.state = flat[i + 1]
+      end
+    end
+  end
+end
+
+return M
