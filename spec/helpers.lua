@@ -1,0 +1,172 @@
+--- Shared helpers for the specs: temporary directories, running the weir
+-- executable, background processes that can be killed, bounded waits and
+-- reading a job's committed output.
+local core = require "weir.core"
+
+local M = {}
+
+M.root = os.getenv("PWD")
+M.weir = M.root .. "/build/weir"
+M.shakespeare = M.root .. "/examples/data/tinyshakespeare.txt"
+M.shared_data = M.root .. "/../shared/data"
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+M.read_file = read_file
+
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+--- Quotes a string for /bin/sh.
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Runs a shell command; returns its stdout and exit status.
+function M.sh(cmd)
+  local p = io.popen(cmd .. "; echo \"__status=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local body, status = out:match("^(.*)__status=(%d+)%s*$")
+  return body, tonumber(status)
+end
+
+--- Creates a fresh temporary directory and returns its path.
+function M.tmpdir()
+  local out = M.sh("mktemp -d /tmp/weir-spec-XXXXXX")
+  return (out:gsub("%s+$", ""))
+end
+
+--- Runs `weir` with the given arguments (a list, each quoted). Returns
+-- { status = exit status, stdout = text, stderr = text }.
+function M.run_weir(args, env)
+  local dir = M.tmpdir()
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = M.quote(a) end
+  local _, status = M.sh(string.format("%s %s %s >%s/out 2>%s/err",
+    env or "", M.quote(M.weir), table.concat(quoted, " "), dir, dir))
+  local r = { status = status, stdout = read_file(dir .. "/out"),
+              stderr = read_file(dir .. "/err") }
+  M.sh("rm -rf " .. M.quote(dir))
+  return r
+end
+
+--- Sleeps ms milliseconds on the libuv loop.
+function M.sleep(ms)
+  local t = core.timer(function() end)
+  t:start(ms, 0)
+  core.run()
+  t:close()
+  core.run()
+end
+
+--- Calls fn every 5 ms until it returns a true value, for at most
+-- timeout_ms; returns that value, or raises naming what was awaited.
+function M.wait_until(fn, timeout_ms, what)
+  local deadline = core.monotonic_ms() + (timeout_ms or 20000)
+  while true do
+    local v = fn()
+    if v then return v end
+    if core.monotonic_ms() > deadline then
+      error("timed out waiting for " .. (what or "a condition"), 2)
+    end
+    M.sleep(5)
+  end
+end
+
+--- Starts `weir ARGS...` in the background. Returns a process handle:
+-- { pid = weir's pid, dir = where stdout/stderr/status land }.
+function M.spawn_weir(args)
+  local dir = M.tmpdir()
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = M.quote(a) end
+  local cmd = string.format("%s %s >%s/out 2>%s/err & echo $! >%s/pid; "
+    .. "wait $!; echo $? >%s/status", M.quote(M.weir),
+    table.concat(quoted, " "), dir, dir, dir, dir)
+  os.execute("sh -c " .. M.quote(cmd) .. " >/dev/null 2>&1 &")
+  local pid = M.wait_until(function()
+    local s = read_file(dir .. "/pid")
+    return s and tonumber(s:match("%d+"))
+  end, 10000, "the weir process to start")
+  return { pid = pid, dir = dir }
+end
+
+--- Sends a signal ("KILL", "TERM", ...) to a spawned process.
+function M.kill(proc, sig)
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig or "KILL",
+    proc.pid))
+end
+
+--- Waits (bounded) for a spawned process to exit; returns its exit status
+-- (128 + signal number if a signal killed it), stdout and stderr.
+function M.wait_exit(proc, timeout_ms)
+  local status = M.wait_until(function()
+    local s = read_file(proc.dir .. "/status")
+    return s and s:match("%d+") and tonumber(s:match("%d+"))
+  end, timeout_ms or 60000, "weir to exit")
+  local r = { status = status, stdout = read_file(proc.dir .. "/out"),
+              stderr = read_file(proc.dir .. "/err") }
+  M.sh("rm -rf " .. M.quote(proc.dir))
+  return r
+end
+
+--- Returns the committed output of a write_lines sink: every line of
+-- every part-* file in dir, sorted (a multiset), and the list of files.
+function M.committed_lines(dir)
+  local names = core.scandir(dir) or {}
+  local lines, files = {}, {}
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if name:match("^part%-") then
+      files[#files + 1] = name
+      for line in (read_file(dir .. "/" .. name)):gmatch("([^\n]*)\n") do
+        lines[#lines + 1] = line
+      end
+    end
+  end
+  table.sort(lines)
+  return lines, files
+end
+
+--- Word counts of a text file computed without weir: { word = n }.
+function M.reference_wordcount(path)
+  local counts = {}
+  for line in io.lines(path) do
+    for w in line:gmatch("%a+") do
+      w = w:lower()
+      counts[w] = (counts[w] or 0) + 1
+    end
+  end
+  return counts
+end
+
+--- Writes `times` copies of the file src into dst.
+function M.repeat_file(src, dst, times)
+  local s = read_file(src)
+  local f = assert(io.open(dst, "wb"))
+  for _ = 1, times do f:write(s) end
+  f:close()
+end
+
+--- Lists a job's checkpoint directories that have a manifest.
+function M.complete_checkpoints(job_dir)
+  local out = {}
+  for _, name in ipairs(core.scandir(job_dir) or {}) do
+    local id = name:match("^chk%-(%d+)$")
+    if id and core.stat(job_dir .. "/" .. name .. "/_manifest") then
+      out[#out + 1] = tonumber(id)
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+return M
