@@ -1,0 +1,187 @@
+local weir = require "weir"
+
+-- Runs a pipeline without checkpoints and returns what it collected.
+local function collect(build)
+  local p = weir.pipeline { name = "spec", checkpoint_interval = 0 }
+  local out = build(p):collect()
+  p:run()
+  return out
+end
+
+local function sorted(t)
+  table.sort(t, function(a, b)
+    if type(a) == "number" and type(b) == "number" then return a < b end
+    return tostring(a) < tostring(b)
+  end)
+  return t
+end
+
+describe("weir.pipeline", function()
+  it("runs under LuaJIT", function()
+    assert.is_not_nil(jit)
+  end)
+
+  describe(":sequence()", function()
+    it("emits first..last in order", function()
+      assert.same({ 3, 4, 5, 6 }, collect(function(p)
+        return p:sequence(3, 6)
+      end))
+    end)
+
+    it("emits nothing when last < first", function()
+      assert.same({}, collect(function(p) return p:sequence(5, 4) end))
+    end)
+  end)
+
+  describe(":read_lines()", function()
+    it("emits each line without its newline", function()
+      local path = os.tmpname()
+      local f = io.open(path, "wb")
+      f:write("alpha\n\nbeta gamma\nlast without newline")
+      f:close()
+      assert.same({ "alpha", "", "beta gamma", "last without newline" },
+        collect(function(p) return p:read_lines(path) end))
+      os.remove(path)
+    end)
+  end)
+
+  describe(":map()", function()
+    it("emits fn(record)", function()
+      assert.same({ 2, 4, 6 }, collect(function(p)
+        return p:sequence(1, 3):map(function(x) return x * 2 end)
+      end))
+    end)
+
+    it("fails when fn returns nil", function()
+      local p = weir.pipeline { checkpoint_interval = 0 }
+      p:sequence(1, 3):map(function() end):collect()
+      assert.has_error(function() p:run() end)
+    end)
+  end)
+
+  describe(":filter()", function()
+    it("keeps the records fn accepts", function()
+      assert.same({ 2, 4 }, collect(function(p)
+        return p:sequence(1, 5):filter(function(x) return x % 2 == 0 end)
+      end))
+    end)
+  end)
+
+  describe(":flat_map()", function()
+    it("emits zero or more records per record", function()
+      assert.same({ 2, 3, 3 }, collect(function(p)
+        return p:sequence(1, 3):flat_map(function(x, emit)
+          for _ = 2, x do emit(x) end
+        end)
+      end))
+    end)
+  end)
+
+  describe(":union()", function()
+    it("merges every record of every input", function()
+      assert.same({ 1, 2, 3, 10, 11, 20 }, sorted(collect(function(p)
+        return p:sequence(1, 3):union(p:sequence(10, 11), p:sequence(20, 20))
+      end)))
+    end)
+
+    it("rejects a stream of another pipeline", function()
+      local other = weir.pipeline {}
+      local p = weir.pipeline {}
+      assert.has_error(function()
+        p:sequence(1, 2):union(other:sequence(1, 2))
+      end, "union: argument 1 is not a stream of this pipeline")
+    end)
+  end)
+
+  describe(":key_by():reduce()", function()
+    it("emits the running accumulator per key", function()
+      local out = collect(function(p)
+        return p:sequence(1, 6)
+          :key_by(function(x) return x % 2 end)
+          :reduce(function(acc, x) return acc + x end)
+      end)
+      assert.same({ 1, 2, 4, 6, 9, 12 }, sorted(out))
+    end)
+
+    it("keeps composite keys apart and equal ones together", function()
+      local out = collect(function(p)
+        return p:sequence(1, 8)
+          :key_by(function(x) return { x % 2, x % 4 < 2 } end)
+          :reduce(function(acc, x) return acc + x end)
+      end)
+      -- keys: {1,true}: 1,5 -> 1,6; {0,false}: 2,6 -> 2,8;
+      --       {1,false}: 3,7 -> 3,10; {0,true}: 4,8 -> 4,12
+      assert.same({ 1, 2, 3, 4, 6, 8, 10, 12 }, sorted(out))
+    end)
+
+    it("treats 1 and 1.0 as the same key", function()
+      local out = collect(function(p)
+        return p:sequence(1, 2)
+          :key_by(function(x) return x == 1 and 1 or 1.0 end)
+          :reduce(function(acc, x) return acc + x end)
+      end)
+      assert.same({ 1, 3 }, out)
+    end)
+  end)
+
+  describe(":key_by():process()", function()
+    it("gives each key its own state and calls finish per key", function()
+      local out = collect(function(p)
+        return p:sequence(1, 10)
+          :key_by(function(x) return x % 3 end)
+          :process(function(ctx, x)
+            ctx.state.sum = (ctx.state.sum or 0) + x
+          end, { finish = function(ctx)
+            ctx:emit(ctx.key .. "=" .. ctx.state.sum)
+          end })
+      end)
+      assert.same({ "0=18", "1=22", "2=15" }, sorted(out))
+    end)
+
+    it("does not call finish for a key whose state is empty", function()
+      local out = collect(function(p)
+        return p:sequence(1, 4)
+          :key_by(function(x) return x end)
+          :process(function(ctx, x)
+            if x % 2 == 0 then ctx.state.seen = true end
+          end, { finish = function(ctx) ctx:emit(ctx.key) end })
+      end)
+      assert.same({ 2, 4 }, sorted(out))
+    end)
+
+    it("emits downstream from the record function", function()
+      local out = collect(function(p)
+        return p:sequence(1, 3)
+          :key_by(function() return "k" end)
+          :process(function(ctx, x) ctx:emit(x * 10) end)
+      end)
+      assert.same({ 10, 20, 30 }, out)
+    end)
+  end)
+
+  describe("options", function()
+    it("rejects an unknown option, listing the known ones", function()
+      assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
+        "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
+        .. "checkpoint_dir, checkpoint_interval, max_parallelism, mode, name, "
+        .. "restore, retain)")
+    end)
+
+    it("rejects an option of the wrong type", function()
+      assert.has_error(function() weir.pipeline { retain = "3" } end,
+        "weir.pipeline: option 'retain' must be a number, got string")
+    end)
+
+    it("rejects an operator without a function", function()
+      local p = weir.pipeline {}
+      assert.has_error(function() p:sequence(1, 2):map(nil) end,
+        "map: argument 1 must be a function, got nil")
+    end)
+
+    it("rejects a pipeline without a source", function()
+      local p = weir.pipeline { checkpoint_interval = 0 }
+      assert.has_error(function() p:run() end, "the pipeline has no source; "
+        .. "start it with p:read_lines(path) or p:sequence(first, last)")
+    end)
+  end)
+end)
