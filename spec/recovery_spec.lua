@@ -1,0 +1,148 @@
+-- Kill -9 at different moments, then `--restore latest`: the committed
+-- output must equal that of an uninterrupted run, line for line.
+local h = require "helpers"
+
+local SCRIPT = "spec/fixtures/running_count.lua"
+local JOB = "running_count"
+
+describe("recovery after kill -9", function()
+  local dir, input, reference, total
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 3)
+    -- The uninterrupted output, computed without weir.
+    reference, total = {}, 0
+    local counts = {}
+    for line in io.lines(input) do
+      for w in line:gmatch("%a+") do
+        w = w:lower()
+        counts[w] = (counts[w] or 0) + 1
+        reference[w .. "\t" .. counts[w]] = true
+        total = total + 1
+      end
+    end
+  end)
+
+  teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+  -- Asserts that out holds every reference line exactly once.
+  local function assert_exactly_once(out)
+    local seen, n = {}, 0
+    for _, name in ipairs(select(2, h.committed_lines(out))) do
+      for line in io.lines(out .. "/" .. name) do
+        assert(reference[line], "unexpected line " .. line)
+        assert(not seen[line], "duplicated line " .. line)
+        seen[line] = true
+        n = n + 1
+      end
+    end
+    assert.are.equal(total, n)
+  end
+
+  local function args(case)
+    return { "run", "--restore", "latest", "--checkpoint-interval", "50",
+      "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT, input,
+      dir .. "/" .. case .. "/out" }
+  end
+
+  local function newest(case)
+    local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/" .. JOB)
+    return ids[#ids] or 0
+  end
+
+  -- Runs the job, waiting in each run for `moment` and then killing it,
+  -- once per entry of moments; then restores until the job finishes.
+  local function kill_at(case, moments)
+    for _, moment in ipairs(moments) do
+      local before = newest(case)
+      local proc = h.spawn_weir(args(case))
+      moment(proc, case, before)
+      h.kill(proc, "KILL")
+      local r = h.wait_exit(proc)
+      assert.are.equal(137, r.status, "the job ended before the kill: "
+        .. tostring(r.stderr))
+    end
+    local r = h.run_weir(args(case))
+    assert.are.equal(0, r.status, r.stderr)
+    return r
+  end
+
+  local function after_checkpoints(k)
+    return function(proc, case, before)
+      h.wait_until(function() return newest(case) >= before + k end, 30000,
+        "checkpoint " .. (before + k))
+    end
+  end
+
+  local function at_once() end
+
+  it("has an uninterrupted run equal to the reference", function()
+    local r = h.run_weir(args("plain"))
+    assert.are.equal(0, r.status, r.stderr)
+    assert_exactly_once(dir .. "/plain/out")
+  end)
+
+  it("restores from the beginning when killed before any checkpoint",
+    function()
+      local r = kill_at("early", { at_once })
+      assert.matches("no complete checkpoint", r.stderr)
+      assert_exactly_once(dir .. "/early/out")
+    end)
+
+  it("restores when killed after the second checkpoint", function()
+    local r = kill_at("second", { after_checkpoints(2) })
+    assert.matches("restored from .*/chk%-%d+", r.stderr)
+    assert_exactly_once(dir .. "/second/out")
+  end)
+
+  it("restores after three kills, two of them in restored runs", function()
+    kill_at("thrice", { after_checkpoints(1), after_checkpoints(3),
+      after_checkpoints(2) })
+    assert_exactly_once(dir .. "/thrice/out")
+  end)
+
+  it("restores after kills at random moments", function()
+    math.randomseed(20261121)
+    local moments = {}
+    for i = 1, 4 do
+      local ms = math.random(20, 400)
+      moments[i] = function(proc)
+        h.sleep(ms)
+      end
+    end
+    -- A random moment may fall after the end of a run; then that run
+    -- simply finished, which the final restore must also handle.
+    for _, moment in ipairs(moments) do
+      local proc = h.spawn_weir(args("random"))
+      moment(proc)
+      h.kill(proc, "KILL")
+      h.wait_exit(proc)
+    end
+    local r = h.run_weir(args("random"))
+    assert.are.equal(0, r.status, r.stderr)
+    assert_exactly_once(dir .. "/random/out")
+  end)
+
+  it("commits what the final checkpoint pre-committed after a crash "
+    .. "between its manifest and the commit", function()
+    local r = h.run_weir(args("final"))
+    assert.are.equal(0, r.status, r.stderr)
+    -- Put the newest committed file back in its pre-committed state, as a
+    -- crash right after the final manifest would have left it.
+    local out = dir .. "/final/out"
+    local _, files = h.committed_lines(out)
+    local last = files[#files]
+    for _, f in ipairs(files) do
+      if tonumber(f:match("(%d+)$")) > tonumber(last:match("(%d+)$")) then
+        last = f
+      end
+    end
+    os.rename(out .. "/" .. last, out .. "/." .. last .. ".pending")
+    r = h.run_weir(args("final"))
+    assert.are.equal(0, r.status, r.stderr)
+    assert.truthy(io.open(out .. "/" .. last))
+    assert_exactly_once(out)
+  end)
+end)
