@@ -148,6 +148,38 @@ function M.reference_wordcount(path)
   return counts
 end
 
+--- The output of spec/fixtures/running_count.lua on a file, computed
+-- without weir: a set of "word<TAB>count so far" lines and its size.
+function M.running_count_reference(path)
+  local lines, total, counts = {}, 0, {}
+  for line in io.lines(path) do
+    for w in line:gmatch("%a+") do
+      w = w:lower()
+      counts[w] = (counts[w] or 0) + 1
+      lines[w .. "\t" .. counts[w]] = true
+      total = total + 1
+    end
+  end
+  return lines, total
+end
+
+--- Raises unless the committed output in dir holds every line of the set
+-- `reference` exactly once and nothing else (total = size of the set).
+function M.assert_exactly_once(dir, reference, total)
+  local seen, n = {}, 0
+  for _, name in ipairs(select(2, M.committed_lines(dir))) do
+    for line in io.lines(dir .. "/" .. name) do
+      if not reference[line] then error("unexpected line " .. line, 2) end
+      if seen[line] then error("duplicated line " .. line, 2) end
+      seen[line] = true
+      n = n + 1
+    end
+  end
+  if n ~= total then
+    error(string.format("%d of %d lines committed", n, total), 2)
+  end
+end
+
 --- Writes `times` copies of the file src into dst.
 function M.repeat_file(src, dst, times)
   local s = read_file(src)

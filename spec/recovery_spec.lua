@@ -13,32 +13,13 @@ describe("recovery after kill -9", function()
     input = dir .. "/input.txt"
     h.repeat_file(h.shakespeare, input, 3)
     -- The uninterrupted output, computed without weir.
-    reference, total = {}, 0
-    local counts = {}
-    for line in io.lines(input) do
-      for w in line:gmatch("%a+") do
-        w = w:lower()
-        counts[w] = (counts[w] or 0) + 1
-        reference[w .. "\t" .. counts[w]] = true
-        total = total + 1
-      end
-    end
+    reference, total = h.running_count_reference(input)
   end)
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
 
-  -- Asserts that out holds every reference line exactly once.
   local function assert_exactly_once(out)
-    local seen, n = {}, 0
-    for _, name in ipairs(select(2, h.committed_lines(out))) do
-      for line in io.lines(out .. "/" .. name) do
-        assert(reference[line], "unexpected line " .. line)
-        assert(not seen[line], "duplicated line " .. line)
-        seen[line] = true
-        n = n + 1
-      end
-    end
-    assert.are.equal(total, n)
+    h.assert_exactly_once(out, reference, total)
   end
 
   local function args(case)
