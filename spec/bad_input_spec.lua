@@ -1,0 +1,184 @@
+-- Bad input gets a clear error and loses nothing.
+local h = require "helpers"
+
+describe("bad input", function()
+  local dir
+
+  setup(function() dir = h.tmpdir() end)
+  teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+  local function script(name, text)
+    local path = dir .. "/" .. name
+    h.write_file(path, text)
+    return path
+  end
+
+  local function run(path, ...)
+    local args = { "run", "--checkpoint-dir", dir .. "/ck", path }
+    for i = 1, select("#", ...) do args[#args + 1] = select(i, ...) end
+    return h.run_weir(args)
+  end
+
+  describe("a script", function()
+    it("with a syntax error fails with file:line: message", function()
+      local path = script("syntax.lua", "local weir = require 'weir'\n"
+        .. "local p = weir.pipeline {\n\nlocal x = = 1\n")
+      local r = run(path)
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: " .. path .. ":4: unexpected symbol near "
+        .. "'local'\n", r.stderr)
+    end)
+
+    it("with a runtime error fails with file:line: message", function()
+      local path = script("runtime.lua", "local weir = require 'weir'\n"
+        .. "weir.pipelin {}\n")
+      local r = run(path)
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: " .. path .. ":2: attempt to call field "
+        .. "'pipelin' (a nil value)\n", r.stderr)
+    end)
+
+    it("that does not exist is named", function()
+      local r = run(dir .. "/nope.lua")
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: cannot open script " .. dir .. "/nope.lua\n",
+        r.stderr)
+    end)
+  end)
+
+  describe("a user function that throws on a record", function()
+    local input, path
+
+    setup(function()
+      input = dir .. "/throw-input.txt"
+      h.repeat_file(h.shakespeare, input, 2)
+      -- Appends a poisoned line near the end of the input.
+      local f = io.open(input, "ab")
+      f:write("POISON " .. string.rep("x", 200) .. "\n")
+      f:close()
+      local f2 = io.open(input, "ab")
+      f2:write(h.read_file(h.shakespeare))
+      f2:close()
+      path = script("throws.lua", [[
+local weir = require "weir"
+local fixed = arg[3] == "fixed"
+local p = weir.pipeline { name = "throws", checkpoint_interval = 20 }
+p:read_lines(arg[1])
+  :flat_map(function(line, emit)
+    if line:match("^POISON") and not fixed then error("poisoned line") end
+    for w in line:gmatch("%a+") do emit({ w:lower(), 1 }) end
+  end)
+  :key_by(function(r) return r[1] end)
+  :reduce(function(acc, r) return { acc[1], acc[2] + r[2] } end)
+  :write_lines(arg[2], function(r) return r[1] .. "\t" .. r[2] end)
+p:run()
+]])
+    end)
+
+    it("names the operator, its line and the record, and exits 1",
+      function()
+        local r = run(path, input, dir .. "/throw-out")
+        assert.are.equal(1, r.status)
+        assert.are.equal("weir: flat_map (" .. path .. ":5) failed on record "
+          .. '"POISON ' .. string.rep("x", 73) .. '...": ' .. path
+          .. ":6: poisoned line\n", r.stderr)
+      end)
+
+    it("leaves the last checkpoint so a fixed script resumes from it",
+      function()
+        local out = dir .. "/resume-out"
+        local r = run(path, input, out)
+        assert.are.equal(1, r.status)
+        local ids = h.complete_checkpoints(dir .. "/ck/throws")
+        assert.is_true(#ids >= 1, "no checkpoint before the failure")
+        local reference, total = h.running_count_reference(input)
+        -- The fixed script (arg[3] == "fixed") handles the poisoned line.
+        r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck", "--restore",
+          "latest", path, input, out, "fixed" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("restored from [^\n]*/chk%-" .. ids[#ids], r.stderr)
+        h.assert_exactly_once(out, reference, total)
+      end)
+  end)
+
+  describe("state that cannot be serialized", function()
+    local function state_script(name, value)
+      return script(name, [[
+local weir = require "weir"
+local p = weir.pipeline { name = "]] .. name .. [[", checkpoint_interval = 10 }
+p:read_lines(arg[1])
+  :key_by(function(line) return #line % 3 end)
+  :process(function(ctx, line)
+    ctx.state.n = (ctx.state.n or 0) + 1
+    if ctx.key == 1 and ctx.state.n > 100 then
+      ctx.state.handlers = { on_line = ]] .. value .. [[ }
+    end
+  end)
+p:run()
+]])
+    end
+
+    for kind, value in pairs({ ["function"] = "print",
+        thread = "coroutine.create(print)", userdata = "io.stdout" }) do
+      it("fails the checkpoint naming operator, key and path (" .. kind
+        .. ")", function()
+        local name = "state_" .. kind
+        local path = state_script(name, value)
+        local input = dir .. "/state-input.txt"
+        h.repeat_file(h.shakespeare, input, 1)
+        local r = run(path, input)
+        assert.are.equal(1, r.status)
+        assert.matches("^weir: checkpoint %d+ failed: process %(" .. path:gsub(
+          "%p", "%%%0") .. ":5%) cannot serialize the state of key 1: "
+          .. "state%.handlers%.on_line is a " .. kind .. " %(", r.stderr)
+        -- The failed checkpoint was not published.
+        local id = tonumber(r.stderr:match("checkpoint (%d+) failed"))
+        local ck = dir .. "/ck/" .. name
+        assert.is_nil(io.open(ck .. "/chk-" .. id .. "/_manifest"))
+      end)
+    end
+  end)
+
+  describe("before any record is processed", function()
+    local path
+
+    setup(function()
+      path = script("copy.lua", [[
+local weir = require "weir"
+local p = weir.pipeline { name = "copy" }
+p:read_lines(arg[1]):write_lines(arg[2])
+p:run()
+]])
+    end)
+
+    it("a missing input is an error", function()
+      local out = dir .. "/missing-out"
+      local r = run(path, dir .. "/no-such-input.txt", out)
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: read_lines (" .. path .. ":3): cannot open "
+        .. "input: " .. dir .. "/no-such-input.txt: No such file or "
+        .. "directory\n", r.stderr)
+    end)
+
+    it("an unwritable output directory is an error", function()
+      local blocker = dir .. "/a-file"
+      h.write_file(blocker, "x")
+      local r = run(path, h.shakespeare, blocker .. "/out")
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: write_lines (" .. path .. ":3): cannot create "
+        .. "directory " .. blocker .. "/out: not a directory\n", r.stderr)
+    end)
+
+    it("an unwritable checkpoint directory is an error", function()
+      local blocker = dir .. "/another-file"
+      h.write_file(blocker, "x")
+      local out = dir .. "/ck-out"
+      local r = h.run_weir({ "run", "--checkpoint-dir", blocker .. "/ck",
+        path, h.shakespeare, out })
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: checkpoint_dir: cannot create directory "
+        .. blocker .. "/ck: not a directory\n", r.stderr)
+      assert.same({}, (h.committed_lines(out)))
+    end)
+  end)
+end)
