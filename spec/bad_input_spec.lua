@@ -182,3 +182,18 @@ p:run()
     end)
   end)
 end)
+
+describe("an invalid key", function()
+  it("names the keyed operator and the key", function()
+    local weir = require "weir"
+    local p = weir.pipeline { checkpoint_interval = 0 }
+    p:sequence(1, 3)
+      :key_by(function(x) if x == 2 then return 0 / 0 end return x end)
+      :reduce(function(a, b) return a + b end)
+      :collect()
+    local ok, err = pcall(p.run, p)
+    assert.is_false(ok)
+    assert.matches("^reduce %(spec/bad_input_spec%.lua:%d+%): key %-?nan is "
+      .. "NaN; keys are strings, numbers, booleans or arrays of those$", err)
+  end)
+end)

@@ -116,7 +116,9 @@ function M.write_lines(node, emit, env)
       fpath = path(seq, "inprogress")
       f = check(node, io.open(fpath, "wb"))
     end
-    f:write(line, "\n")
+    if not f:write(line, "\n") then
+      fail(node, "cannot write %s (is the disk full?)", fpath)
+    end
   end, node)
 
   function inst.snapshot(id)
