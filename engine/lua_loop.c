@@ -129,34 +129,35 @@ static int l_idle_close(lua_State* L) { return handle_close(L, IDLE_MT); }
 
 /* -- Running the loop ----------------------------------------------------- */
 
+/* Runs the loop until no handle or request is active, with L as the state
+** callbacks run on. Returns the registry reference of the first error a
+** callback raised, or LUA_NOREF. */
+static int run_loop(lua_State* L) {
+  lua_State* outer = running_L;
+  int err_ref;
+  running_L = L;
+  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
+  running_L = outer;
+  err_ref = pending_error_ref;
+  pending_error_ref = LUA_NOREF;
+  return err_ref;
+}
+
 /* core.run() runs the loop until no handle or request is active. Raises
 ** the first error a callback raised (after which the loop is stopped and
 ** the caller must close its handles). */
 static int l_run(lua_State* L) {
-  lua_State* outer = running_L;
-  running_L = L;
-  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
-  running_L = outer;
-  if (pending_error_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, pending_error_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, pending_error_ref);
-    pending_error_ref = LUA_NOREF;
-    return lua_error(L);
-  }
-  return 0;
+  int err_ref = run_loop(L);
+  if (err_ref == LUA_NOREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, err_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
+  return lua_error(L);
 }
 
 /* core.drain() runs the loop until pending requests (snapshot writes) have
 ** called back, ignoring their Lua errors: used when a job fails. */
 static int l_drain(lua_State* L) {
-  lua_State* outer = running_L;
-  running_L = L;
-  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
-  running_L = outer;
-  if (pending_error_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, pending_error_ref);
-    pending_error_ref = LUA_NOREF;
-  }
+  luaL_unref(L, LUA_REGISTRYINDEX, run_loop(L));
   return 0;
 }
 

@@ -14,7 +14,8 @@ describe("bad input", function()
   end
 
   local function run(path, ...)
-    local args = { "run", "--checkpoint-dir", dir .. "/ck", path }
+    local args = { "run", "--checkpoint-dir", dir .. "/ck",
+      "--checkpoint-interval", "20", path }
     for i = 1, select("#", ...) do args[#args + 1] = select(i, ...) end
     return h.run_weir(args)
   end
@@ -59,42 +60,29 @@ describe("bad input", function()
       local f2 = io.open(input, "ab")
       f2:write(h.read_file(h.shakespeare))
       f2:close()
-      path = script("throws.lua", [[
-local weir = require "weir"
-local fixed = arg[3] == "fixed"
-local p = weir.pipeline { name = "throws", checkpoint_interval = 20 }
-p:read_lines(arg[1])
-  :flat_map(function(line, emit)
-    if line:match("^POISON") and not fixed then error("poisoned line") end
-    for w in line:gmatch("%a+") do emit({ w:lower(), 1 }) end
-  end)
-  :key_by(function(r) return r[1] end)
-  :reduce(function(acc, r) return { acc[1], acc[2] + r[2] } end)
-  :write_lines(arg[2], function(r) return r[1] .. "\t" .. r[2] end)
-p:run()
-]])
+      path = h.root .. "/spec/fixtures/running_count.lua"
     end)
 
     it("names the operator, its line and the record, and exits 1",
       function()
-        local r = run(path, input, dir .. "/throw-out")
+        local r = run(path, input, dir .. "/throw-out", "fail-on-poison")
         assert.are.equal(1, r.status)
-        assert.are.equal("weir: flat_map (" .. path .. ":5) failed on record "
+        assert.are.equal("weir: flat_map (" .. path .. ":10) failed on record "
           .. '"POISON ' .. string.rep("x", 73) .. '...": ' .. path
-          .. ":6: poisoned line\n", r.stderr)
+          .. ":12: poisoned line\n", r.stderr)
       end)
 
     it("leaves the last checkpoint so a fixed script resumes from it",
       function()
         local out = dir .. "/resume-out"
-        local r = run(path, input, out)
+        local r = run(path, input, out, "fail-on-poison")
         assert.are.equal(1, r.status)
-        local ids = h.complete_checkpoints(dir .. "/ck/throws")
+        local ids = h.complete_checkpoints(dir .. "/ck/running_count")
         assert.is_true(#ids >= 1, "no checkpoint before the failure")
         local reference, total = h.running_count_reference(input)
-        -- The fixed script (arg[3] == "fixed") handles the poisoned line.
+        -- Fixed: the script no longer throws on the poisoned line.
         r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck", "--restore",
-          "latest", path, input, out, "fixed" })
+          "latest", "--checkpoint-interval", "20", path, input, out })
         assert.are.equal(0, r.status, r.stderr)
         assert.matches("restored from [^\n]*/chk%-" .. ids[#ids], r.stderr)
         h.assert_exactly_once(out, reference, total)
