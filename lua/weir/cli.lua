@@ -95,6 +95,9 @@ local function report(stats)
     msg = msg .. string.format("; %d checkpoints, last %s", stats.checkpoints,
       stats.last_checkpoint)
   end
+  if stats.late_records > 0 then
+    msg = msg .. string.format("; %d late records", stats.late_records)
+  end
   io.stderr:write("weir: ", msg, "\n")
 end
 

@@ -17,6 +17,10 @@ M.messages = {
     .. "key %s: %s is a %s (state holds only nil, booleans, numbers, "
     .. "strings and tables)",
   map_nil = "map returned nil; use filter or flat_map to drop records",
+  bad_timestamp = "the timestamp is %s; with_timestamps needs a number "
+    .. "(ms since the epoch)",
+  no_timestamp = "the record has no timestamp; call with_timestamps before "
+    .. "key_by(...):window(...)",
 }
 
 local registered = setmetatable({}, { __mode = "k" })

@@ -4,6 +4,7 @@
 --   p:read_lines("in.txt"):map(string.upper):write_lines("out")
 --   p:run()
 local pipeline = require "weir.pipeline"
+local windows = require "weir.windows"
 
 local M = {}
 
@@ -11,5 +12,15 @@ M.version = "0.1.0"
 
 --- Creates a pipeline; see weir.pipeline for its options and operators.
 M.pipeline = pipeline.pipeline
+
+--- Window assigners for key_by(...):window(...): tumbling(size_ms),
+-- sliding(size_ms, slide_ms), session(gap_ms). Raise on sizes <= 0 or a
+-- slide larger than the size.
+M.tumbling, M.sliding, M.session =
+  windows.tumbling, windows.sliding, windows.session
+
+--- Timestamp helpers: utc_ms(y, m, d, h, mi, s), parse_clf(apache_time),
+-- parse_iso("YYYY-MM-DD HH:MM:SS"); see weir.time.
+M.time = require "weir.time"
 
 return M

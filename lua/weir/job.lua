@@ -18,6 +18,7 @@ local plan = require "weir.plan"
 local operators = require "weir.operators"
 local sources = require "weir.sources"
 local sinks = require "weir.sinks"
+local windows = require "weir.windows"
 
 local M = {}
 
@@ -29,7 +30,7 @@ M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
 local END = { end_of_input = true }  -- in-band end-of-input event
 
 local function factory(kind)
-  return operators[kind] or sources[kind] or sinks[kind]
+  return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
     or error("no runtime for operator kind " .. kind)
 end
 
@@ -72,24 +73,30 @@ end
 
 function Channel:size() return self.tail - self.head + 1 end
 
--- A channel's writing end: batches records, puts events after the batch.
+-- A channel's writing end: batches records (a batch is { n = count,
+-- ts = timestamps, record1, record2, ... }) and puts events after the
+-- batch.
 local function channel_writer(ch)
-  local buf, n = {}, 0
+  local buf, ts, n = { ts = {} }, nil, 0
+  ts = buf.ts
   local w = { channel = ch }
-  function w.push(record)
+  local function flush()
+    buf.n = n
+    ch:put(buf)
+    buf, n = { ts = {} }, 0
+    ts = buf.ts
+  end
+  function w.push(record, t)
     n = n + 1
-    buf[n] = record
-    if n >= M.BATCH_RECORDS then
-      ch:put(buf)
-      buf, n = {}, 0
-    end
+    buf[n], ts[n] = record, t
+    if n >= M.BATCH_RECORDS then flush() end
   end
   function w.event(ev)
-    if n > 0 then
-      ch:put(buf)
-      buf, n = {}, 0
-    end
+    if n > 0 then flush() end
     ch:put(ev)
+  end
+  function w.watermark(wm, status)
+    w.event({ watermark = wm, status = status })
   end
   return w
 end
@@ -97,8 +104,8 @@ end
 local function fan_out(targets)
   if #targets == 0 then return function() end end
   if #targets == 1 then return targets[1] end
-  return function(record, key)
-    for i = 1, #targets do targets[i](record, key) end
+  return function(a, b, c)
+    for i = 1, #targets do targets[i](a, b, c) end
   end
 end
 
@@ -114,7 +121,8 @@ local function new_job(p)
     job_dir = o.checkpoint_dir .. "/" .. o.name,
     interval_ms = o.checkpoint_interval,
     insts = {}, sinks = {}, ended = 0, next_id = 1,
-    completed = 0, last_completed = nil, stats = { checkpoints = 0 },
+    completed = 0, last_completed = nil,
+    stats = { checkpoints = 0, late_records = 0 },
   }, Job)
   job.plan = plan.plan(p)
   job.tasks = job.plan.tasks
@@ -124,8 +132,8 @@ end
 -- Instantiates every operator, wiring each to its consumers: direct calls
 -- within a task, channel writers across tasks.
 function Job:build()
-  local env = { max_parallelism = self.options.max_parallelism, subtask = 0 }
   local writers = {}
+  self.periodic = {}
   for i, edge in ipairs(self.plan.edges) do
     writers[i] = channel_writer(new_channel())
     local outs = edge.from.task.outputs or {}
@@ -135,20 +143,34 @@ function Job:build()
   local nodes = self.pipeline.nodes
   for id = #nodes, 1, -1 do
     local node = nodes[id]
-    local targets = {}
+    local targets, watermarks, sides = {}, {}, {}
     for _, c in ipairs(node.consumers) do
+      local push, watermark
       if c.task == node.task then
-        targets[#targets + 1] = self.insts[c.id].push
+        push, watermark = self.insts[c.id].push, self.insts[c.id].watermark
       else
         for i, edge in ipairs(self.plan.edges) do
           if edge.from == node and edge.to == c then
-            targets[#targets + 1] = writers[i].push
+            push, watermark = writers[i].push, writers[i].watermark
           end
         end
       end
+      if c.side then
+        sides[c.side] = sides[c.side] or {}
+        table.insert(sides[c.side], push)
+      else
+        targets[#targets + 1] = push
+      end
+      watermarks[#watermarks + 1] = watermark
     end
+    for side, pushes in pairs(sides) do sides[side] = fan_out(pushes) end
+    local env = { max_parallelism = self.options.max_parallelism,
+      subtask = 0, emit_watermark = fan_out(watermarks), side = sides,
+      stats = self.stats, now_ms = core.monotonic_ms, wall_ms = core.time_ms }
     local inst = factory(node.kind)(node, fan_out(targets), env)
     inst.node = node
+    inst.watermark = inst.watermark or env.emit_watermark
+    if inst.periodic then self.periodic[#self.periodic + 1] = inst end
     self.insts[id] = inst
     if inst.notify_complete then self.sinks[#self.sinks + 1] = inst end
   end
@@ -162,6 +184,10 @@ function Job:build()
       task.handler = core.barrier_handler(#task.inputs, self.options.mode)
     end
     task.head_push = self.insts[task.head.id].push
+    task.head_watermark = self.insts[task.head.id].watermark
+    task.watermarks, task.idle = {}, {}
+    for i = 1, #task.inputs do task.watermarks[i] = -math.huge end
+    task.watermark = -math.huge
     task.acked = 0
   end
 end
@@ -287,6 +313,9 @@ end
 
 function Job:end_task(task)
   task.ended = true
+  -- Bounded input ends with the maximal watermark: every pending window
+  -- and event-time timer fires.
+  task.head_watermark(math.huge)
   for _, node in ipairs(task.nodes) do
     local inst = self.insts[node.id]
     if inst.finish then inst.finish() end
@@ -335,14 +364,41 @@ function Job:step_channels(task)
           self:end_task(task)
           return
         end
+      elseif item.watermark then
+        self:input_watermark(task, i, item.watermark, item.status)
       else
-        for j = 1, #item do push(item[j]) end
+        local ts = item.ts
+        for j = 1, item.n do push(item[j], ts[j]) end
       end
     end
   end
 end
 
+-- A task's watermark is the minimum over its input channels, leaving out
+-- channels marked idle; it only advances.
+function Job:input_watermark(task, channel, w, status)
+  if status == "idle" then
+    task.idle[channel] = true
+  elseif status == "active" then
+    task.idle[channel] = nil
+  else
+    task.watermarks[channel] = w
+  end
+  local min
+  for i, cw in ipairs(task.watermarks) do
+    if not task.idle[i] and (min == nil or cw < min) then min = cw end
+  end
+  if min and min > task.watermark then
+    task.watermark = min
+    task.head_watermark(min)
+  end
+end
+
 function Job:step()
+  if #self.periodic > 0 then
+    local now = core.monotonic_ms()
+    for _, inst in ipairs(self.periodic) do inst.periodic(now) end
+  end
   for _, task in ipairs(self.tasks) do
     if not task.ended then
       if task.source then self:step_source(task)
@@ -463,8 +519,9 @@ end
 --- Runs a pipeline to completion in this process.
 -- @param p Pipeline (weir.pipeline)
 -- @return { name = job name, checkpoints = checkpoints completed by this
---   run, last_checkpoint = path|nil, restored_from = path|nil,
---   duration_ms = wall time }; M.report(stats), if set, sees it too
+--   run, late_records = records windows found too late, last_checkpoint =
+--   path|nil, restored_from = path|nil, duration_ms = wall time };
+--   M.report(stats), if set, sees it too
 -- Raises a one-line message on failure: a user function that threw (with
 -- the operator, where the script defined it and the record), a checkpoint
 -- that failed, a missing input, an unusable directory. Complete
@@ -484,6 +541,7 @@ function M.run(p)
     error(tostring(err.message), 0)
   end
   local stats = { name = job.name, checkpoints = job.stats.checkpoints,
+    late_records = job.stats.late_records,
     last_checkpoint = job.last_completed and
       checkpoint.path(job.job_dir, job.last_completed),
     restored_from = job.restored and job.restored.path,

@@ -1,48 +1,62 @@
 --- Runtime instances of the transforming operators (sources and sinks live
--- in weir.sources and weir.sinks).
+-- in weir.sources and weir.sinks, windows in weir.windows).
 --
 -- make(node, emit, env) returns an instance:
---   push(record [, key])  receives a record (keyed operators get the key)
+--   push(record, ts [, key]) receives a record with its event timestamp in
+--                          ms (nil when none was assigned); keyed operators
+--                          also get the key
+--   watermark(w [, status]) the operator's input watermark advanced to w, or
+--                          its input became "idle" / "active" (optional;
+--                          by default forwarded)
 --   snapshot(id) -> state  the synchronous part of a checkpoint (optional)
 --   restore(state)         replaces the state with a snapshot's (optional)
 --   finish()               bounded input ended (optional)
--- `emit` passes a record downstream. Wrappers keep the record in a local
--- named `record` so weir.errors can show it when user code fails.
+--   periodic(now_ms)       called every loop turn (optional)
+-- `emit(record, ts)` passes a record downstream, env.emit_watermark(w,
+-- status) a watermark. Wrappers keep the record in a local named `record`
+-- so weir.errors can show it when user code fails.
 local errors = require "weir.errors"
 local State = require "weir.state"
+local Timers = require "weir.timers"
 
 local M = {}
 
 local register = errors.register
+local NO_WATERMARK = -math.huge
 
 function M.map(node, emit)
   local fn = register(node.fn, node)
-  return { push = register(function(record)
+  return { push = register(function(record, ts)
     local v = fn(record)
     if v == nil then error(errors.messages.map_nil, 0) end
-    emit(v)
+    emit(v, ts)
   end, node) }
 end
 
 function M.filter(node, emit)
   local fn = register(node.fn, node)
-  return { push = register(function(record)
-    if fn(record) then emit(record) end
+  return { push = register(function(record, ts)
+    if fn(record) then emit(record, ts) end
   end, node) }
 end
 
+-- Records a flat_map emits keep the timestamp of the record they came from.
 function M.flat_map(node, emit)
   local fn = register(node.fn, node)
-  return { push = register(function(record)
-    fn(record, emit)
+  local current_ts
+  local function user_emit(v) emit(v, current_ts) end
+  return { push = register(function(record, ts)
+    current_ts = ts
+    fn(record, user_emit)
   end, node) }
 end
 
--- key_by evaluates the key and hands (record, key) to the keyed operator.
+-- key_by evaluates the key and hands (record, ts, key) to the keyed
+-- operator.
 function M.key_by(node, emit)
   local fn = register(node.fn, node)
-  return { push = register(function(record)
-    emit(record, fn(record))
+  return { push = register(function(record, ts)
+    emit(record, ts, fn(record))
   end, node) }
 end
 
@@ -50,45 +64,167 @@ function M.union(node, emit)
   return { push = emit }
 end
 
--- Shared by the keyed operators: snapshot and restore of keyed state plus
--- whether finish already ran (a restored finished operator must not emit
--- its final results twice).
-local function keyed(inst, state)
-  inst.state = state
+--- The side output of a window (`:late()`): passes records through.
+M.late = M.union
+
+--- with_timestamps: assigns each record its event timestamp fn(record)
+-- (ms) and generates bounded out-of-orderness watermarks, advanced per
+-- record so that the watermark a record meets downstream does not depend
+-- on batching: watermark = max timestamp seen - max_out_of_orderness - 1.
+-- Upstream watermarks are ignored except the final one (end of input).
+-- After idle_timeout ms without a record the output is marked idle, so a
+-- downstream operator with several inputs stops waiting for it.
+function M.with_timestamps(node, emit, env)
+  local fn = register(node.fn, node)
+  local ooo, idle_timeout = node.max_out_of_orderness, node.idle_timeout
+  local emit_watermark, now_ms = env.emit_watermark, env.now_ms
+  local max_ts, current = NO_WATERMARK, NO_WATERMARK
+  local last_record_ms, idle = now_ms(), false
+  local inst = {}
+  inst.push = register(function(record, _)
+    local ts = fn(record)
+    if type(ts) ~= "number" or ts ~= ts then
+      error(string.format(errors.messages.bad_timestamp,
+        ts ~= ts and "NaN" or type(ts)), 0)
+    end
+    if idle then
+      idle = false
+      emit_watermark(current, "active")
+    end
+    if idle_timeout then last_record_ms = now_ms() end
+    emit(record, ts)
+    if ts > max_ts then
+      max_ts = ts
+      local w = ts - ooo - 1
+      if w > current then
+        current = w
+        emit_watermark(w)
+      end
+    end
+  end, node)
+  function inst.watermark(w)
+    if w == math.huge and current < w then
+      current = w
+      emit_watermark(w)
+    end
+  end
+  if idle_timeout then
+    function inst.periodic(now)
+      if not idle and now - last_record_ms >= idle_timeout then
+        idle = true
+        emit_watermark(current, "idle")
+      end
+    end
+  end
+  function inst.snapshot() return { max_ts = max_ts, watermark = current } end
+  function inst.restore(s) max_ts, current = s.max_ts, s.watermark end
+  return inst
+end
+
+-- -- Keyed operators ------------------------------------------------------
+
+--- Shared by the keyed operators: keyed state with event-time timers,
+-- the operator's current watermark, snapshot and restore (timers live in
+-- the entries, so they are part of the keyed state), and whether finish
+-- already ran (a restored finished operator must not emit its final
+-- results twice). on_timer(e, t) fires an event-time timer.
+function M.keyed(node, env, init, on_timer)
+  local state = State.new(env.max_parallelism, init)
+  local timers = Timers.new("timers")
+  local inst = { state = state, timers = timers, current = NO_WATERMARK }
+  local emit_watermark = env.emit_watermark
+  function inst.watermark(w, status)
+    if status then return emit_watermark(w, status) end
+    if w <= inst.current then return end
+    inst.current = w
+    timers:advance(w, on_timer)
+    emit_watermark(w)
+  end
   function inst.snapshot()
-    return { key_groups = state:snapshot(), finished = inst.finished }
+    return { key_groups = state:snapshot(), finished = inst.finished,
+             watermark = inst.current }
   end
   function inst.restore(s)
     state:restore(s.key_groups)
-    inst.finished = s.finished
+    timers:rebuild(state)
+    inst.finished, inst.current = s.finished, s.watermark
+    if inst.restored then inst.restored() end
   end
-  return inst
+  return inst, state, timers
 end
 
 function M.reduce(node, emit, env)
   local fn = register(node.fn, node)
-  local state = State.new(env.max_parallelism)
+  local inst, state = M.keyed(node, env)
   local entries = state.entries
-  return keyed({ push = register(function(record, key)
+  inst.push = register(function(record, ts, key)
     local e = entries[key] or state:entry(key)
     local acc = e.state
     if acc == nil then acc = record else acc = fn(acc, record) end
     e.state = acc
-    emit(acc)
-  end, node) }, state)
+    emit(acc, ts)
+  end, node)
+  return inst
 end
 
+--- process: fn(ctx, record) per record, on_timer(ctx, t) per timer and
+-- finish(ctx) per key with state at the end of bounded input. ctx.key,
+-- ctx.state (the key's table), ctx.timestamp (the record's or the timer's
+-- time), ctx.watermark, ctx:emit(v), ctx:timer(t) (event time) and
+-- ctx:processing_timer(t) (wall-clock ms since the epoch).
 function M.process(node, emit, env)
   local fn = register(node.fn, node)
   local finish = register(node.finish, node)
-  local state = State.new(env.max_parallelism, function() return {} end)
+  local on_timer = register(node.on_timer, node)
+  local ctx = {}
+  local current_entry
+  local function fire(e, t)
+    current_entry = e
+    ctx.key, ctx.state, ctx.timestamp = e.key, e.state, t
+    on_timer(ctx, t)
+  end
+  local inst, state, timers = M.keyed(node, env,
+    function() return {} end, fire)
+  local ptimers = Timers.new("ptimers")
   local entries = state.entries
-  local ctx = { emit = function(_, v) emit(v) end }
-  local inst = keyed({ push = register(function(record, key)
+  function ctx.emit(_, v) emit(v, ctx.timestamp) end
+  function ctx.timer(_, t)
+    if not on_timer then
+      error("ctx:timer(t): give process an on_timer option to receive "
+        .. "timers", 2)
+    end
+    if type(t) ~= "number" or t ~= t then
+      error("ctx:timer(t): t must be a time in ms, got " .. tostring(t), 2)
+    end
+    timers:add(current_entry, t)
+  end
+  function ctx.processing_timer(_, t)
+    if not on_timer then
+      error("ctx:processing_timer(t): give process an on_timer option to "
+        .. "receive timers", 2)
+    end
+    if type(t) ~= "number" or t ~= t then
+      error("ctx:processing_timer(t): t must be a time in ms, got "
+        .. tostring(t), 2)
+    end
+    ptimers:add(current_entry, t)
+  end
+  setmetatable(ctx, { __index = function(_, k)
+    if k == "watermark" then return inst.current end
+  end })
+  inst.push = register(function(record, ts, key)
     local e = entries[key] or state:entry(key)
-    ctx.key, ctx.state = e.key, e.state
+    current_entry = e
+    ctx.key, ctx.state, ctx.timestamp = e.key, e.state, ts
     fn(ctx, record)
-  end, node) }, state)
+  end, node)
+  if on_timer then
+    local wall_ms = env.wall_ms
+    function inst.periodic()
+      if ptimers.n > 0 then ptimers:advance(wall_ms(), fire) end
+    end
+  end
+  function inst.restored() ptimers:rebuild(state) end
   function inst.finish()
     if inst.finished then return end
     inst.finished = true
@@ -96,7 +232,8 @@ function M.process(node, emit, env)
     state:each(function(e)
       local key = e.key
       if next(e.state) ~= nil then
-        ctx.key, ctx.state = key, e.state
+        current_entry = e
+        ctx.key, ctx.state, ctx.timestamp = key, e.state, nil
         finish(ctx)
       end
     end)

@@ -4,8 +4,9 @@
 -- ("<kind>-<number>"), which name operator state in snapshots.
 local M = {}
 
-local Pipeline, Stream, KeyedStream = {}, {}, {}
-Pipeline.__index, Stream.__index, KeyedStream.__index = Pipeline, Stream, KeyedStream
+local Pipeline, Stream, KeyedStream, WindowedStream = {}, {}, {}, {}
+Pipeline.__index, Stream.__index = Pipeline, Stream
+KeyedStream.__index, WindowedStream.__index = KeyedStream, WindowedStream
 
 --- Pipeline options: name -> { default, expected type, description }.
 M.options = {
@@ -159,6 +160,43 @@ function Stream:flat_map(fn)
     { fn = fn }))
 end
 
+--- Assigns each record its event timestamp fn(record) (ms since the
+-- epoch) and generates watermarks: max timestamp seen -
+-- max_out_of_orderness - 1.
+-- @param opts { max_out_of_orderness = ms (default 0), idle_timeout = ms
+--   without records after which this input stops holding back the
+--   watermark of a downstream operator with several inputs (default none) }
+function Stream:with_timestamps(fn, opts)
+  check_fn("with_timestamps", fn)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("with_timestamps: argument 2 must be a table of options", 2)
+  end
+  opts = opts or {}
+  local ooo, idle = opts.max_out_of_orderness or 0, opts.idle_timeout
+  if type(ooo) ~= "number" or ooo < 0 or ooo ~= ooo then
+    error("with_timestamps: max_out_of_orderness must be a number of ms "
+      .. ">= 0", 2)
+  end
+  if idle ~= nil and (type(idle) ~= "number" or idle <= 0) then
+    error("with_timestamps: idle_timeout must be a number of ms > 0", 2)
+  end
+  return stream(self.pipeline, self.pipeline:add("with_timestamps",
+    { self.node }, { fn = fn, max_out_of_orderness = ooo,
+                     idle_timeout = idle }))
+end
+
+--- The records a window found too late (all their windows were purged),
+-- as a stream of their own.
+function Stream:late()
+  if self.node.kind ~= "window" then
+    error("late: only the result of key_by(...):window(...) has late "
+      .. "records", 2)
+  end
+  local node = self.pipeline:add("late", { self.node })
+  node.side = "late"
+  return stream(self.pipeline, node)
+end
+
 --- Partitions the stream by fn(record), the key (see weir.key).
 -- @return KeyedStream, which offers reduce and process
 function Stream:key_by(fn)
@@ -215,8 +253,11 @@ function KeyedStream:reduce(fn)
 end
 
 --- Keyed: calls fn(ctx, record) with ctx.key, ctx.state (the key's own
--- table, kept in every checkpoint) and ctx:emit(v). opts.finish(ctx) runs
--- once per key with non-empty state when bounded input ends.
+-- table, kept in every checkpoint), ctx.timestamp, ctx.watermark and
+-- ctx:emit(v); ctx:timer(ms) and ctx:processing_timer(ms) register timers
+-- (one per key and time) that call opts.on_timer(ctx, ms).
+-- opts.finish(ctx) runs once per key with non-empty state when bounded
+-- input ends.
 function KeyedStream:process(fn, opts)
   check_fn("process", fn)
   if opts ~= nil and type(opts) ~= "table" then
@@ -224,9 +265,76 @@ function KeyedStream:process(fn, opts)
   end
   opts = opts or {}
   if opts.finish ~= nil then check_fn("process", opts.finish, 2) end
+  if opts.on_timer ~= nil then check_fn("process", opts.on_timer, 2) end
   return stream(self.pipeline, self.pipeline:add("process", { self.node },
-    { fn = fn, finish = opts.finish }))
+    { fn = fn, finish = opts.finish, on_timer = opts.on_timer }))
+end
+
+--- Keyed: groups records into event-time windows (weir.tumbling,
+-- weir.sliding, weir.session); follow with reduce, aggregate or apply.
+-- @param opts { allowed_lateness = ms a fired window keeps its state and
+--   re-fires with late records (default 0) }
+function KeyedStream:window(assigner, opts)
+  if type(assigner) ~= "table" or not assigner.kind then
+    error("window: argument 1 must be weir.tumbling(ms), weir.sliding(ms, "
+      .. "ms) or weir.session(ms)", 2)
+  end
+  opts = opts or {}
+  local lateness = opts.allowed_lateness or 0
+  if type(lateness) ~= "number" or lateness < 0 or lateness ~= lateness then
+    error("window: allowed_lateness must be a number of ms >= 0", 2)
+  end
+  return setmetatable({ keyed = self, assigner = assigner,
+                        allowed_lateness = lateness }, WindowedStream)
+end
+
+local function window_node(ws, functions)
+  local p = ws.keyed.pipeline
+  return stream(p, p:add("window", { ws.keyed.node }, {
+    assigner = ws.assigner, allowed_lateness = ws.allowed_lateness,
+    functions = functions }))
+end
+
+--- Emits, per key and window, the records reduced by fn(acc, record)
+-- (also used to merge session windows).
+function WindowedStream:reduce(fn)
+  check_fn("reduce", fn)
+  return window_node(self, { kind = "reduce", fn = fn })
+end
+
+--- Incremental aggregation per key and window: acc = init(); acc =
+-- add(acc, record); merge(a, b) -> acc (needed by session windows);
+-- emits result(acc, ctx) (ctx.key, ctx.window.start, ctx.window["end"]),
+-- or acc without a result function.
+function WindowedStream:aggregate(spec)
+  if type(spec) ~= "table" then
+    error("aggregate: expected { init = fn, add = fn, merge = fn, "
+      .. "result = fn }", 2)
+  end
+  for _, name in ipairs({ "init", "add" }) do
+    if type(spec[name]) ~= "function" then
+      error("aggregate: " .. name .. " must be a function", 2)
+    end
+  end
+  for _, name in ipairs({ "merge", "result" }) do
+    if spec[name] ~= nil and type(spec[name]) ~= "function" then
+      error("aggregate: " .. name .. " must be a function", 2)
+    end
+  end
+  if self.assigner.kind == "session" and not spec.merge then
+    error("aggregate: session windows merge; give a merge function", 2)
+  end
+  return window_node(self, { kind = "aggregate", init = spec.init,
+    add = spec.add, merge = spec.merge, result = spec.result })
+end
+
+--- Calls fn(ctx, records) once per key and window with all its records;
+-- ctx.key, ctx.window.start, ctx.window["end"], ctx:emit(v).
+function WindowedStream:apply(fn)
+  check_fn("apply", fn)
+  return window_node(self, { kind = "apply", fn = fn })
 end
 
 M.Stream, M.KeyedStream, M.Pipeline = Stream, KeyedStream, Pipeline
+M.WindowedStream = WindowedStream
 return M

@@ -1,5 +1,6 @@
 --- Keyed state: one entry per key, grouped by key group.
--- An entry is { key = original key, kg = key group, state = value }. Scalar
+-- An entry is { key = original key, kg = key group, state = value,
+-- timers = set of event times, ptimers = set of processing times }. Scalar
 -- keys are looked up by value; composite keys by their canonical encoding.
 -- Snapshots serialize each key group separately with string.buffer, so a
 -- restore at another parallelism can decode only the groups it owns.
@@ -35,7 +36,8 @@ function M:entry(k)
   end
   local kg, why = key.key_group(k, self.max_parallelism)
   if not kg then errors.raise_invalid_key(k, why) end
-  local e = { key = k, kg = kg, state = self.init and self.init() }
+  local e = { key = k, kg = kg, canon = canon,
+              state = self.init and self.init() }
   self.entries[canon] = e
   local g = self.groups[kg]
   if not g then
@@ -44,6 +46,14 @@ function M:entry(k)
   end
   g[canon] = e
   return e
+end
+
+--- Forgets entry e (a key whose state and timers are gone).
+function M:remove(e)
+  self.entries[e.canon] = nil
+  local g = self.groups[e.kg]
+  g[e.canon] = nil
+  if next(g) == nil then self.groups[e.kg] = nil end
 end
 
 --- Calls fn(entry) for every entry, key groups in ascending order.
@@ -79,7 +89,8 @@ local function find_unserializable(v, path, seen)
 end
 
 --- Serializes the state: { [key_group] = bytes }, each bytes a
--- string.buffer encoding of { key1, state1, key2, state2, ..., n = count }.
+-- string.buffer encoding of { key1, state1, event_timers1,
+-- processing_timers1, key2, ..., n = count } (timers: sets of times).
 -- Raises a user error naming the key and the path of any value
 -- string.buffer cannot carry (function, coroutine, userdata, cdata).
 function M:snapshot()
@@ -88,7 +99,8 @@ function M:snapshot()
     local flat, n = {}, 0
     for _, e in pairs(g) do
       flat[n + 1], flat[n + 2] = e.key, e.state
-      n = n + 2
+      flat[n + 3], flat[n + 4] = e.timers, e.ptimers
+      n = n + 4
     end
     flat.n = n
     local ok, err = pcall(buf.encode, buf, flat)
@@ -113,9 +125,9 @@ function M:restore(groups, owns)
   for kg, bytes in pairs(groups) do
     if not owns or owns(kg) then
       local flat = buffer.decode(bytes)
-      for i = 1, flat.n, 2 do
+      for i = 1, flat.n, 4 do
         local e = self:entry(flat[i])
-        e.state = flat[i + 1]
+        e.state, e.timers, e.ptimers = flat[i + 1], flat[i + 2], flat[i + 3]
       end
     end
   end

@@ -1,0 +1,206 @@
+--- Event-time windows on a keyed stream: assigners (tumbling, sliding,
+-- session) and the window operator with its window functions (reduce,
+-- aggregate, apply), allowed lateness and the side output of late records.
+--
+-- A key's state maps each of its windows' start to { start, e = end
+-- (exclusive), acc }. A window fires when the watermark reaches end - 1
+-- (an event-time timer) and is purged at end - 1 + allowed_lateness;
+-- records for a fired window that is not yet purged re-fire it with the
+-- update. A record whose windows are all purged is late: it goes to the
+-- side output (`:late()`) and is counted, never silently dropped.
+local errors = require "weir.errors"
+local operators = require "weir.operators"
+
+local M = {}
+
+local floor = math.floor
+
+local function check_ms(what, v, level)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
+    error(string.format("%s must be a positive number of ms, got %s", what,
+      tostring(v)), level + 1)
+  end
+end
+
+--- Tumbling windows of size_ms: [k*size, (k+1)*size). Raises unless
+-- size_ms > 0.
+function M.tumbling(size_ms)
+  check_ms("weir.tumbling(size_ms): size_ms", size_ms, 2)
+  return { kind = "tumbling", size = size_ms, slide = size_ms }
+end
+
+--- Sliding windows of size_ms starting every slide_ms (each record lands
+-- in size/slide windows). Raises unless 0 < slide_ms <= size_ms.
+function M.sliding(size_ms, slide_ms)
+  check_ms("weir.sliding(size_ms, slide_ms): size_ms", size_ms, 2)
+  check_ms("weir.sliding(size_ms, slide_ms): slide_ms", slide_ms, 2)
+  if slide_ms > size_ms then
+    error(string.format("weir.sliding(size_ms, slide_ms): slide_ms (%s) is "
+      .. "larger than size_ms (%s); windows would leave gaps", slide_ms,
+      size_ms), 2)
+  end
+  return { kind = "sliding", size = size_ms, slide = slide_ms }
+end
+
+--- Session windows: a key's records closer than gap_ms to each other
+-- share a window [first, last + gap). Raises unless gap_ms > 0.
+function M.session(gap_ms)
+  check_ms("weir.session(gap_ms): gap_ms", gap_ms, 2)
+  return { kind = "session", gap = gap_ms }
+end
+
+-- The accumulator functions of a window node: init() -> acc,
+-- add(acc, record) -> acc, merge(a, b) -> acc, result(acc, ctx) emits.
+local function window_functions(node, emit_value)
+  local f = node.functions
+  if f.kind == "reduce" then
+    local fn = errors.register(f.fn, node)
+    return function() return nil end,
+      function(acc, record)
+        if acc == nil then return record end
+        return fn(acc, record)
+      end,
+      fn,
+      function(acc) emit_value(acc) end
+  elseif f.kind == "aggregate" then
+    local init = errors.register(f.init, node)
+    local add = errors.register(f.add, node)
+    local merge = errors.register(f.merge, node)
+    local result = errors.register(f.result, node)
+    return init, add, merge, function(acc, ctx)
+      if result then emit_value(result(acc, ctx)) else emit_value(acc) end
+    end
+  else -- apply
+    local fn = errors.register(f.fn, node)
+    return function() return {} end,
+      function(acc, record)
+        acc[#acc + 1] = record
+        return acc
+      end,
+      function(a, b)
+        for i = 1, #b do a[#a + 1] = b[i] end
+        return a
+      end,
+      function(acc, ctx) fn(ctx, acc) end
+  end
+end
+
+--- The window operator: make(node, emit, env) as in weir.operators.
+function M.window(node, emit, env)
+  local assigner, lateness = node.assigner, node.allowed_lateness
+  local late_emit, stats = env.side.late, env.stats
+  local ctx = { window = {} }
+  local current_ts
+  local function emit_value(v)
+    if v ~= nil then emit(v, current_ts) end
+  end
+  function ctx.emit(_, v) emit(v, current_ts) end
+  local init, add, merge, result = window_functions(node, emit_value)
+
+  local state, timers
+  local function fire(e, w)
+    ctx.key, ctx.window.start, ctx.window["end"] = e.key, w.start, w.e
+    current_ts = w.e - 1
+    result(w.acc, ctx)
+  end
+  local function add_timers(e, w)
+    timers:add(e, w.e - 1)
+    if lateness > 0 then timers:add(e, w.e - 1 + lateness) end
+  end
+  local function delete_timers(e, w)
+    timers:delete(e, w.e - 1)
+    timers:delete(e, w.e - 1 + lateness)
+  end
+  local function on_timer(e, t)
+    for start, w in pairs(e.state) do
+      if w.e - 1 == t then fire(e, w) end
+      if w.e - 1 + lateness == t then e.state[start] = nil end
+    end
+    if next(e.state) == nil and next(e.timers) == nil then state:remove(e) end
+  end
+  local inst
+  inst, state, timers = operators.keyed(node, env,
+    function() return {} end, on_timer)
+  local entries = state.entries
+
+  local function late(record, ts)
+    stats.late_records = stats.late_records + 1
+    if late_emit then late_emit(record, ts) end
+  end
+
+  -- Adds record to the window [start, start + size) of entry e unless the
+  -- window was purged; returns whether it did.
+  local function add_to(e, start, wend, record)
+    local watermark = inst.current
+    if wend - 1 + lateness <= watermark then return false end
+    local windows = e.state
+    local w = windows[start]
+    if not w then
+      w = { start = start, e = wend, acc = init() }
+      windows[start] = w
+      add_timers(e, w)
+    end
+    w.acc = add(w.acc, record)
+    if wend - 1 <= watermark then fire(e, w) end
+    return true
+  end
+
+  local size, slide = assigner.size, assigner.slide
+  if assigner.kind == "tumbling" then
+    inst.push = errors.register(function(record, ts, key)
+      if ts == nil then error(errors.messages.no_timestamp, 0) end
+      local e = entries[key] or state:entry(key)
+      local start = ts - ts % size
+      if not add_to(e, start, start + size, record) then late(record, ts) end
+    end, node)
+  elseif assigner.kind == "sliding" then
+    inst.push = errors.register(function(record, ts, key)
+      if ts == nil then error(errors.messages.no_timestamp, 0) end
+      local e = entries[key] or state:entry(key)
+      local any = false
+      local start = ts - ts % slide
+      while start > ts - size do
+        if add_to(e, start, start + size, record) then any = true end
+        start = start - slide
+      end
+      if not any then late(record, ts) end
+    end, node)
+  else
+    local gap = assigner.gap
+    if not merge then
+      error(string.format("%s: session windows merge; give aggregate a "
+        .. "merge function", errors.describe(node)), 0)
+    end
+    inst.push = errors.register(function(record, ts, key)
+      if ts == nil then error(errors.messages.no_timestamp, 0) end
+      local e = entries[key] or state:entry(key)
+      local windows = e.state
+      -- A key's windows are disjoint; those the record's window [ts,
+      -- ts + gap) touches merge with it.
+      local first, last, overlapping = ts, ts + gap, {}
+      for _, w in pairs(windows) do
+        if w.start <= ts + gap and w.e >= ts then
+          overlapping[#overlapping + 1] = w
+          if w.start < first then first = w.start end
+          if w.e > last then last = w.e end
+        end
+      end
+      local watermark = inst.current
+      if last - 1 + lateness <= watermark then return late(record, ts) end
+      local acc
+      for _, w in ipairs(overlapping) do
+        if acc == nil then acc = w.acc else acc = merge(acc, w.acc) end
+        delete_timers(e, w)
+        windows[w.start] = nil
+      end
+      if acc == nil then acc = init() end
+      local merged = { start = first, e = last, acc = add(acc, record) }
+      windows[first] = merged
+      add_timers(e, merged)
+      if last - 1 <= watermark then fire(e, merged) end
+    end, node)
+  end
+  return inst
+end
+
+return M
