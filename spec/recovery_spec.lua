@@ -127,3 +127,75 @@ describe("recovery after kill -9", function()
     assert_exactly_once(out)
   end)
 end)
+
+describe("recovery of event-time windows after kill -9", function()
+  local dir, input, reference, total
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    -- 60 copies of the real log slice, each shifted by a day more.
+    local f = assert(io.open(input, "wb"))
+    for shift = 0, 59 do
+      for line in io.lines(h.root .. "/spec/fixtures/apache_logs_slice.log")
+      do
+        f:write(shift, "\t", line, "\n")
+      end
+    end
+    f:close()
+    -- Windows computed without weir: count per minute and status. The
+    -- slice is all May 2015; 2015-05-01 is day 16556 of the Unix epoch
+    -- (`date -u -d 2015-05-01 +%s` / 86400).
+    local counts = {}
+    for line in io.lines(input) do
+      local shift, d, hh, mm, status = line:match(
+        '^(%d+)\t%S+ %S+ %S+ %[(%d+)/May/2015:(%d+):(%d+):%d+ %+0000%] '
+        .. '"[^"]*" (%d+) ')
+      if shift then
+        local minute = (((16556 + d - 1 + shift) * 24 + hh) * 60 + mm)
+          * 60000
+        local k = string.format("%.0f\t%s", minute, status)
+        counts[k] = (counts[k] or 0) + 1
+      end
+    end
+    reference, total = {}, 0
+    for k, n in pairs(counts) do
+      reference[k .. "\t" .. n] = true
+      total = total + 1
+    end
+  end)
+
+  teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+  local function args(case)
+    return { "run", "--restore", "latest", "--checkpoint-interval", "30",
+      "--checkpoint-dir", dir .. "/" .. case .. "/ck",
+      "spec/fixtures/status_windows.lua", input, dir .. "/" .. case .. "/out" }
+  end
+
+  it("emits the windows of an uninterrupted run", function()
+    local r = h.run_weir(args("plain"))
+    assert.are.equal(0, r.status, r.stderr)
+    assert.is_nil(r.stderr:match("late records"))
+    h.assert_exactly_once(dir .. "/plain/out", reference, total)
+  end)
+
+  it("emits exactly those windows after kills at several checkpoints",
+    function()
+      for _, k in ipairs({ 1, 3, 2 }) do
+        local ids = h.complete_checkpoints(dir .. "/kills/ck/status_windows")
+        local before = ids[#ids] or 0
+        local proc = h.spawn_weir(args("kills"))
+        h.wait_until(function()
+          local now = h.complete_checkpoints(dir .. "/kills/ck/status_windows")
+          return (now[#now] or 0) >= before + k
+        end, 30000, "checkpoint " .. (before + k))
+        h.kill(proc, "KILL")
+        assert.are.equal(137, h.wait_exit(proc).status,
+          "the job ended before the kill")
+      end
+      local r = h.run_weir(args("kills"))
+      assert.are.equal(0, r.status, r.stderr)
+      h.assert_exactly_once(dir .. "/kills/out", reference, total)
+    end)
+end)
