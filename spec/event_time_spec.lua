@@ -169,6 +169,28 @@ describe("event time", function()
         "k[20,50)=3", "k[30,60)=3", "k[40,70)=2", "k[50,80)=1" }, sorted(out))
     end)
 
+    it("gives the same windows from panes (with merge) as without",
+      function()
+        local function windows(spec)
+          local p = weir.pipeline { checkpoint_interval = 0 }
+          local w = p:sequence(1, 3000)
+            :with_timestamps(function(x) return (x * 7919) % 1000 + x end,
+              { max_out_of_orderness = 300 })
+            :key_by(function(x) return x % 3 end)
+            :window(weir.sliding(40, 10), { allowed_lateness = 500 })
+            :aggregate(spec)
+          local out, late = w:collect(), w:late():collect()
+          p:run()
+          return sorted(out), sorted(late)
+        end
+        local with_out, with_late = windows(counting(describe_window))
+        local without_out, without_late = windows({ init = count.init,
+          add = count.add, result = describe_window })
+        assert.is_true(#with_out > 1000 and #with_late > 0)
+        assert.same(without_out, with_out)
+        assert.same(without_late, with_late)
+      end)
+
     it("rejects a slide larger than the size at build time", function()
       assert.has_error(function() weir.sliding(10, 20) end,
         "weir.sliding(size_ms, slide_ms): slide_ms (20) is larger than "

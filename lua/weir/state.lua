@@ -36,8 +36,7 @@ function M:entry(k)
   end
   local kg, why = key.key_group(k, self.max_parallelism)
   if not kg then errors.raise_invalid_key(k, why) end
-  local e = { key = k, kg = kg, canon = canon,
-              state = self.init and self.init() }
+  local e = { key = k, kg = kg, state = self.init and self.init() }
   self.entries[canon] = e
   local g = self.groups[kg]
   if not g then
@@ -48,12 +47,27 @@ function M:entry(k)
   return e
 end
 
---- Forgets entry e (a key whose state and timers are gone).
-function M:remove(e)
-  self.entries[e.canon] = nil
-  local g = self.groups[e.kg]
-  g[e.canon] = nil
-  if next(g) == nil then self.groups[e.kg] = nil end
+local function is_empty(e)
+  local s = e.state
+  return (s == nil or type(s) == "table" and next(s) == nil)
+    and (e.timers == nil or next(e.timers) == nil)
+    and (e.ptimers == nil or next(e.ptimers) == nil)
+end
+
+--- Forgets every key whose state is nil or an empty table and that has no
+-- timers (a window operator's keys once their windows are purged). Done
+-- at checkpoints rather than as keys empty, so that a key that comes back
+-- soon keeps its entry.
+function M:compact()
+  for kg, g in pairs(self.groups) do
+    for canon, e in pairs(g) do
+      if is_empty(e) then
+        g[canon] = nil
+        self.entries[canon] = nil
+      end
+    end
+    if next(g) == nil then self.groups[kg] = nil end
+  end
 end
 
 --- Calls fn(entry) for every entry, key groups in ascending order.
@@ -94,6 +108,7 @@ end
 -- Raises a user error naming the key and the path of any value
 -- string.buffer cannot carry (function, coroutine, userdata, cdata).
 function M:snapshot()
+  self:compact()
   local out, buf = {}, buffer.new()
   for kg, g in pairs(self.groups) do
     local flat, n = {}, 0

@@ -97,30 +97,61 @@ function M.window(node, emit, env)
   function ctx.emit(_, v) emit(v, current_ts) end
   local init, add, merge, result = window_functions(node, emit_value)
 
-  local state, timers
+  local state, timers, inst
   local function fire(e, w)
     ctx.key, ctx.window.start, ctx.window["end"] = e.key, w.start, w.e
     current_ts = w.e - 1
     result(w.acc, ctx)
   end
+  -- The firing timer of a window created after the watermark passed its
+  -- end is left out: the caller fires it at once.
   local function add_timers(e, w)
-    timers:add(e, w.e - 1)
+    if w.e - 1 > inst.current then timers:add(e, w.e - 1) end
     if lateness > 0 then timers:add(e, w.e - 1 + lateness) end
   end
   local function delete_timers(e, w)
     timers:delete(e, w.e - 1)
     timers:delete(e, w.e - 1 + lateness)
   end
+  local size, slide = assigner.size, assigner.slide
+  -- Sliding windows with a merge function keep one accumulator per pane
+  -- (slide-sized slice) instead of one per window, so a record costs one
+  -- add however many windows hold it; a window merges its panes when it
+  -- fires.
+  local panes = assigner.kind == "sliding" and merge ~= nil
+    and node.functions.kind ~= "reduce"
+
   local function on_timer(e, t)
     for start, w in pairs(e.state) do
       if w.e - 1 == t then fire(e, w) end
       if w.e - 1 + lateness == t then e.state[start] = nil end
     end
-    if next(e.state) == nil and next(e.timers) == nil then state:remove(e) end
   end
-  local inst
+
+  -- Fires the window [s, s + size) from the panes it holds, if any.
+  local function fire_panes(e, s)
+    local acc, any = init(), false
+    for p = s, s + size - slide, slide do
+      local pane = e.state[p]
+      if pane then
+        acc = merge(acc, pane.acc)
+        any = true
+      end
+    end
+    if any then fire(e, { start = s, e = s + size, acc = acc }) end
+  end
+
+  -- A timer at t is the firing time of window t + 1 - size and the purge
+  -- time of window t + 1 - size - lateness (whose first pane no later
+  -- window holds), for windows aligned to the slide.
+  local function on_pane_timer(e, t)
+    local s = t + 1 - size
+    if s % slide == 0 then fire_panes(e, s) end
+    if (s - lateness) % slide == 0 then e.state[s - lateness] = nil end
+  end
+
   inst, state, timers = operators.keyed(node, env,
-    function() return {} end, on_timer)
+    function() return {} end, panes and on_pane_timer or on_timer)
   local entries = state.entries
 
   local function late(record, ts)
@@ -145,8 +176,35 @@ function M.window(node, emit, env)
     return true
   end
 
-  local size, slide = assigner.size, assigner.slide
-  if assigner.kind == "tumbling" then
+  if panes then
+    inst.push = errors.register(function(record, ts, key)
+      if ts == nil then error(errors.messages.no_timestamp, 0) end
+      local watermark = inst.current
+      local p = ts - ts % slide
+      -- The newest window holding the pane starts at p.
+      if p + size - 1 + lateness <= watermark then return late(record, ts) end
+      local e = entries[key] or state:entry(key)
+      local pane = e.state[p]
+      if not pane then
+        pane = { start = p, acc = init() }
+        e.state[p] = pane
+        for s = p - size + slide, p, slide do
+          if s + size - 1 > watermark then timers:add(e, s + size - 1) end
+          if lateness > 0 and s + size - 1 + lateness > watermark then
+            timers:add(e, s + size - 1 + lateness)
+          end
+        end
+      end
+      pane.acc = add(pane.acc, record)
+      -- Windows that fired but are not purged yet fire again.
+      for s = p - size + slide, p, slide do
+        local last = s + size - 1
+        if last <= watermark and last + lateness > watermark then
+          fire_panes(e, s)
+        end
+      end
+    end, node)
+  elseif assigner.kind == "tumbling" then
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
       local e = entries[key] or state:entry(key)

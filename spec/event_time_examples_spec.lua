@@ -1,0 +1,252 @@
+-- The event-time examples on the Apache access log, each checked against
+-- a reference computed without weir: awk takes the fields of each line,
+-- plain Lua loops group them by time.
+local h = require "helpers"
+local core = require "weir.core"
+
+local SLICE = h.root .. "/spec/fixtures/apache_logs_slice.log"
+local FULL = h.shared_data .. "/apache_logs.log"
+local LOGS = {
+  { name = "the 1,000-line slice", path = SLICE },
+  { name = "the full 10,000-line log", path = FULL },
+}
+
+local MINUTE = 60 * 1000
+
+-- -- References -------------------------------------------------------------
+
+-- Split on double quotes, a combined-format line has exactly seven fields
+-- (any other line is malformed and left out): the first holds the client
+-- IP and the time in brackets, the second the request, the third the
+-- status. Prints "ip<TAB>time<TAB>status<TAB>path", the path without its
+-- query string.
+local FIELDS_AWK = [=[awk -F'"' '
+  NF == 7 { split($1, before, " "); split($2, request, " ")
+            split($3, after, " "); sub(/\?.*/, "", request[2])
+            print before[1] "\t" substr(before[4], 2) " " \
+              substr(before[5], 1, length(before[5]) - 1) "\t" \
+              after[1] "\t" request[2] }' ]=]
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function is_leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+
+-- Returns the ms since the epoch of a log time, "17/May/2015:10:05:03
+-- +0000", counting the days one by one: weir.time computes them by a
+-- formula, and a reference must not share the code it checks.
+local function epoch_ms(time)
+  local d, mon, y, hh, mm, ss, zone =
+    time:match("^(%d+)/(%a+)/(%d+):(%d+):(%d+):(%d+) (%S+)$")
+  assert(zone == "+0000", "expected a UTC time, got " .. time)
+  y = tonumber(y)
+  local days = tonumber(d) - 1
+  for year = 1970, y - 1 do days = days + (is_leap(year) and 366 or 365) end
+  for m = 1, MONTHS[mon] - 1 do
+    days = days + MONTH_DAYS[m] + ((m == 2 and is_leap(y)) and 1 or 0)
+  end
+  return ((days * 24 + tonumber(hh)) * 60 + tonumber(mm)) * MINUTE
+    + tonumber(ss) * 1000
+end
+
+local function utc(format, ms)
+  return os.date("!" .. format, ms / 1000)
+end
+
+-- Returns the well-formed requests of a log, { ip, ts, status, path }
+-- each, in the order of the log.
+local function requests(path)
+  local out, status = h.sh(FIELDS_AWK .. h.quote(path))
+  assert.are.equal(0, status)
+  local list = {}
+  for ip, time, code, url in out:gmatch("([^\t]*)\t([^\t]*)\t([^\t]*)\t"
+      .. "([^\n]*)\n") do
+    list[#list + 1] = { ip = ip, ts = epoch_ms(time), status = code,
+                        path = url }
+  end
+  return list
+end
+
+local function sorted(t)
+  table.sort(t)
+  return t
+end
+
+-- status_per_minute: "minute<TAB>status<TAB>count" lines, sorted.
+local function status_reference(reqs)
+  local counts = {}
+  for _, r in ipairs(reqs) do
+    local k = utc("%Y-%m-%dT%H:%M", r.ts - r.ts % MINUTE) .. "\t" .. r.status
+    counts[k] = (counts[k] or 0) + 1
+  end
+  local lines = {}
+  for k, n in pairs(counts) do lines[#lines + 1] = k .. "\t" .. n end
+  return sorted(lines)
+end
+
+-- sessions: sorts each IP's request times and cuts where two consecutive
+-- ones are more than 30 minutes apart. Requests exactly 30 minutes apart
+-- stay in one session, as weir.session documents: the windows [t, t + gap)
+-- of two requests gap apart touch, and touching windows merge.
+local function sessions_reference(reqs)
+  local GAP = 30 * MINUTE
+  local times = {}
+  for _, r in ipairs(reqs) do
+    times[r.ip] = times[r.ip] or {}
+    table.insert(times[r.ip], r.ts)
+  end
+  local lines = {}
+  for ip, ts in pairs(times) do
+    table.sort(ts)
+    local first = 1
+    for i = 2, #ts + 1 do
+      if i > #ts or ts[i] - ts[i - 1] > GAP then
+        lines[#lines + 1] = string.format("%s\t%s\t%d\t%d", ip,
+          utc("%Y-%m-%dT%H:%M:%S", ts[first]), i - first,
+          (ts[i - 1] - ts[first]) / 1000)
+        first = i
+      end
+    end
+  end
+  return sorted(lines)
+end
+
+-- top_urls: for every minute from the first window that holds a request
+-- to the last, counts the paths of the requests with start <= ts < start
+-- + 5 min and ranks the five with most requests, equal counts by path.
+local function top_urls_reference(reqs)
+  local lo, hi = math.huge, -math.huge
+  for _, r in ipairs(reqs) do
+    lo, hi = math.min(lo, r.ts), math.max(hi, r.ts)
+  end
+  local lines = {}
+  for start = lo - lo % MINUTE - 4 * MINUTE, hi, MINUTE do
+    local counts, paths = {}, {}
+    for _, r in ipairs(reqs) do
+      if start <= r.ts and r.ts < start + 5 * MINUTE then
+        if not counts[r.path] then paths[#paths + 1] = r.path end
+        counts[r.path] = (counts[r.path] or 0) + 1
+      end
+    end
+    table.sort(paths, function(a, b)
+      if counts[a] ~= counts[b] then return counts[a] > counts[b] end
+      return a < b
+    end)
+    for rank = 1, math.min(5, #paths) do
+      lines[#lines + 1] = string.format("%s\t%s\t%d\t%s\t%d",
+        utc("%Y-%m-%dT%H:%M", start), utc("%Y-%m-%dT%H:%M", start
+        + 5 * MINUTE), rank, paths[rank], counts[paths[rank]])
+    end
+  end
+  return sorted(lines)
+end
+
+-- -- Running the examples -----------------------------------------------------
+
+local runs = {}
+
+-- Runs examples/<name>.lua on log (once; later calls reuse the result) and
+-- returns { lines = committed output, sorted; late = lines in OUTDIR/late;
+-- stderr }. Marks the calling `it` pending if log does not exist.
+local function run_example(name, log)
+  if not core.stat(log) then pending("needs " .. log) end
+  local id = name .. "\0" .. log
+  if not runs[id] then
+    local dir = h.tmpdir()
+    local r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
+      "examples/" .. name .. ".lua", log, dir .. "/out" })
+    runs[id] = { status = r.status, stderr = r.stderr,
+                 lines = h.committed_lines(dir .. "/out"),
+                 late = h.committed_lines(dir .. "/out/late") }
+    h.sh("rm -rf " .. h.quote(dir))
+  end
+  local run = runs[id]
+  assert.are.equal(0, run.status, run.stderr)
+  return run
+end
+
+local reference_requests = {}
+
+local function well_formed(log)
+  reference_requests[log] = reference_requests[log] or requests(log)
+  return reference_requests[log]
+end
+
+-- -- The examples -------------------------------------------------------------
+
+describe("examples/status_per_minute.lua", function()
+  for _, log in ipairs(LOGS) do
+    describe("on " .. log.name, function()
+      it("counts requests per minute and status as a plain loop does",
+        function()
+          local run = run_example("status_per_minute", log.path)
+          local want = status_reference(well_formed(log.path))
+          assert.are_not.same({}, want)
+          assert.same(want, run.lines)
+        end)
+
+      it("counts every well-formed line once and none as late", function()
+        local run = run_example("status_per_minute", log.path)
+        local total = 0
+        for _, line in ipairs(run.lines) do
+          total = total + tonumber(line:match("(%d+)$"))
+        end
+        assert.are.equal(#well_formed(log.path), total)
+        assert.same({}, run.late)
+        assert.is_nil(run.stderr:find("late record"))
+      end)
+    end)
+  end
+end)
+
+describe("examples/sessions.lua", function()
+  for _, log in ipairs(LOGS) do
+    describe("on " .. log.name, function()
+      it("finds the sessions that sorting each IP's request times finds",
+        function()
+          local run = run_example("sessions", log.path)
+          local want = sessions_reference(well_formed(log.path))
+          assert.are_not.same({}, want)
+          assert.same(want, run.lines)
+        end)
+    end)
+  end
+
+  -- In the real log every request falls in minute 5 of an hour, so no two
+  -- are exactly 30 minutes apart; this log is made up to have such a pair.
+  it("keeps a request exactly 30 minutes after the last in the session",
+    function()
+      local dir = h.tmpdir()
+      finally(function() h.sh("rm -rf " .. h.quote(dir)) end)
+      local lines = {}
+      for i, time in ipairs({ "10:05:03", "10:35:03", "11:05:04" }) do
+        lines[i] = '192.0.2.7 - - [17/May/2015:' .. time .. ' +0000] '
+          .. '"GET / HTTP/1.1" 200 512 "-" "curl/7.38.0"\n'
+      end
+      h.write_file(dir .. "/log", table.concat(lines))
+      local run = run_example("sessions", dir .. "/log")
+      -- 10:35:03 continues the session of 10:05:03; 11:05:04 comes 30 min
+      -- 1 s after it and starts another.
+      local want = { "192.0.2.7\t2015-05-17T10:05:03\t2\t1800",
+        "192.0.2.7\t2015-05-17T11:05:04\t1\t0" }
+      assert.same(want, sessions_reference(requests(dir .. "/log")))
+      assert.same(want, run.lines)
+    end)
+end)
+
+describe("examples/top_urls.lua", function()
+  for _, log in ipairs(LOGS) do
+    describe("on " .. log.name, function()
+      it("ranks the top five paths per window as a plain loop does",
+        function()
+          local run = run_example("top_urls", log.path)
+          local want = top_urls_reference(well_formed(log.path))
+          assert.are_not.same({}, want)
+          assert.same(want, run.lines)
+        end)
+    end)
+  end
+end)
