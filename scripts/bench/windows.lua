@@ -1,5 +1,5 @@
 -- Window benchmark body (run by scripts/bench-windows through luajit with
--- weir on the paths): 1-minute tumbling count per status code, and a
+-- weir on the paths; with a fourth argument it runs that one variant): 1-minute tumbling count per status code, and a
 -- sliding window of 5 minutes every minute, over the access log repeated
 -- (each copy shifted by 4 days, past the end of the one before) to
 -- RECORDS records; each against a plain
@@ -7,7 +7,7 @@
 local weir = require "weir"
 local core = require "weir.core"
 
-local log, records = arg[1], tonumber(arg[2])
+local log, records, runs = arg[1], tonumber(arg[2]), tonumber(arg[3])
 local SHIFT, MINUTE = 4 * 86400000, 60000
 
 -- The log, parsed once: timestamps and status codes of its lines.
@@ -72,24 +72,64 @@ local function timed(fn, ...)
   return (core.monotonic_ms() - start) / 1000, result
 end
 
-local rows = {}
-local function measure(name, size, slide, assigner)
-  local tp, wp = timed(plain, size, slide)
-  local tw, ww = timed(with_weir, assigner)
-  if wp ~= ww then
-    io.stderr:write(string.format("bench-windows: %s: the plain loop made "
-      .. "%d windows, weir %d\n", name, wp, ww))
-    os.exit(1)
-  end
-  rows[#rows + 1] = { name, tp, tw, wp }
+local function median(t)
+  table.sort(t)
+  return t[math.floor((#t + 1) / 2)]
 end
 
-measure("tumbling 1 min", MINUTE, MINUTE, weir.tumbling(MINUTE))
-measure("sliding 5 min / 1 min", 5 * MINUTE, MINUTE,
-  weir.sliding(5 * MINUTE, MINUTE))
+local variants = {
+  ["plain-tumbling"] = function() return plain(MINUTE, MINUTE) end,
+  ["weir-tumbling"] = function() return with_weir(weir.tumbling(MINUTE)) end,
+  ["plain-sliding"] = function() return plain(5 * MINUTE, MINUTE) end,
+  ["weir-sliding"] = function()
+    return with_weir(weir.sliding(5 * MINUTE, MINUTE))
+  end,
+}
+
+-- One variant in this process: prints "<seconds> <windows>".
+if arg[4] then
+  local t, windows = timed(variants[arg[4]])
+  print(string.format("%.6f %d", t, windows))
+  os.exit(0)
+end
+
+-- Each run in a process of its own, the variants taking turns, RUNS times;
+-- the medians decide, so that one disturbed run does not.
+local function run_variant(name)
+  local cmd = string.format("luajit %s %s %d %d %s", arg[0], log, records,
+    runs, name)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  local t, windows = out:match("^([%d.]+) (%d+)")
+  if not t then
+    io.stderr:write("bench-windows: ", name, " failed: ", out, "\n")
+    os.exit(1)
+  end
+  return tonumber(t), tonumber(windows)
+end
+
+local rows = {}
+local function measure(name, shape)
+  local tps, tws, wp = {}, {}, nil
+  for i = 1, runs do
+    local ww
+    tps[i], wp = run_variant("plain-" .. shape)
+    tws[i], ww = run_variant("weir-" .. shape)
+    if wp ~= ww then
+      io.stderr:write(string.format("bench-windows: %s: the plain loop made "
+        .. "%d windows, weir %d\n", name, wp, ww))
+      os.exit(1)
+    end
+  end
+  rows[#rows + 1] = { name, median(tps), median(tws), wp }
+end
+
+measure("tumbling 1 min", "tumbling")
+measure("sliding 5 min / 1 min", "sliding")
 
 print(string.format("%d records (%d log lines repeated), %d windows "
-  .. "(tumbling)", records, n, rows[1][4]))
+  .. "(tumbling); median of %d runs each", records, n, rows[1][4], runs))
 print("| window | plain loop s | weir s | plain rec/s | weir rec/s "
   .. "| weir / plain |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
