@@ -94,6 +94,19 @@ describe("event time", function()
       assert.same({ 3, 12, 6 }, out)
     end)
 
+    it("gives each firing its own ctx.window", function()
+      local out = run(function(p)
+        return p:sequence(1, 3)
+          :with_timestamps(function(x) return x * 10 end)
+          :key_by(function() return "k" end)
+          :window(weir.tumbling(10))
+          :aggregate { init = count.init, add = count.add,
+                       result = function(n, ctx) return ctx.window end }
+      end)
+      assert.same({ { start = 10, ["end"] = 20 }, { start = 20, ["end"] = 30 },
+        { start = 30, ["end"] = 40 } }, out)
+    end)
+
     it("hands apply every record of the window", function()
       local out = run(function(p)
         return p:sequence(1, 5)

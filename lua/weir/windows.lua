@@ -42,8 +42,9 @@ function M.sliding(size_ms, slide_ms)
   return { kind = "sliding", size = size_ms, slide = slide_ms }
 end
 
---- Session windows: a key's records closer than gap_ms to each other
--- share a window [first, last + gap). Raises unless gap_ms > 0.
+--- Session windows: a key's records at most gap_ms apart share a window
+-- [first, last + gap) (windows that touch merge, as in Flink). Raises
+-- unless gap_ms > 0.
 function M.session(gap_ms)
   check_ms("weir.session(gap_ms): gap_ms", gap_ms, 2)
   return { kind = "session", gap = gap_ms }
@@ -89,7 +90,7 @@ end
 function M.window(node, emit, env)
   local assigner, lateness = node.assigner, node.allowed_lateness
   local late_emit, stats = env.side.late, env.stats
-  local ctx = { window = {} }
+  local ctx = {}
   local current_ts
   local function emit_value(v)
     if v ~= nil then emit(v, current_ts) end
@@ -99,7 +100,8 @@ function M.window(node, emit, env)
 
   local state, timers, inst
   local function fire(e, w)
-    ctx.key, ctx.window.start, ctx.window["end"] = e.key, w.start, w.e
+    -- A table per firing: a result may keep ctx.window.
+    ctx.key, ctx.window = e.key, { start = w.start, ["end"] = w.e }
     current_ts = w.e - 1
     result(w.acc, ctx)
   end
