@@ -52,13 +52,19 @@ local function epoch_ms(time)
     + tonumber(ss) * 1000
 end
 
-local function utc(format, ms)
-  return os.date("!" .. format, ms / 1000)
+local function utc_minute(ms)
+  return os.date("!%Y-%m-%dT%H:%M", ms / 1000)
+end
+local function utc_second(ms)
+  return os.date("!%Y-%m-%dT%H:%M:%S", ms / 1000)
 end
 
--- Returns the well-formed requests of a log, { ip, ts, status, path }
--- each, in the order of the log.
+local parsed = {}
+
+-- Returns the well-formed requests of the log at path, { ip, ts, status,
+-- path } each, in the order of the log (parsed once per path).
 local function requests(path)
+  if parsed[path] then return parsed[path] end
   local out, status = h.sh(FIELDS_AWK .. h.quote(path))
   assert.are.equal(0, status)
   local list = {}
@@ -67,6 +73,7 @@ local function requests(path)
     list[#list + 1] = { ip = ip, ts = epoch_ms(time), status = code,
                         path = url }
   end
+  parsed[path] = list
   return list
 end
 
@@ -79,7 +86,7 @@ end
 local function status_reference(reqs)
   local counts = {}
   for _, r in ipairs(reqs) do
-    local k = utc("%Y-%m-%dT%H:%M", r.ts - r.ts % MINUTE) .. "\t" .. r.status
+    local k = utc_minute(r.ts - r.ts % MINUTE) .. "\t" .. r.status
     counts[k] = (counts[k] or 0) + 1
   end
   local lines = {}
@@ -105,7 +112,7 @@ local function sessions_reference(reqs)
     for i = 2, #ts + 1 do
       if i > #ts or ts[i] - ts[i - 1] > GAP then
         lines[#lines + 1] = string.format("%s\t%s\t%d\t%d", ip,
-          utc("%Y-%m-%dT%H:%M:%S", ts[first]), i - first,
+          utc_second(ts[first]), i - first,
           (ts[i - 1] - ts[first]) / 1000)
         first = i
       end
@@ -137,8 +144,8 @@ local function top_urls_reference(reqs)
     end)
     for rank = 1, math.min(5, #paths) do
       lines[#lines + 1] = string.format("%s\t%s\t%d\t%s\t%d",
-        utc("%Y-%m-%dT%H:%M", start), utc("%Y-%m-%dT%H:%M", start
-        + 5 * MINUTE), rank, paths[rank], counts[paths[rank]])
+        utc_minute(start), utc_minute(start + 5 * MINUTE), rank,
+        paths[rank], counts[paths[rank]])
     end
   end
   return sorted(lines)
@@ -168,11 +175,19 @@ local function run_example(name, log)
   return run
 end
 
-local reference_requests = {}
-
-local function well_formed(log)
-  reference_requests[log] = reference_requests[log] or requests(log)
-  return reference_requests[log]
+-- Writes a made-up log, one combined-format line per { ip, time } with a
+-- time of 17 May 2015 ("10:05:03"), into a temporary directory that the
+-- calling `it` removes; returns the log's path.
+local function made_up_log(list)
+  local dir = h.tmpdir()
+  finally(function() h.sh("rm -rf " .. h.quote(dir)) end)
+  local lines = {}
+  for i, r in ipairs(list) do
+    lines[i] = r[1] .. " - - [17/May/2015:" .. r[2] .. " +0000] "
+      .. '"GET / HTTP/1.1" 200 512 "-" "curl/7.38.0"\n'
+  end
+  h.write_file(dir .. "/access.log", table.concat(lines))
+  return dir .. "/access.log"
 end
 
 -- -- The examples -------------------------------------------------------------
@@ -183,7 +198,7 @@ describe("examples/status_per_minute.lua", function()
       it("counts requests per minute and status as a plain loop does",
         function()
           local run = run_example("status_per_minute", log.path)
-          local want = status_reference(well_formed(log.path))
+          local want = status_reference(requests(log.path))
           assert.are_not.same({}, want)
           assert.same(want, run.lines)
         end)
@@ -194,12 +209,40 @@ describe("examples/status_per_minute.lua", function()
         for _, line in ipairs(run.lines) do
           total = total + tonumber(line:match("(%d+)$"))
         end
-        assert.are.equal(#well_formed(log.path), total)
+        assert.are.equal(#requests(log.path), total)
         assert.same({}, run.late)
         assert.is_nil(run.stderr:find("late record"))
       end)
     end)
   end
+
+  -- The real log is in order by minute, so in minute windows none of its
+  -- requests can be late; these made-up ones are out of order across
+  -- minutes.
+  describe("on requests out of order across minutes", function()
+    it("counts a request up to a minute behind in its own minute",
+      function()
+        local log = made_up_log({ { "192.0.2.1", "10:06:30" },
+          { "192.0.2.2", "10:05:40" } })
+        local run = run_example("status_per_minute", log)
+        assert.same({ "2015-05-17T10:05\t200\t1",
+          "2015-05-17T10:06\t200\t1" }, run.lines)
+        assert.same({}, run.late)
+      end)
+
+    it("writes a request that comes after its minute was counted to "
+      .. "OUTDIR/late", function()
+        -- 10:07:45 moves the watermark to 10:06:44.999, past the end of
+        -- minute 10:05, before 10:05:50 comes.
+        local log = made_up_log({ { "192.0.2.1", "10:06:30" },
+          { "192.0.2.2", "10:07:45" }, { "192.0.2.3", "10:05:50" } })
+        local run = run_example("status_per_minute", log)
+        assert.same({ "2015-05-17T10:06\t200\t1",
+          "2015-05-17T10:07\t200\t1" }, run.lines)
+        assert.same({ "2015-05-17T10:05:50\t200" }, run.late)
+        assert.truthy(run.stderr:find("1 late record"))
+      end)
+  end)
 end)
 
 describe("examples/sessions.lua", function()
@@ -208,33 +251,41 @@ describe("examples/sessions.lua", function()
       it("finds the sessions that sorting each IP's request times finds",
         function()
           local run = run_example("sessions", log.path)
-          local want = sessions_reference(well_formed(log.path))
+          local want = sessions_reference(requests(log.path))
           assert.are_not.same({}, want)
           assert.same(want, run.lines)
         end)
     end)
   end
 
-  -- In the real log every request falls in minute 5 of an hour, so no two
-  -- are exactly 30 minutes apart; this log is made up to have such a pair.
-  it("keeps a request exactly 30 minutes after the last in the session",
-    function()
-      local dir = h.tmpdir()
-      finally(function() h.sh("rm -rf " .. h.quote(dir)) end)
-      local lines = {}
-      for i, time in ipairs({ "10:05:03", "10:35:03", "11:05:04" }) do
-        lines[i] = '192.0.2.7 - - [17/May/2015:' .. time .. ' +0000] '
-          .. '"GET / HTTP/1.1" 200 512 "-" "curl/7.38.0"\n'
-      end
-      h.write_file(dir .. "/log", table.concat(lines))
-      local run = run_example("sessions", dir .. "/log")
-      -- 10:35:03 continues the session of 10:05:03; 11:05:04 comes 30 min
-      -- 1 s after it and starts another.
-      local want = { "192.0.2.7\t2015-05-17T10:05:03\t2\t1800",
-        "192.0.2.7\t2015-05-17T11:05:04\t1\t0" }
-      assert.same(want, sessions_reference(requests(dir .. "/log")))
-      assert.same(want, run.lines)
-    end)
+  -- In the real log every request falls in minute 5 of an hour, so no
+  -- two of an IP's requests are 30 minutes apart and no session needs a
+  -- merge; these made-up logs have both.
+  describe("on made-up requests", function()
+    it("keeps a request exactly 30 minutes after the last in the session",
+      function()
+        local log = made_up_log({ { "192.0.2.7", "10:05:03" },
+          { "192.0.2.7", "10:35:03" }, { "192.0.2.7", "11:05:04" } })
+        -- 10:35:03 continues the session of 10:05:03; 11:05:04 comes 30
+        -- min 1 s after it and starts another.
+        local want = { "192.0.2.7\t2015-05-17T10:05:03\t2\t1800",
+          "192.0.2.7\t2015-05-17T11:05:04\t1\t0" }
+        assert.same(want, sessions_reference(requests(log)))
+        assert.same(want, run_example("sessions", log).lines)
+      end)
+
+    it("merges two sessions when a request between them comes after both",
+      function()
+        -- 10:05:00 and 10:35:30 are more than 30 minutes apart; 10:35:00,
+        -- half a minute behind the latter and 30 minutes after the former,
+        -- joins them.
+        local log = made_up_log({ { "192.0.2.8", "10:05:00" },
+          { "192.0.2.8", "10:35:30" }, { "192.0.2.8", "10:35:00" } })
+        local want = { "192.0.2.8\t2015-05-17T10:05:00\t3\t1830" }
+        assert.same(want, sessions_reference(requests(log)))
+        assert.same(want, run_example("sessions", log).lines)
+      end)
+  end)
 end)
 
 describe("examples/top_urls.lua", function()
@@ -243,7 +294,7 @@ describe("examples/top_urls.lua", function()
       it("ranks the top five paths per window as a plain loop does",
         function()
           local run = run_example("top_urls", log.path)
-          local want = top_urls_reference(well_formed(log.path))
+          local want = top_urls_reference(requests(log.path))
           assert.are_not.same({}, want)
           assert.same(want, run.lines)
         end)

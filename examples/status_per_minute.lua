@@ -1,0 +1,58 @@
+-- Status per minute: how many requests each HTTP status code accounts for
+-- in each minute of an Apache access log (combined log format), the minute
+-- being the one the request was logged at (event time), not the one weir
+-- read it at.
+--   weir run examples/status_per_minute.lua LOGFILE OUTDIR
+--   weir run examples/status_per_minute.lua \
+--     spec/fixtures/apache_logs_slice.log out/status_per_minute
+--
+-- OUTDIR/part-* holds one tab-separated line per minute (UTC) and status;
+-- on the 10,000-line log of elastic/examples, for instance:
+--   2015-05-17T10:05\t200\t73     73 requests answered 200 at 10:05
+-- (That log has requests only in minute 5 of each hour.)
+-- Lines not in the combined log format are skipped by a filter (that log
+-- has one, cut short in its user agent).
+--
+-- Requests need not come in time order: the watermark trails the latest
+-- time seen by a minute (max_out_of_orderness), and a minute is counted
+-- once the watermark passes its end. A request that comes after its
+-- minute was counted is written to OUTDIR/late rather than lost. (That
+-- log is in order by minute and shuffled only within a minute, so none
+-- of its requests is late.)
+local weir = require "weir"
+
+-- host ident user [time] "request" status bytes "referer" "user agent".
+local COMBINED = '^%S+ %S+ %S+ %[([^%]]*)%] "[^"]*" (%d%d%d) %S+ '
+  .. '"[^"]*" "[^"]*"$'
+
+local MINUTE = 60 * 1000
+
+-- Formats ms since the epoch as a UTC minute, 2015-05-17T10:05.
+local function minute(ms)
+  return os.date("!%Y-%m-%dT%H:%M", ms / 1000)
+end
+
+local p = weir.pipeline { name = "status_per_minute" }
+local counts = p:read_lines(arg[1])
+  :filter(function(line) return line:match(COMBINED) ~= nil end)
+  :map(function(line)
+    local time, status = line:match(COMBINED)
+    return { ts = weir.time.parse_clf(time), status = status }
+  end)
+  :with_timestamps(function(request) return request.ts end,
+    { max_out_of_orderness = MINUTE })
+  :key_by(function(request) return request.status end)
+  :window(weir.tumbling(MINUTE))
+  :aggregate {
+    init = function() return 0 end,
+    add = function(n) return n + 1 end,
+    result = function(n, ctx)
+      return minute(ctx.window.start) .. "\t" .. ctx.key .. "\t" .. n
+    end,
+  }
+counts:write_lines(arg[2])
+counts:late():write_lines(arg[2] .. "/late", function(request)
+  return os.date("!%Y-%m-%dT%H:%M:%S", request.ts / 1000) .. "\t"
+    .. request.status
+end)
+p:run()
