@@ -18,6 +18,8 @@ void wr__lua_open_fs(lua_State* L);
 void wr__lua_open_keygroup(lua_State* L);
 void wr__lua_open_barrier(lua_State* L);
 void wr__lua_open_snapshot(lua_State* L);
+void wr__lua_open_net(lua_State* L);
+void wr__lua_open_process(lua_State* L);
 
 /* Pushes nil, the message of err and its symbolic name; returns 3. This is
 ** how every recoverable failure reaches Lua. */

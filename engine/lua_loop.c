@@ -161,6 +161,14 @@ static int l_drain(lua_State* L) {
   return 0;
 }
 
+/* core.stop() makes core.run() return after the current callback, even
+** though handles are still active. */
+static int l_stop(lua_State* L) {
+  (void) L;
+  uv_stop(wr__lua_loop());
+  return 0;
+}
+
 /* core.monotonic_ms() -> milliseconds from an arbitrary origin (float). */
 static int l_monotonic_ms(lua_State* L) {
   lua_pushnumber(L, (double) uv_hrtime() / 1e6);
@@ -193,7 +201,8 @@ static const luaL_Reg idle_methods[] = {
 
 static const luaL_Reg loop_functions[] = {
   { "timer", l_timer }, { "idle", l_idle }, { "run", l_run },
-  { "drain", l_drain }, { "monotonic_ms", l_monotonic_ms },
+  { "drain", l_drain }, { "stop", l_stop },
+  { "monotonic_ms", l_monotonic_ms },
   { "time_ms", l_time_ms }, { "getpid", l_getpid }, { NULL, NULL }
 };
 

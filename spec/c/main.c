@@ -11,10 +11,11 @@ int wr_test_failures = 0;
 extern const wr_test_t wr_keygroup_tests[];
 extern const wr_test_t wr_barrier_tests[];
 extern const wr_test_t wr_snapshot_tests[];
+extern const wr_test_t wr_frame_tests[];
 
 int main(int argc, char** argv) {
   const wr_test_t* suites[] = { wr_keygroup_tests, wr_barrier_tests,
-                                wr_snapshot_tests };
+                                wr_snapshot_tests, wr_frame_tests };
   int passed = 0, failed = 0;
   size_t s;
   const wr_test_t* t;

@@ -1,0 +1,353 @@
+/*
+** Lua binding of framed connections (frame.h) over Unix domain sockets and
+** TCP: core.listen, core.connect, conn:on_frame, conn:send, conn:close.
+** Addresses are a socket path, or "tcp:HOST:PORT".
+** A connection lives until conn:close() (or the peer's end of stream
+** followed by close); its memory is reclaimed in the close callback.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_core.h"
+#include "error.h"
+#include "frame.h"
+
+#define CONN_MT "weir.conn"
+#define SERVER_MT "weir.server"
+
+typedef struct {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+  } u;
+  wr_frame_reader_t reader;
+  int frame_ref;    /* Lua callback for frames, or LUA_NOREF */
+  int other_ref;    /* on_connection (servers) or on_connect (connects) */
+  int closing;
+} lconn_t;
+
+static lconn_t** check_conn(lua_State* L, const char* mt) {
+  lconn_t** box = luaL_checkudata(L, 1, mt);
+  if (*box == NULL || (*box)->closing) luaL_error(L, "%s is closed", mt);
+  return box;
+}
+
+static int parse_tcp(const char* address, struct sockaddr_storage* sa) {
+  char host[256];
+  const char* colon = strrchr(address + 4, ':');
+  size_t n;
+  if (colon == NULL) return UV_EINVAL;
+  n = (size_t) (colon - (address + 4));
+  if (n >= sizeof(host)) return UV_EINVAL;
+  memcpy(host, address + 4, n);
+  host[n] = '\0';
+  if (uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in*) sa) == 0)
+    return 0;
+  return uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6*) sa);
+}
+
+static int is_tcp(const char* address) {
+  return strncmp(address, "tcp:", 4) == 0;
+}
+
+static lconn_t* new_conn(lua_State* L, const char* mt, int tcp) {
+  lconn_t** box = lua_newuserdata(L, sizeof(*box));
+  lconn_t* c = calloc(1, sizeof(*c));
+  if (c == NULL) luaL_error(L, "out of memory");
+  *box = c;
+  c->frame_ref = LUA_NOREF;
+  c->other_ref = LUA_NOREF;
+  if (tcp)
+    uv_tcp_init(wr__lua_loop(), &c->u.tcp);
+  else
+    uv_pipe_init(wr__lua_loop(), &c->u.pipe, 0);
+  c->u.handle.data = c;
+  luaL_getmetatable(L, mt);
+  lua_setmetatable(L, -2);
+  return c;
+}
+
+static void close_cb(uv_handle_t* handle) {
+  lconn_t* c = handle->data;
+  wr_frame_reader_close(&c->reader);
+  free(c);
+}
+
+static void close_conn(lua_State* L, lconn_t* c) {
+  if (c->closing) return;
+  c->closing = 1;
+  c->reader.stopped = 1;
+  luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->other_ref);
+  c->frame_ref = c->other_ref = LUA_NOREF;
+  uv_close(&c->u.handle, close_cb);
+}
+
+/* -- Reading frames -------------------------------------------------------- */
+
+static void frame_cb(wr_frame_reader_t* r, const char* payload, size_t len,
+                     int status) {
+  lconn_t* c = r->data;
+  lua_State* L = wr__lua_state();
+  if (c->frame_ref == LUA_NOREF) return;
+  if (payload != NULL) {
+    lua_pushlstring(L, payload, len);
+    wr__lua_callback(c->frame_ref, 1);
+  } else {
+    lua_pushnil(L);
+    lua_pushstring(L, status == UV_EOF ? "end of stream" : wr_strerror(status));
+    wr__lua_callback(c->frame_ref, 2);
+  }
+}
+
+static void alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+  static char slab[65536];
+  (void) handle;
+  (void) suggested;
+  *buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  lconn_t* c = stream->data;
+  int r;
+  if (nread == 0 || c->closing) return;
+  if (nread < 0) {
+    uv_read_stop(stream);
+    frame_cb(&c->reader, NULL, 0, (int) nread);
+    return;
+  }
+  r = wr_frame_reader_feed(&c->reader, buf->base, (size_t) nread);
+  if (r < 0 && !c->closing) {
+    uv_read_stop(stream);
+    frame_cb(&c->reader, NULL, 0, r);
+  }
+}
+
+/* conn:on_frame(fn) starts reading: fn(bytes) per frame; fn(nil, message)
+** once at end of stream or on error. */
+static int l_on_frame(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
+  lua_pushvalue(L, 2);
+  c->frame_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  wr_frame_reader_init(&c->reader, frame_cb);
+  c->reader.data = c;
+  uv_read_start(&c->u.stream, alloc_cb, read_cb);
+  return 0;
+}
+
+/* -- Writing frames -------------------------------------------------------- */
+
+typedef struct {
+  uv_write_t req;
+  char bytes[];
+} lwrite_t;
+
+static void write_cb(uv_write_t* req, int status) {
+  (void) status;  /* a failed write shows as end of stream to the reader */
+  free(req);
+}
+
+/* conn:send(bytes) queues one frame. Returns true | nil, message, code. */
+static int l_send(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  size_t len;
+  const char* payload = luaL_checklstring(L, 2, &len);
+  lwrite_t* w;
+  uv_buf_t buf;
+  int r;
+  if (len > WR_FRAME_MAX_BYTES) return wr__lua_push_error(L, UV_E2BIG);
+  w = malloc(sizeof(*w) + 4 + len);
+  if (w == NULL) return wr__lua_push_error(L, WR_ENOMEM);
+  wr_frame_header((uint32_t) len, (unsigned char*) w->bytes);
+  memcpy(w->bytes + 4, payload, len);
+  buf = uv_buf_init(w->bytes, (unsigned int) (4 + len));
+  r = uv_write(&w->req, &c->u.stream, &buf, 1, write_cb);
+  if (r < 0) {
+    free(w);
+    return wr__lua_push_error(L, r);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* conn:queued_bytes() -> bytes written but not yet handed to the kernel */
+static int l_queued_bytes(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  lua_pushnumber(L, (lua_Number) uv_stream_get_write_queue_size(&c->u.stream));
+  return 1;
+}
+
+static int l_conn_close(lua_State* L) {
+  lconn_t** box = luaL_checkudata(L, 1, CONN_MT);
+  if (*box != NULL) {
+    close_conn(L, *box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+/* -- Listening and connecting ---------------------------------------------- */
+
+static void connection_cb(uv_stream_t* server, int status) {
+  lconn_t* s = server->data;
+  lua_State* L = wr__lua_state();
+  lconn_t* c;
+  if (status < 0 || s->closing) return;
+  c = new_conn(L, CONN_MT, server->type == UV_TCP);
+  if (uv_accept(server, &c->u.stream) < 0) {
+    lua_pop(L, 1);
+    close_conn(L, c);
+    return;
+  }
+  wr__lua_callback(s->other_ref, 1);
+}
+
+/* core.listen(address, fn) -> server | nil, message, code. fn(conn) for
+** each accepted connection. A socket path that exists is replaced. */
+static int l_listen(lua_State* L) {
+  const char* address = luaL_checkstring(L, 1);
+  int tcp = is_tcp(address);
+  lconn_t* s;
+  int r;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  s = new_conn(L, SERVER_MT, tcp);
+  if (tcp) {
+    struct sockaddr_storage sa;
+    r = parse_tcp(address, &sa);
+    if (r == 0) r = uv_tcp_bind(&s->u.tcp, (struct sockaddr*) &sa, 0);
+  } else {
+    uv_fs_t req;
+    uv_fs_unlink(NULL, &req, address, NULL);
+    uv_fs_req_cleanup(&req);
+    r = uv_pipe_bind(&s->u.pipe, address);
+  }
+  if (r == 0) r = uv_listen(&s->u.stream, 128, connection_cb);
+  if (r < 0) {
+    close_conn(L, s);
+    *(lconn_t**) lua_touserdata(L, -1) = NULL;
+    return wr__lua_push_error(L, r);
+  }
+  lua_pushvalue(L, 2);
+  s->other_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+/* server:address() -> "tcp:HOST:PORT" with the port actually bound (for a
+** TCP server bound to port 0), or the socket path. */
+static int l_server_address(lua_State* L) {
+  lconn_t* s = *check_conn(L, SERVER_MT);
+  if (s->u.handle.type == UV_TCP) {
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    char host[64];
+    uv_tcp_getsockname(&s->u.tcp, (struct sockaddr*) &sa, &len);
+    uv_ip4_name((struct sockaddr_in*) &sa, host, sizeof(host));
+    lua_pushfstring(L, "tcp:%s:%d", host,
+                    ntohs(((struct sockaddr_in*) &sa)->sin_port));
+  } else {
+    char path[1024];
+    size_t len = sizeof(path);
+    uv_pipe_getsockname(&s->u.pipe, path, &len);
+    lua_pushlstring(L, path, len);
+  }
+  return 1;
+}
+
+static int l_server_close(lua_State* L) {
+  lconn_t** box = luaL_checkudata(L, 1, SERVER_MT);
+  if (*box != NULL) {
+    close_conn(L, *box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+static void connect_cb(uv_connect_t* req, int status) {
+  lconn_t* c = req->data;
+  lua_State* L = wr__lua_state();
+  int ref = c->other_ref;
+  free(req);
+  c->other_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->frame_ref);  /* the conn userdata */
+  luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
+  c->frame_ref = LUA_NOREF;
+  if (status < 0) {
+    lua_pop(L, 1);
+    lua_pushstring(L, wr_strerror(status));
+    lua_pushnil(L);
+    close_conn(L, c);
+  } else {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+  }
+  wr__lua_callback(ref, 2);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+/* core.connect(address, fn) -> true | nil, message, code. Later
+** fn(nil, conn) once connected, or fn(message) if that failed. */
+static int l_connect(lua_State* L) {
+  const char* address = luaL_checkstring(L, 1);
+  int tcp = is_tcp(address);
+  uv_connect_t* req;
+  lconn_t* c;
+  int r = 0;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  req = malloc(sizeof(*req));
+  if (req == NULL) return wr__lua_push_error(L, WR_ENOMEM);
+  c = new_conn(L, CONN_MT, tcp);
+  req->data = c;
+  if (tcp) {
+    struct sockaddr_storage sa;
+    r = parse_tcp(address, &sa);
+    if (r == 0)
+      r = uv_tcp_connect(req, &c->u.tcp, (struct sockaddr*) &sa, connect_cb);
+  } else {
+    uv_pipe_connect(req, &c->u.pipe, address, connect_cb);
+  }
+  if (r < 0) {
+    free(req);
+    close_conn(L, c);
+    *(lconn_t**) lua_touserdata(L, -1) = NULL;
+    return wr__lua_push_error(L, r);
+  }
+  /* Until connected, frame_ref keeps the userdata alive. */
+  c->frame_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, 2);
+  c->other_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+  { "on_frame", l_on_frame }, { "send", l_send },
+  { "queued_bytes", l_queued_bytes }, { "close", l_conn_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg server_methods[] = {
+  { "address", l_server_address }, { "close", l_server_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg net_functions[] = {
+  { "listen", l_listen }, { "connect", l_connect }, { NULL, NULL }
+};
+
+static void new_class(lua_State* L, const char* mt, const luaL_Reg* methods) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void wr__lua_open_net(lua_State* L) {
+  new_class(L, CONN_MT, conn_methods);
+  new_class(L, SERVER_MT, server_methods);
+  luaL_register(L, NULL, net_functions);
+}

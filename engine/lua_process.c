@@ -1,0 +1,157 @@
+/*
+** Lua binding of child processes (libuv uv_spawn): the coordinator starts
+** its workers with it and learns of their exit.
+** A process handle lives until its exit callback ran and :close() was
+** called (or until exit, if it was closed earlier).
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_core.h"
+
+#define PROCESS_MT "weir.process"
+
+typedef struct {
+  uv_process_t proc;
+  int exit_ref;   /* Lua callback for the exit */
+  int exited;
+  int closed;     /* :close() was called */
+} lproc_t;
+
+static void close_cb(uv_handle_t* handle) {
+  free(handle->data);
+}
+
+static void exit_cb(uv_process_t* proc, int64_t status, int term_signal) {
+  lproc_t* p = proc->data;
+  lua_State* L = wr__lua_state();
+  int ref = p->exit_ref;
+  p->exited = 1;
+  p->exit_ref = LUA_NOREF;
+  if (p->closed) uv_close((uv_handle_t*) proc, close_cb);
+  if (ref == LUA_NOREF) return;
+  lua_pushnumber(L, (lua_Number) status);
+  lua_pushinteger(L, term_signal);
+  wr__lua_callback(ref, 2);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+static char** string_array(lua_State* L, int idx, const char* first) {
+  int n = idx ? (int) lua_objlen(L, idx) : 0;
+  int i, k = 0;
+  char** out = calloc((size_t) n + 2, sizeof(char*));
+  if (out == NULL) return NULL;
+  if (first) out[k++] = (char*) first;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    out[k++] = (char*) luaL_checkstring(L, -1);
+    lua_pop(L, 1);  /* the string stays alive in the table */
+  }
+  return out;
+}
+
+/* core.spawn(file, args, env, fn) -> process | nil, message, code.
+** args: list of arguments (after argv[0] = file); env: list of "K=V"
+** (nil: inherit); fn(exit_status, term_signal) once the process exited.
+** stdin is closed; stdout and stderr are the caller's. */
+static int l_spawn(lua_State* L) {
+  const char* file = luaL_checkstring(L, 1);
+  uv_process_options_t opts;
+  uv_stdio_container_t stdio[3];
+  lproc_t** box;
+  lproc_t* p;
+  char** args;
+  char** env = NULL;
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  args = string_array(L, 2, file);
+  if (!lua_isnil(L, 3)) env = string_array(L, 3, NULL);
+  memset(&opts, 0, sizeof(opts));
+  opts.file = file;
+  opts.args = args;
+  opts.env = env;
+  opts.exit_cb = exit_cb;
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = 1;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+  opts.stdio = stdio;
+  opts.stdio_count = 3;
+  box = lua_newuserdata(L, sizeof(*box));
+  p = calloc(1, sizeof(*p));
+  *box = p;
+  p->proc.data = p;
+  p->exit_ref = LUA_NOREF;
+  r = uv_spawn(wr__lua_loop(), &p->proc, &opts);
+  free(args);
+  free(env);
+  if (r < 0) {
+    uv_close((uv_handle_t*) &p->proc, close_cb);
+    *box = NULL;
+    return wr__lua_push_error(L, r);
+  }
+  lua_pushvalue(L, 4);
+  p->exit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_getmetatable(L, PROCESS_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static lproc_t* check_proc(lua_State* L) {
+  lproc_t** box = luaL_checkudata(L, 1, PROCESS_MT);
+  if (*box == NULL) luaL_error(L, "process is closed");
+  return *box;
+}
+
+/* process:pid() -> the process id */
+static int l_pid(lua_State* L) {
+  lua_pushinteger(L, check_proc(L)->proc.pid);
+  return 1;
+}
+
+/* process:kill(signal) sends "KILL", "TERM", "STOP", "CONT" or "INT" (or a
+** number). Returns true | nil, message, code (e.g. after exit). */
+static int l_kill(lua_State* L) {
+  static const char* const names[] = { "KILL", "TERM", "STOP", "CONT", "INT",
+                                       NULL };
+  static const int numbers[] = { SIGKILL, SIGTERM, SIGSTOP, SIGCONT, SIGINT };
+  lproc_t* p = check_proc(L);
+  int sig = lua_type(L, 2) == LUA_TNUMBER
+                ? (int) lua_tointeger(L, 2)
+                : numbers[luaL_checkoption(L, 2, "TERM", names)];
+  int r;
+  if (p->exited) return wr__lua_push_error(L, UV_ESRCH);
+  r = uv_process_kill(&p->proc, sig);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* process:close() releases the handle; the exit callback still runs if
+** the process has not exited yet. */
+static int l_close(lua_State* L) {
+  lproc_t** box = luaL_checkudata(L, 1, PROCESS_MT);
+  lproc_t* p = *box;
+  if (p == NULL) return 0;
+  *box = NULL;
+  p->closed = 1;
+  if (p->exited) uv_close((uv_handle_t*) &p->proc, close_cb);
+  return 0;
+}
+
+static const luaL_Reg methods[] = {
+  { "pid", l_pid }, { "kill", l_kill }, { "close", l_close }, { NULL, NULL }
+};
+
+void wr__lua_open_process(lua_State* L) {
+  luaL_newmetatable(L, PROCESS_MT);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_spawn);
+  lua_setfield(L, -2, "spawn");
+}
