@@ -4,7 +4,9 @@
 ** and its memory is reclaimed in the close callback. A Lua error raised by
 ** a callback stops the loop and is raised again by core.run().
 */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "lua_core.h"
 
@@ -183,6 +185,30 @@ static int l_time_ms(lua_State* L) {
   return 1;
 }
 
+/* core.cpu_count() -> the number of CPUs this process may use. */
+static int l_cpu_count(lua_State* L) {
+  lua_pushinteger(L, (lua_Integer) uv_available_parallelism());
+  return 1;
+}
+
+/* core.exepath() -> the absolute path of the running executable. */
+static int l_exepath(lua_State* L) {
+  char path[4096];
+  size_t len = sizeof(path);
+  int r = uv_exepath(path, &len);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushlstring(L, path, len);
+  return 1;
+}
+
+/* core.exit(status) ends the process at once (after stdio is flushed). */
+static int l_exit(lua_State* L) {
+  fflush(stdout);
+  fflush(stderr);
+  _exit((int) luaL_optinteger(L, 1, 0));
+  return 0;
+}
+
 /* core.getpid() -> the process id. */
 static int l_getpid(lua_State* L) {
   lua_pushinteger(L, (lua_Integer) uv_os_getpid());
@@ -203,7 +229,9 @@ static const luaL_Reg loop_functions[] = {
   { "timer", l_timer }, { "idle", l_idle }, { "run", l_run },
   { "drain", l_drain }, { "stop", l_stop },
   { "monotonic_ms", l_monotonic_ms },
-  { "time_ms", l_time_ms }, { "getpid", l_getpid }, { NULL, NULL }
+  { "time_ms", l_time_ms }, { "getpid", l_getpid },
+  { "cpu_count", l_cpu_count }, { "exepath", l_exepath }, { "exit", l_exit },
+  { NULL, NULL }
 };
 
 static void new_class(lua_State* L, const char* mt, const luaL_Reg* methods) {

@@ -181,6 +181,35 @@ static int l_queued_bytes(lua_State* L) {
   return 1;
 }
 
+static void shutdown_cb(uv_shutdown_t* req, int status) {
+  lconn_t* c = req->data;
+  (void) status;
+  free(req);
+  uv_close(&c->u.handle, close_cb);
+}
+
+/* conn:shutdown() sends what is queued, then closes the connection. */
+static int l_shutdown(lua_State* L) {
+  lconn_t** box = luaL_checkudata(L, 1, CONN_MT);
+  lconn_t* c = *box;
+  uv_shutdown_t* req;
+  if (c == NULL || c->closing) return 0;
+  *box = NULL;
+  c->closing = 1;
+  c->reader.stopped = 1;
+  uv_read_stop(&c->u.stream);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->other_ref);
+  c->frame_ref = c->other_ref = LUA_NOREF;
+  req = malloc(sizeof(*req));
+  if (req != NULL) req->data = c;
+  if (req == NULL || uv_shutdown(req, &c->u.stream, shutdown_cb) < 0) {
+    free(req);
+    uv_close(&c->u.handle, close_cb);
+  }
+  return 0;
+}
+
 static int l_conn_close(lua_State* L) {
   lconn_t** box = luaL_checkudata(L, 1, CONN_MT);
   if (*box != NULL) {
@@ -325,7 +354,8 @@ static int l_connect(lua_State* L) {
 
 static const luaL_Reg conn_methods[] = {
   { "on_frame", l_on_frame }, { "send", l_send },
-  { "queued_bytes", l_queued_bytes }, { "close", l_conn_close },
+  { "queued_bytes", l_queued_bytes }, { "shutdown", l_shutdown },
+  { "close", l_conn_close },
   { NULL, NULL }
 };
 

@@ -4,6 +4,7 @@
 ** when installed), preloads `weir.core` and hands argv to weir.cli.main,
 ** whose return value is the exit status.
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ int main(int argc, char** argv) {
                     "set WEIR_LUA_DIR\n");
     return 2;
   }
+  /* A peer that went away shows as EPIPE from libuv, not as a signal. */
+  signal(SIGPIPE, SIG_IGN);
   L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "weir: cannot create a Lua state (out of memory)\n");

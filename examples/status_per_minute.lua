@@ -32,7 +32,10 @@ local function minute(ms)
   return os.date("!%Y-%m-%dT%H:%M", ms / 1000)
 end
 
-local p = weir.pipeline { name = "status_per_minute" }
+-- Which records are late depends on the order they are read in. One
+-- reader (parallelism 1) reads the file in order; parallel readers would
+-- each read a part, and the slowest part would hold the watermark back.
+local p = weir.pipeline { name = "status_per_minute", parallelism = 1 }
 local counts = p:read_lines(arg[1])
   :filter(function(line) return line:match(COMBINED) ~= nil end)
   :map(function(line)

@@ -25,7 +25,10 @@ local weir = require "weir"
 local max_out_of_orderness_ms = tonumber(arg[3] or 0)
 local window_ms = tonumber(arg[4] or 3600000)
 
-local p = weir.pipeline { name = "temperature" }
+-- Which records are late depends on the order they are read in. One
+-- reader (parallelism 1) reads the file in order; parallel readers would
+-- each read a part, and the slowest part would hold the watermark back.
+local p = weir.pipeline { name = "temperature", parallelism = 1 }
 local averages = p:read_lines(arg[1])
   -- Skips the header, the one row that does not start with a date.
   :filter(function(row) return row:match("^%d") end)

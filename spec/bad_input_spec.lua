@@ -48,7 +48,7 @@ describe("bad input", function()
   end)
 
   describe("a user function that throws on a record", function()
-    local input, path
+    local input, path, message
 
     setup(function()
       input = dir .. "/throw-input.txt"
@@ -61,27 +61,45 @@ describe("bad input", function()
       f2:write(h.read_file(h.shakespeare))
       f2:close()
       path = h.root .. "/spec/fixtures/running_count.lua"
+      message = "weir: flat_map (" .. path .. ":10) failed on record "
+        .. '"POISON ' .. string.rep("x", 73) .. '...": ' .. path
+        .. ":12: poisoned line"
     end)
 
     it("names the operator, its line and the record, and exits 1",
       function()
-        local r = run(path, input, dir .. "/throw-out", "fail-on-poison")
+        local r = h.run_weir({ "run", "--parallelism", "1", "--checkpoint-dir",
+          dir .. "/ck1", path, input, dir .. "/throw-out", "fail-on-poison" })
         assert.are.equal(1, r.status)
-        assert.are.equal("weir: flat_map (" .. path .. ":10) failed on record "
-          .. '"POISON ' .. string.rep("x", 73) .. '...": ' .. path
-          .. ":12: poisoned line\n", r.stderr)
+        assert.are.equal(message .. "\n", r.stderr)
       end)
+
+    it("restarts worker processes as the restart strategy allows, then "
+      .. "fails with the error", function()
+      local r = run(path, input, dir .. "/throw-out2", "fail-on-poison")
+      assert.are.equal(1, r.status)
+      local lines = {}
+      for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal(4, #lines)
+      for i = 1, 3 do
+        assert.are.equal(message .. "; restarting from the newest complete "
+          .. "checkpoint in 1000 ms (restart " .. i .. ")", lines[i])
+      end
+      assert.are.equal(message .. " (no restart left after 3 restarts; the "
+        .. "last complete checkpoint stays for --restore latest)", lines[4])
+    end)
 
     it("leaves the last checkpoint so a fixed script resumes from it",
       function()
-        local out = dir .. "/resume-out"
-        local r = run(path, input, out, "fail-on-poison")
+        local out, ck = dir .. "/resume-out", dir .. "/ck-resume"
+        local r = h.run_weir({ "run", "--checkpoint-dir", ck,
+          "--checkpoint-interval", "20", path, input, out, "fail-on-poison" })
         assert.are.equal(1, r.status)
-        local ids = h.complete_checkpoints(dir .. "/ck/running_count")
+        local ids = h.complete_checkpoints(ck .. "/running_count")
         assert.is_true(#ids >= 1, "no checkpoint before the failure")
         local reference, total = h.running_count_reference(input)
         -- Fixed: the script no longer throws on the poisoned line.
-        r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck", "--restore",
+        r = h.run_weir({ "run", "--checkpoint-dir", ck, "--restore",
           "latest", "--checkpoint-interval", "20", path, input, out })
         assert.are.equal(0, r.status, r.stderr)
         assert.matches("restored from [^\n]*/chk%-" .. ids[#ids], r.stderr)
@@ -114,7 +132,8 @@ p:run()
         local path = state_script(name, value)
         local input = dir .. "/state-input.txt"
         h.repeat_file(h.shakespeare, input, 1)
-        local r = run(path, input)
+        -- In this process: a failing checkpoint fails for good at once.
+        local r = run("--parallelism", "1", path, input)
         assert.are.equal(1, r.status)
         assert.matches("^weir: checkpoint %d+ failed: process %(" .. path:gsub(
           "%p", "%%%0") .. ":5%) cannot serialize the state of key 1: "

@@ -13,8 +13,9 @@ describe("weir (command line)", function()
   it("run --help documents a flag for every pipeline option", function()
     local r = h.run_weir({ "run", "--help" })
     assert.are.equal(0, r.status)
-    for name in pairs(pipeline.options) do
-      if name ~= "name" then
+    for name, spec in pairs(pipeline.options) do
+      -- The name is the script's to give; a restart strategy is a table.
+      if name ~= "name" and spec[2] ~= "table" then
         local flag = "--" .. name:gsub("_", "-")
         assert.truthy(r.stdout:find(flag, 1, true), flag)
       end

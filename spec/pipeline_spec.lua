@@ -164,7 +164,7 @@ describe("weir.pipeline", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "checkpoint_dir, checkpoint_interval, max_parallelism, mode, name, "
-        .. "restore, retain)")
+        .. "parallelism, restart, restore, retain)")
     end)
 
     it("rejects an option of the wrong type", function()

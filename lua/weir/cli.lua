@@ -24,6 +24,9 @@ Usage: weir run [OPTIONS] SCRIPT [ARGS...]
 Runs the pipeline SCRIPT builds; ARGS reach the script as arg[1], arg[2], ...
 Options override the script's weir.pipeline{} options:
 
+  --parallelism N            subtasks per operator, each set of subtasks in
+                             a worker process of its own (default: the
+                             number of cores; 1 runs in this process)
   --checkpoint-dir DIR       where checkpoints go: DIR/<name>/chk-<n>
                              (default: checkpoints)
   --checkpoint-interval MS   milliseconds between checkpoints; 0 turns them
@@ -51,38 +54,55 @@ local run_flags = {
   ["--max-parallelism"] = { "max_parallelism", "number" },
   ["--mode"] = { "mode", "string" },
   ["--restore"] = { "restore", "string" },
+  ["--parallelism"] = { "parallelism", "number" },
 }
 
--- Parses `weir run` arguments: returns overrides, script, script args, or
--- nil, message.
-local function parse_run(argv)
-  local overrides, i = {}, 1
+-- Flags only `weir worker` takes (the coordinator passes them).
+local worker_flags = {
+  ["--coordinator"] = { "coordinator", "string" },
+  ["--worker"] = { "worker", "number" },
+  ["--workers"] = { "workers", "number" },
+  ["--run-dir"] = { "run_dir", "string" },
+  ["--restore-path"] = { "restore_path", "string" },
+}
+
+-- Parses `weir run` arguments: returns overrides, script, script args, the
+-- flags as given, and (with extra flags) their values; or nil, message.
+local function parse_run(argv, extra)
+  local overrides, given, extras, i = {}, {}, {}, 1
   while i <= #argv do
     local a = argv[i]
     if a:sub(1, 1) ~= "-" then break end
     if a == "--" then i = i + 1 break end
     local flag, value = a:match("^(%-%-[%w-]+)=(.*)$")
     flag = flag or a
-    local spec = run_flags[flag]
-    if not spec then return nil, "unknown option " .. a .. " (see weir run --help)" end
+    local spec, into = run_flags[flag], overrides
+    if not spec and extra then spec, into = extra[flag], extras end
+    if not spec then
+      return nil, "unknown option " .. a .. " (see weir run --help)"
+    end
     if not value then
       i = i + 1
       value = argv[i]
       if value == nil then return nil, flag .. " needs a value" end
+    end
+    if into == overrides then
+      given[#given + 1] = flag
+      given[#given + 1] = value
     end
     if spec[2] == "number" then
       local n = tonumber(value)
       if not n then return nil, flag .. " needs a number, got " .. value end
       value = n
     end
-    overrides[spec[1]] = value
+    into[spec[1]] = value
     i = i + 1
   end
   local script = argv[i]
   if not script then return nil, "no script given (see weir run --help)" end
   local args = { [0] = script }
   for j = i + 1, #argv do args[j - i] = argv[j] end
-  return overrides, script, args
+  return overrides, script, args, given, extras
 end
 
 local function report(stats)
@@ -94,6 +114,9 @@ local function report(stats)
   if stats.last_checkpoint then
     msg = msg .. string.format("; %d checkpoints, last %s", stats.checkpoints,
       stats.last_checkpoint)
+  end
+  if (stats.restarts or 0) > 0 then
+    msg = msg .. string.format("; %d restarts", stats.restarts)
   end
   if stats.late_records > 0 then
     msg = msg .. string.format("; %d late records", stats.late_records)
@@ -109,13 +132,25 @@ local function traceback_handler(err)
 end
 
 --- weir run: loads SCRIPT and runs it with the options as overrides.
-function M.run(argv)
+-- weir worker (internal): the same, as worker process of a job whose
+-- coordinator started it.
+function M.run(argv, as_worker)
   if argv[1] == "-h" or argv[1] == "--help" then
     io.stdout:write(RUN_HELP)
     return 0
   end
-  local overrides, script, args = parse_run(argv)
+  local overrides, script, args, given, extras =
+    parse_run(argv, as_worker and worker_flags)
   if not overrides then return fail(script) end
+  local job = require "weir.job"
+  if as_worker then
+    extras.parallelism = overrides.parallelism
+    require("weir.cluster").worker_context = extras
+  else
+    job.script, job.flags = script, given
+    job.script_args = { unpack(args) }
+    job.default_parallelism = require("weir.core").cpu_count()
+  end
   local chunk, err = loadfile(script)
   if not chunk then
     if not io.open(script, "r") then
@@ -124,7 +159,7 @@ function M.run(argv)
     return fail(err)
   end
   pipeline.overrides = overrides
-  require("weir.job").report = report
+  job.report = report
   _G.arg = args
   local ok, rerr = xpcall(chunk, traceback_handler, unpack(args))
   if not ok then return fail(tostring(rerr)) end
@@ -183,6 +218,8 @@ function M.main(argv)
     return cmd == nil and 1 or 0
   elseif cmd == "run" then
     return M.run(rest)
+  elseif cmd == "worker" then
+    return M.run(rest, true)
   elseif cmd == "checkpoints" then
     return M.checkpoints(rest)
   elseif cmd == "--version" or cmd == "version" then

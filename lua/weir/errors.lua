@@ -128,4 +128,14 @@ function M.handler(err)
   return M.new(tostring(err), { traceback = tb, internal = true })
 end
 
+--- Wraps a loop callback so an error raised in it is attributed to an
+-- operator while the stack is still intact (see M.handler), then raised
+-- on (so core.run() raises it).
+function M.guard(fn)
+  return function(...)
+    local ok, err = xpcall(fn, M.handler, ...)
+    if not ok then error(err, 0) end
+  end
+end
+
 return M

@@ -23,4 +23,12 @@ M.tumbling, M.sliding, M.session =
 -- parse_iso("YYYY-MM-DD HH:MM:SS"); see weir.time.
 M.time = require "weir.time"
 
+--- Restart strategies for the `restart` option: fixed_delay{ attempts,
+-- delay_ms }, exponential_delay{ initial_ms, max_ms, multiplier },
+-- failure_rate{ max_failures, interval_ms, delay_ms }, none().
+local restart = require "weir.restart"
+M.fixed_delay, M.exponential_delay = restart.fixed_delay,
+  restart.exponential_delay
+M.failure_rate, M.none = restart.failure_rate, restart.none
+
 return M

@@ -1,19 +1,24 @@
---- Running a job in this process: tasks on the libuv loop, channels,
--- checkpoint barriers, the checkpoint coordinator, restore and the end of
--- a bounded job.
+--- Running a job: the host of tasks on the libuv loop, its channels and
+-- exchanges, checkpoint barriers, restore, and the end of a bounded job.
 --
 -- Asynchronous barrier snapshotting (Carbone et al. 2015, "Lightweight
--- Asynchronous Snapshots for Distributed Dataflows"): the coordinator's
--- timer triggers checkpoint n; each source task records its position,
--- snapshots its chain and puts barrier n into its output channels; a task
--- with several input channels aligns barrier n (engine/barrier.c) before it
--- snapshots and forwards it. Snapshots are serialized on the loop thread
--- and compressed and written on the thread pool. When every task has
--- acknowledged, the manifest is written last; then sinks commit.
+-- Asynchronous Snapshots for Distributed Dataflows"): the coordinator
+-- (weir.coordinator) triggers checkpoint n; each source task records its
+-- position, snapshots its chain and puts barrier n into its output
+-- channels; a task with several input channels aligns barrier n
+-- (engine/barrier.c) before it snapshots and forwards it. Snapshots are
+-- serialized on the loop thread and compressed and written on the thread
+-- pool; a task acknowledges once its files are durable.
+--
+-- A host runs the tasks assigned to it: all of them in this process
+-- (p:run() from Lua, parallelism 1 by default), or those of one worker
+-- process (weir.cluster) with channels to other workers over sockets.
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
+local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
+local key = require "weir.key"
 local plan = require "weir.plan"
 local operators = require "weir.operators"
 local sources = require "weir.sources"
@@ -28,23 +33,13 @@ M.CHANNEL_BATCHES = 16     -- batches queued on a channel before backpressure
 M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
 
 local END = { end_of_input = true }  -- in-band end-of-input event
+M.END = END
+
+local guard = errors.guard
 
 local function factory(kind)
   return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
     or error("no runtime for operator kind " .. kind)
-end
-
-local function warn(msg)
-  io.stderr:write("weir: ", msg, "\n")
-end
-
--- Wraps a loop callback so an error raised in it is attributed to an
--- operator while the stack is still intact (see weir.errors.handler).
-local function guard(fn)
-  return function(...)
-    local ok, err = xpcall(fn, errors.handler, ...)
-    if not ok then error(err, 0) end
-  end
 end
 
 -- -- Channels ---------------------------------------------------------------
@@ -52,7 +47,11 @@ end
 local Channel = {}
 Channel.__index = Channel
 
-local function new_channel()
+--- A channel's queue on the consuming side: record batches (a batch is
+-- { n = count, ts = timestamps, k = keys|nil, record1, ... }) and events.
+-- on_take, if set, runs for every batch taken (remote channels return a
+-- credit to the sender then).
+function M.new_channel()
   return setmetatable({ items = {}, head = 1, tail = 0 }, Channel)
 end
 
@@ -68,37 +67,58 @@ function Channel:take()
   local item = self.items[h]
   self.items[h] = nil
   self.head = h + 1
+  if self.on_take and item.n then self.on_take() end
   return item
 end
 
 function Channel:size() return self.tail - self.head + 1 end
 
--- A channel's writing end: batches records (a batch is { n = count,
--- ts = timestamps, record1, record2, ... }) and puts events after the
--- batch.
-local function channel_writer(ch)
-  local buf, ts, n = { ts = {} }, nil, 0
-  ts = buf.ts
-  local w = { channel = ch }
-  local function flush()
-    buf.n = n
-    ch:put(buf)
+--- A channel's writing end: batches records and hands each full batch (and
+-- each event, after the batch before it) to deliver(item). blocked() tells
+-- whether the consumer has room; keys travel with hash exchanges.
+function M.channel_writer(deliver, blocked, with_keys)
+  local buf, ts, ks, n
+  local function reset()
     buf, n = { ts = {} }, 0
     ts = buf.ts
+    if with_keys then
+      ks = {}
+      buf.k = ks
+    end
   end
-  function w.push(record, t)
-    n = n + 1
-    buf[n], ts[n] = record, t
-    if n >= M.BATCH_RECORDS then flush() end
+  reset()
+  local w = { blocked = blocked }
+  local function flush()
+    buf.n = n
+    deliver(buf)
+    reset()
+  end
+  if with_keys then
+    function w.push(record, t, k)
+      n = n + 1
+      buf[n], ts[n], ks[n] = record, t, k
+      if n >= M.BATCH_RECORDS then flush() end
+    end
+  else
+    function w.push(record, t)
+      n = n + 1
+      buf[n], ts[n] = record, t
+      if n >= M.BATCH_RECORDS then flush() end
+    end
   end
   function w.event(ev)
     if n > 0 then flush() end
-    ch:put(ev)
+    deliver(ev)
   end
   function w.watermark(wm, status)
     w.event({ watermark = wm, status = status })
   end
   return w
+end
+
+local function local_writer(ch, with_keys)
+  return M.channel_writer(function(item) ch:put(item) end,
+    function() return ch:size() >= M.CHANNEL_BATCHES end, with_keys)
 end
 
 local function fan_out(targets)
@@ -109,49 +129,110 @@ local function fan_out(targets)
   end
 end
 
--- -- Job ---------------------------------------------------------------------
-
-local Job = {}
-Job.__index = Job
-
-local function new_job(p)
-  local o = p.options
-  local job = setmetatable({
-    pipeline = p, options = o, name = o.name,
-    job_dir = o.checkpoint_dir .. "/" .. o.name,
-    interval_ms = o.checkpoint_interval,
-    insts = {}, sinks = {}, ended = 0, next_id = 1,
-    completed = 0, last_completed = nil,
-    stats = { checkpoints = 0, late_records = 0 },
-  }, Job)
-  job.plan = plan.plan(p)
-  job.tasks = job.plan.tasks
-  return job
+--- The id of the channel of edge from producer subtask i to consumer
+-- subtask j: the same number in every process of a job.
+function M.channel_id(edge, i, j)
+  return (edge.id * 65536 + i) * 65536 + j
 end
 
--- Instantiates every operator, wiring each to its consumers: direct calls
--- within a task, channel writers across tasks.
-function Job:build()
-  local writers = {}
-  self.periodic = {}
-  for i, edge in ipairs(self.plan.edges) do
-    writers[i] = channel_writer(new_channel())
-    local outs = edge.from.task.outputs or {}
-    edge.from.task.outputs = outs
-    outs[#outs + 1] = writers[i]
+-- -- Host --------------------------------------------------------------------
+
+local Host = {}
+Host.__index = Host
+
+--- Creates the host of worker `worker` (0-based) of `workers`, running
+-- every task whose subtask index modulo workers is worker.
+function M.new_host(job, worker, workers)
+  return setmetatable({ job = job, options = job.options, plan = job.plan,
+    worker = worker, workers = workers, tasks = {}, sinks = {},
+    periodic = {}, channels = {}, writers = {},
+    stats = { late_records = 0 } }, Host)
+end
+
+--- The worker that runs subtask `subtask` of any chain.
+function Host:worker_of(subtask)
+  return subtask % self.workers
+end
+
+-- The writer of channel cid to consumer subtask j: in memory when the
+-- consumer runs here, else over the network (self.remote_writer).
+function Host:writer(edge, i, j)
+  local cid = M.channel_id(edge, i, j)
+  local with_keys = edge.kind == "hash"
+  if self:worker_of(j) == self.worker then
+    self.channels[cid] = self.channels[cid] or M.new_channel()
+    return local_writer(self.channels[cid], with_keys)
   end
-  local nodes = self.pipeline.nodes
-  for id = #nodes, 1, -1 do
-    local node = nodes[id]
+  return self.remote_writer(cid, self:worker_of(j), with_keys)
+end
+
+-- Routes records of `edge` leaving producer subtask i to the consumers'
+-- writers; returns push, watermark and the writers.
+function Host:router(edge, i)
+  local p = edge.to.parallelism
+  local ws = {}
+  if edge.kind == "forward" then
+    ws[1] = self:writer(edge, i, i)
+    return ws[1].push, ws[1].watermark, ws
+  end
+  for j = 0, p - 1 do ws[j + 1] = self:writer(edge, i, j) end
+  local function watermark(w, status)
+    for _, wr in ipairs(ws) do wr.watermark(w, status) end
+  end
+  if edge.kind == "rebalance" then
+    local next_j = i % p
+    return function(record, ts)
+      next_j = next_j + 1
+      if next_j > p then next_j = 1 end
+      ws[next_j].push(record, ts)
+    end, watermark, ws
+  end
+  -- Hash: the key group of the key picks the subtask that owns it; scalar
+  -- keys remember their subtask.
+  local maxp = self.options.max_parallelism
+  local cache = {}
+  local node = edge.from
+  return errors.register(function(record, ts, k)
+    local j = cache[k]
+    if j == nil then
+      local kg, why = key.key_group(k, maxp)
+      if not kg then errors.raise_invalid_key(k, why) end
+      j = core.key_group_subtask(maxp, p, kg) + 1
+      if type(k) ~= "table" then cache[k] = j end
+    end
+    ws[j].push(record, ts, k)
+  end, node), watermark, ws
+end
+
+--- Instantiates the operators of this worker's tasks, wiring each to its
+-- consumers: direct calls within a task, channels between tasks.
+function Host:build()
+  for _, t in ipairs(self.plan.tasks) do
+    if self:worker_of(t.subtask) == self.worker then
+      self:build_task(t)
+    end
+  end
+  for _, task in ipairs(self.tasks) do self:connect_inputs(task) end
+end
+
+function Host:build_task(t)
+  local chain, i = t.chain, t.subtask
+  local task = { id = t.id, chain = chain, subtask = i, insts = {},
+    outputs = {}, acked = 0 }
+  local nodes = chain.nodes
+  for n = #nodes, 1, -1 do
+    local node = nodes[n]
     local targets, watermarks, sides = {}, {}, {}
     for _, c in ipairs(node.consumers) do
       local push, watermark
-      if c.task == node.task then
-        push, watermark = self.insts[c.id].push, self.insts[c.id].watermark
+      if c.chain == chain then
+        push, watermark = task.insts[c.id].push, task.insts[c.id].watermark
       else
-        for i, edge in ipairs(self.plan.edges) do
+        for _, edge in ipairs(c.chain.inputs) do
           if edge.from == node and edge.to == c then
-            push, watermark = writers[i].push, writers[i].watermark
+            local ws
+            push, watermark, ws = self:router(edge, i)
+            for _, w in ipairs(ws) do task.outputs[#task.outputs + 1] = w end
           end
         end
       end
@@ -165,30 +246,74 @@ function Job:build()
     end
     for side, pushes in pairs(sides) do sides[side] = fan_out(pushes) end
     local env = { max_parallelism = self.options.max_parallelism,
-      subtask = 0, emit_watermark = fan_out(watermarks), side = sides,
-      stats = self.stats, now_ms = core.monotonic_ms, wall_ms = core.time_ms }
+      subtask = i, parallelism = chain.parallelism,
+      emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
+      now_ms = core.monotonic_ms, wall_ms = core.time_ms }
     local inst = factory(node.kind)(node, fan_out(targets), env)
     inst.node = node
     inst.watermark = inst.watermark or env.emit_watermark
     if inst.periodic then self.periodic[#self.periodic + 1] = inst end
-    self.insts[id] = inst
     if inst.notify_complete then self.sinks[#self.sinks + 1] = inst end
+    task.insts[node.id] = inst
+  end
+  task.source = chain.head.kind == "read_lines"
+    or chain.head.kind == "sequence"
+  task.head_push = task.insts[chain.head.id].push
+  task.head_watermark = task.insts[chain.head.id].watermark
+  self.tasks[#self.tasks + 1] = task
+end
+
+-- The input channels of a task: per input edge, one per producer subtask.
+function Host:connect_inputs(task)
+  task.channels = {}
+  for _, edge in ipairs(task.chain.inputs) do
+    for _, i in ipairs(plan.producers(edge, task.subtask)) do
+      local cid = M.channel_id(edge, i, task.subtask)
+      self.channels[cid] = self.channels[cid] or M.new_channel()
+      task.channels[#task.channels + 1] = self.channels[cid]
+    end
+  end
+  local n = #task.channels
+  if n > 0 then
+    task.handler = core.barrier_handler(n, self.options.mode)
+  end
+  task.watermarks, task.idle = {}, {}
+  for c = 1, n do task.watermarks[c] = -math.huge end
+  task.watermark = -math.huge
+end
+
+--- Hands each operator of this host its state from a loaded checkpoint.
+function Host:restore(loaded)
+  if not loaded then return end
+  for _, task in ipairs(self.tasks) do
+    for _, node in ipairs(task.chain.nodes) do
+      local subtasks = loaded.states[node.uid]
+      local s = subtasks and subtasks[task.subtask]
+      local inst = task.insts[node.id]
+      if s then
+        if not inst.restore then
+          error(string.format("cannot restore %s: operator '%s' has no state "
+            .. "to restore", loaded.path, node.uid), 0)
+        end
+        inst.restore(s.state)
+      end
+    end
+  end
+end
+
+--- Checks the checkpoint directory and opens every source and sink, so a
+-- missing input or an unwritable directory fails before any record.
+function Host:open()
+  if self.options.checkpoint_interval > 0 then
+    local ok, err = fsutil.mkdir_p(self.job.job_dir)
+    if ok then ok, err = fsutil.check_writable(self.job.job_dir) end
+    if not ok then error("checkpoint_dir: " .. err, 0) end
   end
   for _, task in ipairs(self.tasks) do
-    task.outputs = task.outputs or {}
-    task.channels = {}
-    for i, input in ipairs(task.inputs) do
-      task.channels[i] = writers[input.edge].channel
+    for _, node in ipairs(task.chain.nodes) do
+      local inst = task.insts[node.id]
+      if inst.open then inst.open() end
     end
-    if #task.inputs > 0 then
-      task.handler = core.barrier_handler(#task.inputs, self.options.mode)
-    end
-    task.head_push = self.insts[task.head.id].push
-    task.head_watermark = self.insts[task.head.id].watermark
-    task.watermarks, task.idle = {}, {}
-    for i = 1, #task.inputs do task.watermarks[i] = -math.huge end
-    task.watermark = -math.huge
-    task.acked = 0
   end
 end
 
@@ -198,16 +323,18 @@ end
 -- (serialize its state), starts the asynchronous writes and acknowledges
 -- to the coordinator once they are durable. Forwards the barrier unless
 -- the task has ended.
-function Job:checkpoint_task(task, id)
+function Host:checkpoint_task(task, id)
   if task.acked >= id then return end
   task.acked = id
-  local pending = self.pending
+  local path = checkpoint.path(self.job.job_dir, id)
   local files, writes, started = {}, 0, false
   local function done()
-    if writes == 0 and started then self:ack(id, files) end
+    if writes == 0 and started and not self.stopped then
+      self.coord:ack(task.id, id, files)
+    end
   end
-  for _, node in ipairs(task.nodes) do
-    local inst = self.insts[node.id]
+  for _, node in ipairs(task.chain.nodes) do
+    local inst = task.insts[node.id]
     if inst.snapshot then
       local ok, state = pcall(inst.snapshot, id)
       if not ok then
@@ -218,19 +345,19 @@ function Job:checkpoint_task(task, id)
         end
         error(state, 0)
       end
-      local name = node.uid .. "-0.snap"
+      local name = node.uid .. "-" .. task.subtask .. ".snap"
       local bytes = checkpoint.encode({ uid = node.uid, kind = node.kind,
-        subtask = 0, state = state })
+        subtask = task.subtask, state = state })
       writes = writes + 1
-      local ok2, err = core.snapshot_write_async(pending.path .. "/" .. name,
-        bytes, guard(function(werr, size_bytes, checksum)
-          if self.pending ~= pending then return end
+      local ok2, err = core.snapshot_write_async(path .. "/" .. name, bytes,
+        guard(function(werr, size_bytes, checksum)
           if werr then
             error(string.format("checkpoint %d failed: cannot write %s/%s: %s",
-              id, pending.path, name, werr), 0)
+              id, path, name, werr), 0)
           end
-          files[#files + 1] = { name = name, uid = node.uid, subtask = 0,
-            size_bytes = size_bytes, checksum = checksum }
+          files[#files + 1] = { name = name, uid = node.uid,
+            subtask = task.subtask, size_bytes = size_bytes,
+            checksum = checksum }
           writes = writes - 1
           done()
         end))
@@ -248,115 +375,85 @@ function Job:checkpoint_task(task, id)
   end
 end
 
--- Triggers checkpoint n (the coordinator's timer, or the final one once
--- every input ended). At most one checkpoint is pending at a time.
-function Job:trigger(final)
-  if self.pending or self.failed or (self.ended == #self.tasks and not final)
-  then
-    return
-  end
-  local id = self.next_id
-  self.next_id = id + 1
-  local path = checkpoint.path(self.job_dir, id)
-  local ok, err = core.mkdir(path)
-  if not ok then
-    error(string.format("checkpoint %d failed: cannot create %s: %s", id,
-      path, err), 0)
-  end
-  self.pending = { id = id, path = path, start_ms = core.monotonic_ms(),
-                   acks = 0, files = {}, final = final }
+--- Checkpoint id was triggered: source tasks and tasks that ended take
+-- their snapshot now (all tasks for the final checkpoint); the others
+-- when barrier id reaches them.
+function Host:trigger(id, final)
+  self.pending_id = id
   for _, task in ipairs(self.tasks) do
-    if task.source or task.ended then self:checkpoint_task(task, id) end
-  end
-end
-
--- A task acknowledged checkpoint id with the files it wrote.
-function Job:ack(id, files)
-  local pending = self.pending
-  if not pending or pending.id ~= id then return end
-  pending.acks = pending.acks + 1
-  for _, f in ipairs(files) do pending.files[#pending.files + 1] = f end
-  if pending.acks < #self.tasks then return end
-  table.sort(pending.files, function(a, b) return a.name < b.name end)
-  local operators_list = {}
-  for _, node in ipairs(self.pipeline.nodes) do
-    operators_list[#operators_list + 1] = { uid = node.uid, kind = node.kind,
-      parallelism = 1 }
-  end
-  local duration_ms = core.monotonic_ms() - pending.start_ms
-  checkpoint.write_manifest_async(pending.path, {
-    job = self.name, id = id, time_ms = core.time_ms(),
-    duration_ms = duration_ms, final = pending.final or false,
-    max_parallelism = self.options.max_parallelism, mode = self.options.mode,
-    operators = operators_list, files = pending.files,
-  }, guard(function(err)
-    if self.pending ~= pending then return end
-    if err then
-      error(string.format("checkpoint %d failed: cannot write its manifest "
-        .. "in %s: %s", id, pending.path, err), 0)
+    if final or task.source or task.ended then
+      self:checkpoint_task(task, id)
     end
-    self:complete(pending)
-  end))
+  end
 end
 
--- The manifest of a checkpoint is durable: the checkpoint exists.
-function Job:complete(pending)
-  self.pending = nil
-  self.last_completed = pending.id
-  self.stats.checkpoints = self.stats.checkpoints + 1
-  for _, sink in ipairs(self.sinks) do sink.notify_complete(pending.id) end
-  checkpoint.apply_retention(self.job_dir, self.options.retain, pending.id)
-  if pending.final then self:stop() else self:maybe_finish() end
+--- Checkpoint id is complete: sinks commit what they pre-committed.
+function Host:complete(id)
+  if self.pending_id == id then self.pending_id = nil end
+  for _, sink in ipairs(self.sinks) do sink.notify_complete(id) end
+end
+
+--- Checkpoints are off and the job ended: sinks commit everything.
+function Host:commit()
+  for _, sink in ipairs(self.sinks) do sink.commit() end
 end
 
 -- -- Running -----------------------------------------------------------------
 
-function Job:end_task(task)
+function Host:end_task(task)
   task.ended = true
   -- Bounded input ends with the maximal watermark: every pending window
   -- and event-time timer fires.
   task.head_watermark(math.huge)
-  for _, node in ipairs(task.nodes) do
-    local inst = self.insts[node.id]
+  for _, node in ipairs(task.chain.nodes) do
+    local inst = task.insts[node.id]
     if inst.finish then inst.finish() end
   end
   for _, w in ipairs(task.outputs) do w.event(END) end
-  self.ended = self.ended + 1
   -- A checkpoint whose barrier can no longer reach this task takes its
   -- (now final) state directly.
-  if self.pending and not self.pending.final then
-    self:checkpoint_task(task, self.pending.id)
-  end
+  if self.pending_id then self:checkpoint_task(task, self.pending_id) end
+  self.ended = (self.ended or 0) + 1
+  self.coord:task_ended(task.id)
 end
 
 local function backpressured(task)
   for _, w in ipairs(task.outputs) do
-    if w.channel:size() >= M.CHANNEL_BATCHES then return true end
+    if w.blocked() then return true end
   end
   return false
 end
 
-function Job:step_source(task)
+function Host:step_source(task)
   if backpressured(task) then return end
-  if self.insts[task.source.id].produce(M.SOURCE_RECORDS) then
+  if task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS) then
     self:end_task(task)
   end
 end
 
-function Job:step_channels(task)
+function Host:step_channels(task)
   local handler, push = task.handler, task.head_push
   for i, ch in ipairs(task.channels) do
     for _ = 1, M.CONSUME_BATCHES do
       if handler:is_blocked(i) or backpressured(task) then break end
       local item = ch:take()
       if item == nil then break end
-      if item.barrier then
+      if item.n then
+        local ts, ks = item.ts, item.k
+        if ks then
+          for j = 1, item.n do push(item[j], ts[j], ks[j]) end
+        else
+          for j = 1, item.n do push(item[j], ts[j]) end
+        end
+      elseif item.barrier then
         local r = handler:on_barrier(i, item.barrier)
         task.aligning = item.barrier
         if r == "aligned" or (r == "aborted" and not handler:pending()) then
           self:checkpoint_task(task, item.barrier)
         end
-      elseif item == END then
+      elseif item.watermark then
+        self:input_watermark(task, i, item.watermark, item.status)
+      elseif item.end_of_input then
         if handler:on_end_of_input(i) == "aligned" then
           self:checkpoint_task(task, task.aligning)
         end
@@ -364,11 +461,6 @@ function Job:step_channels(task)
           self:end_task(task)
           return
         end
-      elseif item.watermark then
-        self:input_watermark(task, i, item.watermark, item.status)
-      else
-        local ts = item.ts
-        for j = 1, item.n do push(item[j], ts[j]) end
       end
     end
   end
@@ -376,7 +468,7 @@ end
 
 -- A task's watermark is the minimum over its input channels, leaving out
 -- channels marked idle; it only advances.
-function Job:input_watermark(task, channel, w, status)
+function Host:input_watermark(task, channel, w, status)
   if status == "idle" then
     task.idle[channel] = true
   elseif status == "active" then
@@ -394,7 +486,7 @@ function Job:input_watermark(task, channel, w, status)
   end
 end
 
-function Job:step()
+function Host:step()
   if #self.periodic > 0 then
     local now = core.monotonic_ms()
     for _, inst in ipairs(self.periodic) do inst.periodic(now) end
@@ -405,118 +497,71 @@ function Job:step()
       else self:step_channels(task) end
     end
   end
-  if self.ended == #self.tasks then
+  if (self.ended or 0) == #self.tasks and self.idle then
     self.idle:stop()
-    self:maybe_finish()
   end
 end
 
--- Once every task ended and no checkpoint is pending: take the final
--- checkpoint (its completion commits the sinks and stops the job), or,
--- with checkpoints off, commit the sinks now.
-function Job:maybe_finish()
-  if self.ended < #self.tasks or self.pending or self.stopped then return end
-  if self.interval_ms > 0 then
-    self:trigger(true)
-  else
-    for _, sink in ipairs(self.sinks) do sink.commit() end
-    self:stop()
-  end
+--- Starts running the tasks on the loop.
+function Host:start()
+  self.idle = core.idle(guard(function() self:step() end))
+  self.idle:start()
 end
 
-function Job:stop()
+--- Wakes the host after its idle handle stopped (new input arrived).
+function Host:wake()
+  if self.idle and (self.ended or 0) < #self.tasks then self.idle:start() end
+end
+
+function Host:stop()
   self.stopped = true
   if self.idle then self.idle:close() self.idle = nil end
-  if self.timer then self.timer:close() self.timer = nil end
+  if self.on_stop then self.on_stop() end
 end
 
-function Job:close_insts()
-  for _, inst in pairs(self.insts) do
-    if inst.close then inst.close() end
-  end
-end
-
--- -- Restore -----------------------------------------------------------------
-
-local function restore_error(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
-
--- Loads the checkpoint to restore (options.restore is "latest" or a path)
--- and hands each operator its state. Returns the loaded checkpoint or nil.
-function Job:restore()
-  local what = self.options.restore
-  if not what then return nil end
-  local loaded, err
-  if what == "latest" then
-    loaded = checkpoint.find_latest(self.job_dir, warn)
-    if not loaded then
-      warn(string.format("no complete checkpoint in %s; starting from the "
-        .. "beginning", self.job_dir))
-      return nil
-    end
-  else
-    loaded, err = checkpoint.load(what)
-    if not loaded then
-      restore_error("cannot restore from %s: %s", what, err)
+--- Closes every operator's files.
+function Host:close()
+  for _, task in ipairs(self.tasks) do
+    for _, inst in pairs(task.insts) do
+      if inst.close then inst.close() end
     end
   end
-  local m = loaded.manifest
-  if m.max_parallelism ~= self.options.max_parallelism then
-    restore_error("cannot restore %s: it has max_parallelism %d, the job "
-      .. "has %d; max_parallelism is fixed for the life of the state",
-      loaded.path, m.max_parallelism, self.options.max_parallelism)
-  end
-  local by_uid = {}
-  for _, node in ipairs(self.pipeline.nodes) do by_uid[node.uid] = node end
-  for uid in pairs(loaded.states) do
-    if not by_uid[uid] or not self.insts[by_uid[uid].id].restore then
-      restore_error("cannot restore %s: it holds state for operator '%s', "
-        .. "which this job does not have", loaded.path, uid)
-    end
-  end
-  for uid, subtasks in pairs(loaded.states) do
-    self.insts[by_uid[uid].id].restore(subtasks[0].state)
-  end
-  return loaded
 end
 
 -- -- Entry point -------------------------------------------------------------
 
--- Checks the checkpoint directory and opens every source and sink, so a
--- missing input or an unwritable directory fails before any record.
-function Job:open()
-  if self.interval_ms > 0 then
-    local ok, err = fsutil.mkdir_p(self.job_dir)
-    if ok then ok, err = fsutil.check_writable(self.job_dir) end
-    if not ok then error("checkpoint_dir: " .. err, 0) end
-  end
-  for _, inst in pairs(self.insts) do
-    if inst.open then inst.open() end
-  end
+--- Plans a pipeline into a job: { pipeline, options, name, job_dir, plan }.
+function M.prepare(p, parallelism)
+  local o = p.options
+  return { pipeline = p, options = o, name = o.name,
+    job_dir = o.checkpoint_dir .. "/" .. o.name,
+    plan = plan.plan(p, parallelism) }
 end
 
-local function run_job(job)
-  job:build()
-  local restored = job:restore()
-  job.next_id = checkpoint.next_id(job.job_dir)
-  job:open()
-  job.restored = restored
+-- Runs every task of the job in this process.
+local function run_local(job, state)
+  local coord = coordinator.new(job)
+  local host = M.new_host(job, 0, 1)
+  state.coord, state.host = coord, host
+  coord.hosts = { host }
+  host.coord = coord
+  host:build()
+  local restored = coord:restore_point()
+  host:restore(restored)
+  host:open()
   if restored and restored.manifest.final then
     -- The job had finished; recovering the sinks committed its output.
-    job.last_completed = restored.manifest.id
+    coord.last_completed = restored.manifest.id
     return
   end
-  job.idle = core.idle(guard(function() job:step() end))
-  job.idle:start()
-  if job.interval_ms > 0 then
-    job.timer = core.timer(guard(function() job:trigger(false) end))
-    job.timer:start(job.interval_ms, job.interval_ms)
-  end
+  host:start()
+  coord:start()
   core.run()
 end
 
---- Runs a pipeline to completion in this process.
+--- Runs a pipeline to completion: in this process, or, when the weir
+-- command line runs a script at a parallelism above 1, on worker
+-- processes (weir.cluster).
 -- @param p Pipeline (weir.pipeline)
 -- @return { name = job name, checkpoints = checkpoints completed by this
 --   run, late_records = records windows found too late, last_checkpoint =
@@ -527,12 +572,24 @@ end
 -- that failed, a missing input, an unusable directory. Complete
 -- checkpoints are left intact for `restore = "latest"`.
 function M.run(p)
-  local job = new_job(p)
+  local cluster = require "weir.cluster"
+  if cluster.worker_context then
+    return cluster.run_worker(M.prepare(p, cluster.worker_context.parallelism))
+  end
+  local parallelism = p.options.parallelism or M.default_parallelism or 1
+  local job = M.prepare(p, parallelism)
+  if job.plan.max_parallelism > 1 and M.script then
+    return cluster.run_coordinator(job, M)
+  end
   local start = core.monotonic_ms()
-  local ok, err = xpcall(run_job, errors.handler, job)
-  job.failed = not ok
-  job:stop()
-  job:close_insts()
+  local state = {}
+  local ok, err = xpcall(run_local, errors.handler, job, state)
+  if state.coord then state.coord:close() end
+  if state.host then
+    state.host.stopped = true
+    if state.host.idle then state.host.idle:close() end
+    state.host:close()
+  end
   core.drain()
   if not ok then
     if os.getenv("WEIR_DEBUG") and err.traceback then
@@ -540,11 +597,12 @@ function M.run(p)
     end
     error(tostring(err.message), 0)
   end
-  local stats = { name = job.name, checkpoints = job.stats.checkpoints,
-    late_records = job.stats.late_records,
-    last_checkpoint = job.last_completed and
-      checkpoint.path(job.job_dir, job.last_completed),
-    restored_from = job.restored and job.restored.path,
+  local coord = state.coord
+  local stats = { name = job.name, checkpoints = coord.checkpoints,
+    late_records = state.host.stats.late_records,
+    last_checkpoint = coord.last_completed and
+      checkpoint.path(job.job_dir, coord.last_completed),
+    restored_from = coord.restored and coord.restored.path,
     duration_ms = core.monotonic_ms() - start }
   if M.report then M.report(stats) end
   return stats

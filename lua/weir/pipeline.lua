@@ -21,6 +21,10 @@ M.options = {
     "exactly_once (aligned barriers) or at_least_once" },
   restore = { false, "string",
     "\"latest\" or the path of a checkpoint to restore from" },
+  parallelism = { false, "number",
+    "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
+  restart = { false, "table", "restart strategy: weir.fixed_delay{...}, "
+    .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
 }
 
 --- Options set on the command line; they override the script's.
@@ -36,7 +40,7 @@ local function check_options(opts)
       error(string.format("weir.pipeline: unknown option '%s' (known: %s)",
         tostring(k), table.concat(names, ", ")), 3)
     end
-    if type(v) ~= spec[2] and not (k == "restore" and v == false) then
+    if type(v) ~= spec[2] and v ~= false then
       error(string.format("weir.pipeline: option '%s' must be a %s, got %s",
         k, spec[2], type(v)), 3)
     end
@@ -56,6 +60,9 @@ local function check_options(opts)
   if o.max_parallelism < 1 or o.max_parallelism > 32768
       or o.max_parallelism % 1 ~= 0 then
     error("weir.pipeline: max_parallelism must be an integer in 1..32768", 3)
+  end
+  if o.parallelism and (o.parallelism < 1 or o.parallelism % 1 ~= 0) then
+    error("weir.pipeline: parallelism must be an integer >= 1", 3)
   end
   if o.mode ~= "exactly_once" and o.mode ~= "at_least_once" then
     error("weir.pipeline: mode must be \"exactly_once\" or "
@@ -137,6 +144,20 @@ end
 --- Runs the pipeline to completion in this process (see weir.job.run).
 function Pipeline:run()
   return require("weir.job").run(self)
+end
+
+--- Sets this operator's parallelism (subtasks), overriding the
+-- pipeline's.
+function Stream:parallelism(n)
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+    error("parallelism: expected an integer >= 1", 2)
+  end
+  if self.node.fixed_parallelism then
+    error("parallelism: " .. self.node.kind .. " runs at parallelism "
+      .. self.node.fixed_parallelism, 2)
+  end
+  self.node.own_parallelism = n
+  return self
 end
 
 --- Applies fn to every record and emits its result (nil is an error).
@@ -235,7 +256,8 @@ end
 -- pipeline ran (in-process only; not part of checkpoints).
 function Stream:collect()
   local out = {}
-  self.pipeline:add("collect", { self.node }, { out = out })
+  self.pipeline:add("collect", { self.node }, { out = out,
+    fixed_parallelism = 1 })
   return out
 end
 

@@ -5,9 +5,11 @@
 --   restore(state)      seeks to a snapshot's position
 local M = {}
 
---- read_lines: position = byte offset of the next line.
-function M.read_lines(node, emit)
-  local f, offset = nil, 0
+--- read_lines: position = byte offset of the next line. Subtask i of p
+-- reads the lines that start in the i-th of p equal byte ranges of the
+-- file (a line belongs to the range its first byte is in).
+function M.read_lines(node, emit, env)
+  local f, offset, stop = nil, nil, nil
   local inst = {}
   function inst.open()
     local err
@@ -17,15 +19,28 @@ function M.read_lines(node, emit)
         node.defined_at, err), 0)
     end
     local size = f:seek("end")
-    f:seek("set", offset)
     if size == nil then
       error(string.format("read_lines (%s): input %s is not a readable file",
         node.defined_at, node.path), 0)
     end
+    local i, p = env.subtask, env.parallelism
+    stop = math.floor(size * (i + 1) / p)
+    if i == p - 1 then stop = math.huge end
+    if offset == nil then
+      offset = math.floor(size * i / p)
+      if offset > 0 then
+        -- Start after the end of the line that holds byte offset - 1.
+        f:seek("set", offset - 1)
+        local rest = f:read("*l")
+        offset = offset - 1 + (rest and #rest + 1 or 0)
+      end
+    end
+    f:seek("set", offset)
   end
   function inst.produce(n)
     local read = f.read
     for _ = 1, n do
+      if offset >= stop then return true end
       local record = read(f, "*l")
       if record == nil then return true end
       offset = offset + #record + 1
@@ -42,9 +57,13 @@ function M.read_lines(node, emit)
   return inst
 end
 
---- sequence: position = the next integer.
-function M.sequence(node, emit)
-  local nxt, last = node.first, node.last
+--- sequence: position = the next integer. Subtask i of p emits the i-th
+-- of p contiguous ranges of first..last.
+function M.sequence(node, emit, env)
+  local count = math.max(0, node.last - node.first + 1)
+  local i, p = env.subtask, env.parallelism
+  local nxt = node.first + math.floor(count * i / p)
+  local last = node.first + math.floor(count * (i + 1) / p) - 1
   local inst = {}
   function inst.produce(n)
     local stop = math.min(last, nxt + n - 1)

@@ -1,0 +1,474 @@
+--- Running a job on worker processes: the coordinator side (the `weir run`
+-- process) and the worker side (`weir worker`, started by the coordinator).
+--
+-- Every worker runs the same script with the same arguments, builds the
+-- same graph, and hosts the subtasks whose index modulo the number of
+-- workers is its own (weir.job). Workers talk to the coordinator over a
+-- control connection and to each other over one data connection per pair,
+-- both framed Unix domain sockets (engine/frame.c) carrying string.buffer
+-- messages. Data channels use credit-based flow control: a receiver grants
+-- CREDITS batches per channel up front and one more for every batch its
+-- task takes, and a sender without credit holds its batches, which stops
+-- the producing task (backpressure). Barriers, watermarks and end of input
+-- travel in-band behind the batches before them.
+--
+-- Failover: the coordinator sees a worker's exit (or its silence past the
+-- heartbeat timeout, e.g. a worker stopped with SIGSTOP), kills every
+-- worker, and, as the restart strategy allows, starts fresh workers that
+-- restore the newest complete checkpoint.
+local buffer = require "string.buffer"
+local core = require "weir.core"
+local checkpoint = require "weir.checkpoint"
+local coordinator = require "weir.coordinator"
+local errors = require "weir.errors"
+local restart = require "weir.restart"
+
+local M = {}
+
+M.CREDITS = 8                 -- batches a receiver grants per channel
+M.HEARTBEAT_MS = 200          -- a worker's heartbeat period
+M.HEARTBEAT_TIMEOUT_MS = 3000 -- silence after which a worker is hung
+
+local encode, decode = buffer.encode, buffer.decode
+local guard = errors.guard
+
+local function warn(msg)
+  io.stderr:write("weir: ", msg, "\n")
+end
+
+-- -- Worker side ---------------------------------------------------------------
+
+--- Set by `weir worker`: { coordinator = socket, worker = index,
+-- workers = count, parallelism = n, run_dir = dir, restore_path = path }.
+M.worker_context = nil
+
+--- Runs this worker's share of a job (weir.job.prepare) until the
+-- coordinator says stop; exits the process.
+function M.run_worker(job)
+  local jobmod = require "weir.job"
+  local ctx = M.worker_context
+  local w, workers = ctx.worker, ctx.workers
+  local host = jobmod.new_host(job, w, workers)
+  local control                       -- connection to the coordinator
+  local peers, peer_count = {}, 0     -- worker index -> data connection
+  local writers = {}                  -- channel id -> remote writer state
+  local server, heartbeat
+
+  local function send_control(msg)
+    if control then control:send(encode(msg)) end
+  end
+
+  -- A remote writer queues batches until the peer is connected and has
+  -- granted credit; events wait behind the batches before them.
+  function host.remote_writer(cid, peer, with_keys)
+    local state = { credits = M.CREDITS, queue = {} }
+    writers[cid] = state
+    function state.pump()
+      local conn = peers[peer]
+      local q = state.queue
+      while conn and #q > 0 do
+        local item = q[1]
+        if item.n then
+          if state.credits <= 0 then break end
+          state.credits = state.credits - 1
+        end
+        conn:send(encode({ c = cid, b = item }))
+        table.remove(q, 1)
+      end
+    end
+    return jobmod.channel_writer(function(item)
+      state.queue[#state.queue + 1] = item
+      state.pump()
+    end, function() return #state.queue > 0 end, with_keys)
+  end
+
+  host.coord = {
+    ack = function(_, task_id, id, files)
+      send_control({ t = "ack", task = task_id, id = id, files = files })
+    end,
+    task_ended = function(_, task_id)
+      send_control({ t = "ended", task = task_id,
+                     late_records = host.stats.late_records })
+    end,
+  }
+
+  local function on_data(bytes)
+    local msg = decode(bytes)
+    if msg.c then
+      host.channels[msg.c]:put(msg.b)
+      host:wake()
+    elseif msg.credit then
+      local state = writers[msg.credit]
+      state.credits = state.credits + 1
+      state.pump()
+      host:wake()
+    end
+  end
+
+  local function all_peers()
+    return peer_count == workers - 1
+  end
+
+  local function add_peer(j, conn)
+    peers[j] = conn
+    peer_count = peer_count + 1
+    for _, state in pairs(writers) do state.pump() end
+    if all_peers() then send_control({ t = "ready" }) end
+  end
+
+  -- Remote channels return a credit to their producer per batch taken.
+  local function grant_credits()
+    for _, task in ipairs(host.tasks) do
+      local k = 0
+      for _, edge in ipairs(task.chain.inputs) do
+        for _, i in ipairs(require("weir.plan").producers(edge,
+            task.subtask)) do
+          k = k + 1
+          local producer = host:worker_of(i)
+          if producer ~= w then
+            local cid = jobmod.channel_id(edge, i, task.subtask)
+            task.channels[k].on_take = function()
+              peers[producer]:send(encode({ credit = cid }))
+            end
+          end
+        end
+      end
+    end
+  end
+
+  local function shutdown(status)
+    if heartbeat then heartbeat:close() heartbeat = nil end
+    if server then server:close() server = nil end
+    host:close()
+    core.exit(status)
+  end
+
+  local function on_control(bytes, err)
+    if not bytes then
+      -- The coordinator is gone: nothing may be committed any more.
+      return shutdown(1)
+    end
+    local msg = decode(bytes)
+    if msg.t == "peers" then
+      for j = 0, w - 1 do
+        assert(core.connect(ctx.run_dir .. "/worker-" .. j .. ".sock",
+          guard(function(cerr, conn)
+            if cerr then error("cannot connect to worker " .. j .. ": "
+              .. cerr, 0) end
+            conn:send(encode({ peer = w }))
+            conn:on_frame(guard(function(b) if b then on_data(b) end end))
+            add_peer(j, conn)
+          end)))
+      end
+      if all_peers() then send_control({ t = "ready" }) end
+    elseif msg.t == "start" then
+      host:start()
+      heartbeat = core.timer(function() send_control({ t = "hb" }) end)
+      heartbeat:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
+    elseif msg.t == "trigger" then
+      host:trigger(msg.id, msg.final)
+      host:wake()
+    elseif msg.t == "complete" then
+      host:complete(msg.id)
+    elseif msg.t == "commit" then
+      host:commit()
+    elseif msg.t == "stop" then
+      host:stop()
+    end
+  end
+
+  -- Builds, restores and opens this worker's tasks; an error here is in
+  -- the job's set-up (a missing input, an unusable directory) and fails
+  -- the job without restarts.
+  local function set_up()
+    host:build()
+    grant_credits()
+    local loaded
+    if ctx.restore_path then
+      local lerr
+      loaded, lerr = checkpoint.load(ctx.restore_path)
+      if not loaded then error("cannot restore from " .. ctx.restore_path
+        .. ": " .. lerr, 0) end
+    end
+    host:restore(loaded)
+    host:open()
+    host.on_stop = function() shutdown(0) end
+    server = assert(core.listen(ctx.run_dir .. "/worker-" .. w .. ".sock",
+      guard(function(conn)
+        local first = true
+        conn:on_frame(guard(function(b)
+          if not b then return end
+          if first then
+            first = false
+            add_peer(decode(b).peer, conn)
+          else
+            on_data(b)
+          end
+        end))
+      end)))
+  end
+
+  local set_up_done = false
+  local ok, err = xpcall(function()
+    assert(core.connect(ctx.coordinator, guard(function(cerr, conn)
+      if cerr then error("cannot reach the coordinator: " .. cerr, 0) end
+      control = conn
+      conn:on_frame(guard(on_control))
+      set_up()
+      -- Peers connect once every worker said hello: this worker's socket
+      -- is listening by then.
+      send_control({ t = "hello", worker = w })
+      set_up_done = true
+    end)))
+    core.run()
+  end, errors.handler)
+  if not ok then
+    if os.getenv("WEIR_DEBUG") and err.traceback then
+      io.stderr:write(err.traceback, "\n")
+    end
+    send_control({ t = "error", worker = w, message = tostring(err.message),
+                   fatal = not set_up_done })
+    if heartbeat then heartbeat:close() heartbeat = nil end
+    if server then server:close() server = nil end
+    host.stopped = true
+    if host.idle then host.idle:close() host.idle = nil end
+    for _, conn in pairs(peers) do conn:close() end
+    -- Flush the error to the coordinator before exiting.
+    if control then control:shutdown() end
+    core.drain()
+    shutdown(1)
+  end
+  shutdown(0)
+end
+
+-- -- Coordinator side ----------------------------------------------------------
+
+-- The coordinator's view of one worker process.
+local Worker = {}
+Worker.__index = Worker
+
+function Worker:send(msg)
+  if self.conn then self.conn:send(encode(msg)) end
+end
+
+function Worker:trigger(id, final) self:send({ t = "trigger", id = id,
+  final = final }) end
+function Worker:complete(id) self:send({ t = "complete", id = id }) end
+function Worker:commit() self:send({ t = "commit" }) end
+function Worker:stop()
+  self.stopping = true
+  self:send({ t = "stop" })
+end
+
+--- Runs a job on worker processes, restarting them after failures as the
+-- restart strategy allows. Returns the job's statistics (see
+-- weir.job.run); raises a one-line message when the job fails for good.
+function M.run_coordinator(job, jobmod)
+  local options = job.options
+  local workers = job.plan.max_parallelism
+  local run_dir = string.format("/tmp/weir-%d-%d", core.getpid(),
+    math.floor(core.time_ms() % 1e6))
+  assert(core.mkdir(run_dir))
+  local strategy = restart.strategy(options.restart)
+  local start_ms = core.monotonic_ms()
+  local coord = coordinator.new(job)
+  local attempt_state = {}   -- the current attempt's workers and handles
+  local outcome              -- { ok = true } or { message = ... }
+  local restarts = 0
+  local server, watchdog, restored_path
+
+  local function finish(result)
+    if outcome then return end
+    outcome = result
+    coord:close()
+    if watchdog then watchdog:close() watchdog = nil end
+    if server then server:close() server = nil end
+  end
+
+  local start_attempt
+
+  -- Kills every worker of the attempt; calls then() once all exited.
+  local function kill_all(then_fn)
+    local st = attempt_state
+    st.dead = true
+    st.on_all_exited = then_fn
+    for _, wk in ipairs(st.workers) do
+      if wk.conn then wk.conn:close() wk.conn = nil end
+      if not wk.exited then wk.proc:kill("KILL") end
+    end
+    if st.exited == #st.workers then then_fn() end
+  end
+
+  local function fail(cause, fatal)
+    if outcome or attempt_state.dead then return end
+    coord:abort_pending()
+    coord:close()
+    local delay = not fatal and strategy:next_delay(core.monotonic_ms())
+    kill_all(function()
+      if fatal then
+        finish({ message = cause })
+        return
+      end
+      if not delay then
+        finish({ message = cause .. string.format(" (no restart left after "
+          .. "%d restart%s; the last complete checkpoint stays for "
+          .. "--restore latest)", restarts, restarts == 1 and "" or "s") })
+        return
+      end
+      restarts = restarts + 1
+      warn(string.format("%s; restarting from the newest complete "
+        .. "checkpoint in %d ms (restart %d)", cause, delay, restarts))
+      local t = core.timer(guard(function() start_attempt(true) end))
+      attempt_state.delay_timer = t
+      t:start(delay, 0)
+    end)
+  end
+
+  local function on_message(wk, bytes)
+    local msg = decode(bytes)
+    local st = attempt_state
+    if st.dead then return end
+    wk.last_seen = core.monotonic_ms()
+    if msg.t == "hello" then
+      st.hello = st.hello + 1
+      if st.hello == workers then
+        for _, other in ipairs(st.workers) do other:send({ t = "peers" }) end
+      end
+    elseif msg.t == "ready" then
+      st.ready = st.ready + 1
+      if st.ready == workers then
+        for _, other in ipairs(st.workers) do other:send({ t = "start" }) end
+        coord:start()
+      end
+    elseif msg.t == "ack" then
+      coord:ack(msg.task, msg.id, msg.files)
+    elseif msg.t == "ended" then
+      wk.late_records = msg.late_records
+      coord:task_ended(msg.task)
+    elseif msg.t == "error" then
+      fail(msg.message, msg.fatal)
+    end
+  end
+
+  start_attempt = function(restoring)
+    if attempt_state.delay_timer then attempt_state.delay_timer:close() end
+    local st = { workers = {}, hello = 0, ready = 0, exited = 0 }
+    attempt_state = st
+    coord = coordinator.new(job)
+    local restore_path
+    if restoring then
+      options.restore = "latest"
+      local loaded = coord:restore_point()
+      restore_path = loaded and loaded.path
+    else
+      local loaded = coord:restore_point()
+      restore_path = loaded and loaded.path
+    end
+    restored_path = restore_path or restored_path
+    local hosts = {}
+    for w = 0, workers - 1 do
+      local wk = setmetatable({ index = w, last_seen = core.monotonic_ms() },
+        Worker)
+      st.workers[w + 1] = wk
+      hosts[w + 1] = wk
+      local args = { "worker", "--coordinator", run_dir .. "/coordinator.sock",
+        "--worker", tostring(w), "--workers", tostring(workers),
+        "--parallelism", tostring(job.plan.default_parallelism),
+        "--run-dir", run_dir }
+      if restore_path then
+        args[#args + 1] = "--restore-path"
+        args[#args + 1] = restore_path
+      end
+      for _, a in ipairs(jobmod.flags or {}) do args[#args + 1] = a end
+      args[#args + 1] = jobmod.script
+      for _, a in ipairs(jobmod.script_args or {}) do args[#args + 1] = a end
+      local proc, err = core.spawn(core.exepath(), args, nil,
+        guard(function(status, signal)
+          wk.exited = true
+          st.exited = st.exited + 1
+          if st.dead then
+            if st.exited == #st.workers and st.on_all_exited then
+              st.on_all_exited()
+            end
+            return
+          end
+          if wk.stopping and status == 0 then
+            if st.exited == #st.workers then finish({ ok = true }) end
+            return
+          end
+          fail(signal ~= 0 and string.format("worker %d was killed by "
+            .. "signal %d", w, signal) or string.format("worker %d exited "
+            .. "with status %d", w, status))
+        end))
+      if not proc then error("cannot start worker " .. w .. ": " .. err, 0) end
+      wk.proc = proc
+    end
+    coord.hosts = hosts
+    if restore_path and coord.restored.manifest.final then
+      -- The job had finished: the workers recover their sinks (which
+      -- commits the output) and stop.
+      for _, wk in ipairs(st.workers) do wk.final_restore = true end
+      coord.last_completed = coord.restored.manifest.id
+      coord.stopped = true
+      coord.start = function() coord:finish() end
+    end
+  end
+
+  local ok, err = xpcall(function()
+    server = assert(core.listen(run_dir .. "/coordinator.sock",
+      guard(function(conn)
+        local wk
+        conn:on_frame(guard(function(bytes)
+          if not bytes then
+            conn:close()
+            if wk then wk.conn = nil end
+            return
+          end
+          if not wk then
+            local msg = decode(bytes)
+            wk = attempt_state.workers[msg.worker + 1]
+            wk.conn = conn
+          end
+          on_message(wk, bytes)
+        end))
+      end)))
+    watchdog = core.timer(guard(function()
+      local now = core.monotonic_ms()
+      for _, wk in ipairs(attempt_state.workers or {}) do
+        if attempt_state.ready == workers and not wk.exited
+            and now - wk.last_seen > M.HEARTBEAT_TIMEOUT_MS then
+          fail(string.format("worker %d sent no heartbeat for %d ms",
+            wk.index, now - wk.last_seen))
+          return
+        end
+      end
+    end))
+    watchdog:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
+    start_attempt(false)
+    core.run()
+  end, errors.handler)
+  finish({ message = not ok and tostring(err.message) or nil, ok = ok })
+  for _, wk in ipairs(attempt_state.workers or {}) do
+    if not wk.exited then wk.proc:kill("KILL") end
+  end
+  core.drain()
+  for _, name in ipairs(core.scandir(run_dir) or {}) do
+    core.unlink(run_dir .. "/" .. name)
+  end
+  core.rmdir(run_dir)
+  if not outcome.ok then error(outcome.message, 0) end
+  local late_records = 0
+  for _, wk in ipairs(attempt_state.workers or {}) do
+    late_records = late_records + (wk.late_records or 0)
+  end
+  local stats = { name = job.name, checkpoints = coord.checkpoints,
+    late_records = late_records, restarts = restarts,
+    last_checkpoint = coord.last_completed and
+      checkpoint.path(job.job_dir, coord.last_completed),
+    restored_from = restored_path,
+    duration_ms = core.monotonic_ms() - start_ms }
+  if jobmod.report then jobmod.report(stats) end
+  return stats
+end
+
+return M
