@@ -163,8 +163,9 @@ describe("weir.pipeline", function()
     it("rejects an unknown option, listing the known ones", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
-        .. "checkpoint_dir, checkpoint_interval, max_parallelism, mode, name, "
-        .. "parallelism, restart, restore, retain)")
+        .. "checkpoint_dir, checkpoint_interval, checkpoint_timeout, "
+        .. "heartbeat_timeout, max_parallelism, mode, name, parallelism, "
+        .. "restart, restore, retain, tolerable_failed_checkpoints)")
     end)
 
     it("rejects an option of the wrong type", function()
@@ -183,5 +184,67 @@ describe("weir.pipeline", function()
       assert.has_error(function() p:run() end, "the pipeline has no source; "
         .. "start it with p:read_lines(path) or p:sequence(first, last)")
     end)
+  end)
+end)
+
+describe("parallelism", function()
+  it("routes equal keys to one subtask and spreads keys over all",
+    function()
+      local p = weir.pipeline { checkpoint_interval = 0, parallelism = 4 }
+      local out = p:sequence(1, 20000)
+        :key_by(function(x) return "k" .. (x % 97) end)
+        :process(function(ctx) ctx.state.subtask = ctx.subtask end,
+          { finish = function(ctx) ctx:emit({ ctx.key, ctx.state.subtask }) end })
+        :collect()
+      p:run()
+      local keys, subtasks = {}, {}
+      for _, r in ipairs(out) do
+        assert.is_nil(keys[r[1]], "key " .. r[1] .. " on two subtasks")
+        keys[r[1]] = r[2]
+        subtasks[r[2]] = true
+      end
+      assert.are.equal(97, #out)
+      assert.same({ [0] = true, true, true, true }, subtasks)
+    end)
+
+  it("gives each key to the subtask owning its key group", function()
+    local core = require "weir.core"
+    local key = require "weir.key"
+    local p = weir.pipeline { checkpoint_interval = 0, parallelism = 3,
+                              max_parallelism = 16 }
+    local out = p:sequence(1, 300)
+      :key_by(function(x) return x end)
+      :process(function(ctx, x) ctx:emit({ x, ctx.subtask }) end)
+      :collect()
+    p:run()
+    assert.are.equal(300, #out)
+    for _, r in ipairs(out) do
+      local first, last = core.key_group_range(16, 3, r[2])
+      local kg = key.key_group(r[1], 16)
+      assert.is_true(kg >= first and kg <= last)
+    end
+  end)
+
+  it("reads a file in parallel splits, each line once", function()
+    local path = os.tmpname()
+    local f = io.open(path, "wb")
+    local expected = {}
+    for i = 1, 5000 do
+      local line = string.rep("l", i % 37) .. i
+      f:write(line, "\n")
+      expected[#expected + 1] = line
+    end
+    f:close()
+    for _, parallelism in ipairs({ 1, 2, 3, 7 }) do
+      local p = weir.pipeline { checkpoint_interval = 0,
+                                parallelism = parallelism }
+      local out = p:read_lines(path):collect()
+      p:run()
+      table.sort(out)
+      local want = { unpack(expected) }
+      table.sort(want)
+      assert.same(want, out)
+    end
+    os.remove(path)
   end)
 end)

@@ -31,6 +31,13 @@ Options override the script's weir.pipeline{} options:
                              (default: checkpoints)
   --checkpoint-interval MS   milliseconds between checkpoints; 0 turns them
                              off (default: 1000)
+  --checkpoint-timeout MS    abort a checkpoint not complete after MS
+                             (default: 600000)
+  --tolerable-failed-checkpoints N
+                             checkpoints that may fail in a row before the
+                             job fails and restarts (default: 0)
+  --heartbeat-timeout MS     a worker silent this long counts as hung and
+                             the job restarts (default: 3000)
   --retain N                 complete checkpoints kept (default: 3)
   --max-parallelism N        number of key groups (default: 128)
   --mode MODE                exactly_once (aligned barriers, default) or
@@ -55,6 +62,10 @@ local run_flags = {
   ["--mode"] = { "mode", "string" },
   ["--restore"] = { "restore", "string" },
   ["--parallelism"] = { "parallelism", "number" },
+  ["--checkpoint-timeout"] = { "checkpoint_timeout", "number" },
+  ["--tolerable-failed-checkpoints"] = { "tolerable_failed_checkpoints",
+    "number" },
+  ["--heartbeat-timeout"] = { "heartbeat_timeout", "number" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).

@@ -27,14 +27,11 @@ local M = {}
 
 M.CREDITS = 8                 -- batches a receiver grants per channel
 M.HEARTBEAT_MS = 200          -- a worker's heartbeat period
-M.HEARTBEAT_TIMEOUT_MS = 3000 -- silence after which a worker is hung
 
 local encode, decode = buffer.encode, buffer.decode
 local guard = errors.guard
 
-local function warn(msg)
-  io.stderr:write("weir: ", msg, "\n")
-end
+local function warn(msg) errors.warn(msg) end
 
 -- -- Worker side ---------------------------------------------------------------
 
@@ -172,6 +169,8 @@ function M.run_worker(job)
       host:complete(msg.id)
     elseif msg.t == "commit" then
       host:commit()
+    elseif msg.t == "abort" then
+      host:abort(msg.id)
     elseif msg.t == "stop" then
       host:stop()
     end
@@ -255,6 +254,7 @@ function Worker:trigger(id, final) self:send({ t = "trigger", id = id,
   final = final }) end
 function Worker:complete(id) self:send({ t = "complete", id = id }) end
 function Worker:commit() self:send({ t = "commit" }) end
+function Worker:abort(id) self:send({ t = "abort", id = id }) end
 function Worker:stop()
   self.stopping = true
   self:send({ t = "stop" })
@@ -355,6 +355,7 @@ function M.run_coordinator(job, jobmod)
     local st = { workers = {}, hello = 0, ready = 0, exited = 0 }
     attempt_state = st
     coord = coordinator.new(job)
+    coord.on_failure = function(message) fail(message) end
     local restore_path
     if restoring then
       options.restore = "latest"
@@ -436,7 +437,7 @@ function M.run_coordinator(job, jobmod)
       local now = core.monotonic_ms()
       for _, wk in ipairs(attempt_state.workers or {}) do
         if attempt_state.ready == workers and not wk.exited
-            and now - wk.last_seen > M.HEARTBEAT_TIMEOUT_MS then
+            and now - wk.last_seen > options.heartbeat_timeout then
           fail(string.format("worker %d sent no heartbeat for %d ms",
             wk.index, now - wk.last_seen))
           return

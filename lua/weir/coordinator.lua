@@ -17,9 +17,7 @@ local M = {}
 local Coordinator = {}
 Coordinator.__index = Coordinator
 
-local function warn(msg)
-  io.stderr:write("weir: ", msg, "\n")
-end
+local function warn(msg) errors.warn(msg) end
 
 --- Creates the coordinator of a job (see weir.job.prepare).
 function M.new(job)
@@ -105,9 +103,45 @@ function Coordinator:trigger(final)
     error(string.format("checkpoint %d failed: cannot create %s: %s", id,
       path, err), 0)
   end
-  self.pending = { id = id, path = path, start_ms = core.monotonic_ms(),
+  local pending = { id = id, path = path, start_ms = core.monotonic_ms(),
                    acked = {}, acks = 0, files = {}, final = final }
+  self.pending = pending
+  -- The final checkpoint has no timeout: the job cannot end without it.
+  if not final then
+    pending.timer = core.timer(errors.guard(function()
+      self:expire(pending)
+    end))
+    pending.timer:start(self.options.checkpoint_timeout, 0)
+  end
   for _, host in ipairs(self.hosts) do host:trigger(id, final) end
+end
+
+--- Checkpoint `pending` did not complete within checkpoint_timeout: it is
+-- aborted and its files removed, and the job goes on unless more than
+-- tolerable_failed_checkpoints failed in a row.
+function Coordinator:expire(pending)
+  if self.pending ~= pending then return end
+  self:abort_pending()
+  for _, host in ipairs(self.hosts) do host:abort(pending.id) end
+  checkpoint.remove(pending.path)
+  self.failed_in_row = (self.failed_in_row or 0) + 1
+  local msg = string.format("checkpoint %d expired after %d ms and was "
+    .. "aborted", pending.id, self.options.checkpoint_timeout)
+  if self.failed_in_row > self.options.tolerable_failed_checkpoints then
+    self:fail(string.format("%s; %d checkpoints failed in a row, more than "
+      .. "tolerable_failed_checkpoints (%d)", msg, self.failed_in_row,
+      self.options.tolerable_failed_checkpoints))
+    return
+  end
+  warn(msg)
+  self:maybe_finish()
+end
+
+--- The job fails with message: by default an error; weir.cluster sets
+-- on_failure to restart instead.
+function Coordinator:fail(message)
+  if self.on_failure then return self.on_failure(message) end
+  error(message, 0)
 end
 
 --- A task acknowledged checkpoint id with the files it wrote.
@@ -142,7 +176,8 @@ end
 
 -- The manifest of a checkpoint is durable: the checkpoint exists.
 function Coordinator:complete(pending)
-  self.pending = nil
+  self:abort_pending()
+  self.failed_in_row = 0
   self.last_completed = pending.id
   self.checkpoints = self.checkpoints + 1
   for _, host in ipairs(self.hosts) do host:complete(pending.id) end
@@ -153,6 +188,8 @@ end
 --- Abandons a pending checkpoint (its directory, without a manifest, does
 -- not count and is removed by a later retention pass).
 function Coordinator:abort_pending()
+  local pending = self.pending
+  if pending and pending.timer then pending.timer:close() end
   self.pending = nil
 end
 
@@ -188,6 +225,7 @@ end
 
 function Coordinator:close()
   if self.timer then self.timer:close() self.timer = nil end
+  self:abort_pending()
 end
 
 return M

@@ -128,6 +128,13 @@ function M.handler(err)
   return M.new(tostring(err), { traceback = tb, internal = true })
 end
 
+--- Reports something the user should know that is not a failure (a
+-- damaged checkpoint skipped, a restart, an expired checkpoint) on stderr
+-- as one line "weir: message". Replaceable, e.g. by specs.
+function M.warn(msg)
+  io.stderr:write("weir: ", msg, "\n")
+end
+
 --- Wraps a loop callback so an error raised in it is attributed to an
 -- operator while the stack is still intact (see M.handler), then raised
 -- on (so core.run() raises it).

@@ -145,7 +145,7 @@ Host.__index = Host
 function M.new_host(job, worker, workers)
   return setmetatable({ job = job, options = job.options, plan = job.plan,
     worker = worker, workers = workers, tasks = {}, sinks = {},
-    periodic = {}, channels = {}, writers = {},
+    periodic = {}, channels = {}, writers = {}, aborted = {},
     stats = { late_records = 0 } }, Host)
 end
 
@@ -351,6 +351,7 @@ function Host:checkpoint_task(task, id)
       writes = writes + 1
       local ok2, err = core.snapshot_write_async(path .. "/" .. name, bytes,
         guard(function(werr, size_bytes, checksum)
+          if self.aborted[id] then return end
           if werr then
             error(string.format("checkpoint %d failed: cannot write %s/%s: %s",
               id, path, name, werr), 0)
@@ -385,6 +386,13 @@ function Host:trigger(id, final)
       self:checkpoint_task(task, id)
     end
   end
+end
+
+--- Checkpoint id was aborted: its acknowledgements and write errors no
+-- longer matter.
+function Host:abort(id)
+  self.aborted[id] = true
+  if self.pending_id == id then self.pending_id = nil end
 end
 
 --- Checkpoint id is complete: sinks commit what they pre-committed.

@@ -168,7 +168,8 @@ function M.reduce(node, emit, env)
 end
 
 --- process: fn(ctx, record) per record, on_timer(ctx, t) per timer and
--- finish(ctx) per key with state at the end of bounded input. ctx.key,
+-- finish(ctx) per key with state at the end of bounded input. ctx.subtask
+-- (0-based index of this subtask), ctx.key,
 -- ctx.state (the key's table), ctx.timestamp (the record's or the timer's
 -- time), ctx.watermark, ctx:emit(v), ctx:timer(t) (event time) and
 -- ctx:processing_timer(t) (wall-clock ms since the epoch).
@@ -176,7 +177,7 @@ function M.process(node, emit, env)
   local fn = register(node.fn, node)
   local finish = register(node.finish, node)
   local on_timer = register(node.on_timer, node)
-  local ctx = {}
+  local ctx = { subtask = env.subtask }
   local current_entry
   local function fire(e, t)
     current_entry = e

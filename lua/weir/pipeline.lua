@@ -23,6 +23,12 @@ M.options = {
     "\"latest\" or the path of a checkpoint to restore from" },
   parallelism = { false, "number",
     "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
+  heartbeat_timeout = { 3000, "number",
+    "ms without a heartbeat after which a worker counts as hung" },
+  checkpoint_timeout = { 600000, "number",
+    "ms after which an incomplete checkpoint is aborted" },
+  tolerable_failed_checkpoints = { 0, "number",
+    "checkpoints that may fail in a row before the job fails" },
   restart = { false, "table", "restart strategy: weir.fixed_delay{...}, "
     .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
 }

@@ -1,0 +1,140 @@
+-- Failover of parallel jobs: workers killed (SIGKILL) or hung (SIGSTOP)
+-- at random moments; the coordinator restarts them from the newest
+-- complete checkpoint and the output equals that of an undisturbed run.
+local h = require "helpers"
+local weir = require "weir"
+
+local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
+
+-- The pids of the worker processes of the weir process `pid`.
+local function workers_of(pid)
+  local out = h.sh("pgrep -P " .. pid)
+  local pids = {}
+  for p in out:gmatch("%d+") do pids[#pids + 1] = tonumber(p) end
+  return pids
+end
+
+local function count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+describe("failover", function()
+  local dir, input, expected
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 20)
+    expected = {}
+    for w, n in pairs(h.reference_wordcount(input)) do
+      expected[#expected + 1] = w .. "\t" .. n
+    end
+    table.sort(expected)
+  end)
+
+  teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+  local function args(case, extra)
+    return { "run", "--parallelism", "2", "--checkpoint-interval", "100",
+      "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT, input,
+      dir .. "/" .. case .. "/out", extra }
+  end
+
+  -- Runs the job and, `times` times, waits a random moment after the
+  -- workers are up and sends `signal` to one of them at random; then waits
+  -- for the coordinator to restart the job before the next fault.
+  local function disturb(case, signal, times)
+    math.randomseed(7 + times)
+    local proc = h.spawn_weir(args(case))
+    for i = 1, times do
+      local victims = h.wait_until(function()
+        local ws = workers_of(proc.pid)
+        return #ws == 2 and ws
+      end, 30000, "two workers")
+      h.sleep(math.random(50, 400))
+      local victim = victims[math.random(1, 2)]
+      os.execute(string.format("kill -%s %d 2>/dev/null", signal, victim))
+      h.wait_until(function()
+        local err = h.read_file(proc.dir .. "/err") or ""
+        return count(err, "restarting from") >= i
+      end, 30000, "restart " .. i)
+    end
+    local r = h.wait_exit(proc, 120000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal(times, count(r.stderr, "restarting from"))
+    assert.same(expected, (h.committed_lines(dir .. "/" .. case .. "/out")))
+    return r
+  end
+
+  it("survives five SIGKILLs of random workers at random moments",
+    function()
+      local r = disturb("kill", "KILL", 5)
+      assert.matches("worker %d was killed by signal 9", r.stderr)
+    end)
+
+  it("survives five workers hung with SIGSTOP at random moments",
+    function()
+      local r = disturb("stop", "STOP", 5)
+      assert.matches("worker %d sent no heartbeat for %d+ ms", r.stderr)
+    end)
+
+  it("gives up with restart strategy none, keeping the last checkpoint",
+    function()
+      local proc = h.spawn_weir(args("none", "none"))
+      local ck = dir .. "/none/ck/chaos"
+      h.wait_until(function() return #h.complete_checkpoints(ck) >= 1 end,
+        30000, "a checkpoint")
+      local victim = h.wait_until(function() return workers_of(proc.pid)[1] end,
+        30000, "a worker")
+      os.execute("kill -KILL " .. victim)
+      local r = h.wait_exit(proc)
+      assert.are.equal(1, r.status)
+      assert.matches("^weir: worker %d was killed by signal 9 %(no restart "
+        .. "left after 0 restarts; the last complete checkpoint stays for "
+        .. "%-%-restore latest%)\n$", r.stderr)
+      assert.is_true(#h.complete_checkpoints(ck) >= 1)
+      r = h.run_weir({ "run", "--parallelism", "2", "--restore", "latest",
+        "--checkpoint-dir", dir .. "/none/ck", SCRIPT, input,
+        dir .. "/none/out" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/none/out")))
+    end)
+end)
+
+describe("checkpoint_timeout", function()
+  it("aborts a checkpoint that does not complete in time, removes it, and "
+    .. "the job goes on", function()
+    local dir = h.tmpdir()
+    local p = weir.pipeline { name = "slow", checkpoint_dir = dir,
+      checkpoint_interval = 50, checkpoint_timeout = 100,
+      tolerable_failed_checkpoints = 1000 }
+    -- The slow branch makes alignment at the union take longer than the
+    -- timeout.
+    local slow = p:sequence(1, 20000):map(function(x)
+      local t = os.clock() + 0.0001
+      while os.clock() < t do end
+      return x
+    end)
+    local out = p:sequence(1, 20000):union(slow)
+      :key_by(function(x) return x % 10 end)
+      :reduce(function(a, b) return a + b end)
+      :collect()
+    local errors = require "weir.errors"
+    local warnings, warn = {}, errors.warn
+    errors.warn = function(msg) warnings[#warnings + 1] = msg end
+    local ok, err = pcall(p.run, p)
+    errors.warn = warn
+    assert(ok, err)
+    local log = table.concat(warnings, "\n")
+    assert.matches("checkpoint %d+ expired after 100 ms and was aborted", log)
+    assert.are.equal(40000, #out)
+    -- Only complete checkpoints are left.
+    local checkpoint = require "weir.checkpoint"
+    for _, c in ipairs(checkpoint.list(dir .. "/slow")) do
+      assert.is_true(c.complete, c.path)
+    end
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+end)
