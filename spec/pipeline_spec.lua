@@ -165,7 +165,8 @@ describe("weir.pipeline", function()
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "checkpoint_dir, checkpoint_interval, checkpoint_timeout, "
         .. "heartbeat_timeout, max_parallelism, mode, name, parallelism, "
-        .. "restart, restore, retain, tolerable_failed_checkpoints)")
+        .. "restart, restore, retain, tolerable_failed_checkpoints, "
+        .. "transport)")
     end)
 
     it("rejects an option of the wrong type", function()

@@ -36,6 +36,8 @@ Options override the script's weir.pipeline{} options:
   --tolerable-failed-checkpoints N
                              checkpoints that may fail in a row before the
                              job fails and restarts (default: 0)
+  --transport unix|tcp       channels between workers over Unix domain
+                             sockets (default) or TCP on loopback
   --heartbeat-timeout MS     a worker silent this long counts as hung and
                              the job restarts (default: 3000)
   --retain N                 complete checkpoints kept (default: 3)
@@ -66,6 +68,7 @@ local run_flags = {
   ["--tolerable-failed-checkpoints"] = { "tolerable_failed_checkpoints",
     "number" },
   ["--heartbeat-timeout"] = { "heartbeat_timeout", "number" },
+  ["--transport"] = { "transport", "string" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).

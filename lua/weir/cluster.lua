@@ -148,7 +148,7 @@ function M.run_worker(job)
     local msg = decode(bytes)
     if msg.t == "peers" then
       for j = 0, w - 1 do
-        assert(core.connect(ctx.run_dir .. "/worker-" .. j .. ".sock",
+        assert(core.connect(msg.addresses[j + 1],
           guard(function(cerr, conn)
             if cerr then error("cannot connect to worker " .. j .. ": "
               .. cerr, 0) end
@@ -192,7 +192,11 @@ function M.run_worker(job)
     host:restore(loaded)
     host:open()
     host.on_stop = function() shutdown(0) end
-    server = assert(core.listen(ctx.run_dir .. "/worker-" .. w .. ".sock",
+    -- Data connections: a Unix domain socket in the run directory, or TCP
+    -- on a port the system picks, announced to the coordinator.
+    local address = job.options.transport == "tcp" and "tcp:127.0.0.1:0"
+      or ctx.run_dir .. "/worker-" .. w .. ".sock"
+    server = assert(core.listen(address,
       guard(function(conn)
         local first = true
         conn:on_frame(guard(function(b)
@@ -216,7 +220,7 @@ function M.run_worker(job)
       set_up()
       -- Peers connect once every worker said hello: this worker's socket
       -- is listening by then.
-      send_control({ t = "hello", worker = w })
+      send_control({ t = "hello", worker = w, address = server:address() })
       set_up_done = true
     end)))
     core.run()
@@ -331,8 +335,13 @@ function M.run_coordinator(job, jobmod)
     wk.last_seen = core.monotonic_ms()
     if msg.t == "hello" then
       st.hello = st.hello + 1
+      wk.address = msg.address
       if st.hello == workers then
-        for _, other in ipairs(st.workers) do other:send({ t = "peers" }) end
+        local addresses = {}
+        for i, other in ipairs(st.workers) do addresses[i] = other.address end
+        for _, other in ipairs(st.workers) do
+          other:send({ t = "peers", addresses = addresses })
+        end
       end
     elseif msg.t == "ready" then
       st.ready = st.ready + 1

@@ -23,6 +23,8 @@ M.options = {
     "\"latest\" or the path of a checkpoint to restore from" },
   parallelism = { false, "number",
     "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
+  transport = { "unix", "string",
+    "channels between workers: unix (domain sockets) or tcp (loopback)" },
   heartbeat_timeout = { 3000, "number",
     "ms without a heartbeat after which a worker counts as hung" },
   checkpoint_timeout = { 600000, "number",
@@ -69,6 +71,9 @@ local function check_options(opts)
   end
   if o.parallelism and (o.parallelism < 1 or o.parallelism % 1 ~= 0) then
     error("weir.pipeline: parallelism must be an integer >= 1", 3)
+  end
+  if o.transport ~= "unix" and o.transport ~= "tcp" then
+    error("weir.pipeline: transport must be \"unix\" or \"tcp\"", 3)
   end
   if o.mode ~= "exactly_once" and o.mode ~= "at_least_once" then
     error("weir.pipeline: mode must be \"exactly_once\" or "
