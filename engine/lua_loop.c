@@ -209,6 +209,13 @@ static int l_exit(lua_State* L) {
   return 0;
 }
 
+/* core.isatty(fd) -> whether the file descriptor is a terminal. */
+static int l_isatty(lua_State* L) {
+  lua_pushboolean(L, uv_guess_handle((uv_file) luaL_checkinteger(L, 1)) ==
+                         UV_TTY);
+  return 1;
+}
+
 /* core.getpid() -> the process id. */
 static int l_getpid(lua_State* L) {
   lua_pushinteger(L, (lua_Integer) uv_os_getpid());
@@ -231,6 +238,7 @@ static const luaL_Reg loop_functions[] = {
   { "monotonic_ms", l_monotonic_ms },
   { "time_ms", l_time_ms }, { "getpid", l_getpid },
   { "cpu_count", l_cpu_count }, { "exepath", l_exepath }, { "exit", l_exit },
+  { "isatty", l_isatty },
   { NULL, NULL }
 };
 

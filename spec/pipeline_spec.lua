@@ -164,7 +164,8 @@ describe("weir.pipeline", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "checkpoint_dir, checkpoint_interval, checkpoint_timeout, "
-        .. "heartbeat_timeout, max_parallelism, mode, name, parallelism, "
+        .. "heartbeat_timeout, max_parallelism, metrics, mode, name, "
+        .. "parallelism, "
         .. "restart, restore, retain, tolerable_failed_checkpoints, "
         .. "transport)")
     end)

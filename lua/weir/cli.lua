@@ -36,6 +36,10 @@ Options override the script's weir.pipeline{} options:
   --tolerable-failed-checkpoints N
                              checkpoints that may fail in a row before the
                              job fails and restarts (default: 0)
+  --metrics FILE             append a JSON line of per-subtask metrics
+                             (records in/out and per second, time
+                             backpressured, alignment) every second; on a
+                             terminal a status line shows them live
   --transport unix|tcp       channels between workers over Unix domain
                              sockets (default) or TCP on loopback
   --heartbeat-timeout MS     a worker silent this long counts as hung and
@@ -69,6 +73,7 @@ local run_flags = {
     "number" },
   ["--heartbeat-timeout"] = { "heartbeat_timeout", "number" },
   ["--transport"] = { "transport", "string" },
+  ["--metrics"] = { "metrics", "string" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).
@@ -122,6 +127,9 @@ end
 local function report(stats)
   local msg = string.format("job '%s' finished in %.2f s", stats.name,
     stats.duration_ms / 1000)
+  if stats.records then
+    msg = msg .. string.format("; %d records from sources", stats.records)
+  end
   if stats.restored_from then
     msg = msg .. " (restored from " .. stats.restored_from .. ")"
   end

@@ -140,6 +140,20 @@ function M.run_worker(job)
     core.exit(status)
   end
 
+  -- Stops after the coordinator's stop: the last metrics are sent, every
+  -- handle closes, and the loop (then the process) ends once the control
+  -- connection has flushed.
+  local function stop_gracefully()
+    send_control({ t = "metrics", samples = host:metrics() })
+    if heartbeat then heartbeat:close() heartbeat = nil end
+    if server then server:close() server = nil end
+    for j, conn in pairs(peers) do
+      conn:close()
+      peers[j] = nil
+    end
+    if control then control:shutdown() control = nil end
+  end
+
   local function on_control(bytes, err)
     if not bytes then
       -- The coordinator is gone: nothing may be committed any more.
@@ -160,7 +174,15 @@ function M.run_worker(job)
       if all_peers() then send_control({ t = "ready" }) end
     elseif msg.t == "start" then
       host:start()
-      heartbeat = core.timer(function() send_control({ t = "hb" }) end)
+      local beats = 0
+      heartbeat = core.timer(function()
+        beats = beats + 1
+        if beats % 5 == 0 then
+          send_control({ t = "metrics", samples = host:metrics() })
+        else
+          send_control({ t = "hb" })
+        end
+      end)
       heartbeat:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
     elseif msg.t == "trigger" then
       host:trigger(msg.id, msg.final)
@@ -191,7 +213,7 @@ function M.run_worker(job)
     end
     host:restore(loaded)
     host:open()
-    host.on_stop = function() shutdown(0) end
+    host.on_stop = stop_gracefully
     -- Data connections: a Unix domain socket in the run directory, or TCP
     -- on a port the system picks, announced to the coordinator.
     local address = job.options.transport == "tcp" and "tcp:127.0.0.1:0"
@@ -356,6 +378,8 @@ function M.run_coordinator(job, jobmod)
       coord:task_ended(msg.task)
     elseif msg.t == "error" then
       fail(msg.message, msg.fatal)
+    elseif msg.t == "metrics" and coord.reporter then
+      coord.reporter:update(wk.index, msg.samples)
     end
   end
 
@@ -473,6 +497,7 @@ function M.run_coordinator(job, jobmod)
   end
   local stats = { name = job.name, checkpoints = coord.checkpoints,
     late_records = late_records, restarts = restarts,
+    records = coord:close_metrics(),
     last_checkpoint = coord.last_completed and
       checkpoint.path(job.job_dir, coord.last_completed),
     restored_from = restored_path,

@@ -11,6 +11,7 @@
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
 local errors = require "weir.errors"
+local metrics = require "weir.metrics"
 
 local M = {}
 
@@ -82,8 +83,23 @@ end
 
 -- -- Checkpoints -------------------------------------------------------------
 
---- Starts the checkpoint timer (when checkpoints are on).
+--- Starts the checkpoint timer (when checkpoints are on) and, when the
+-- job reports metrics (a metrics file, or stderr on a terminal), their
+-- timer.
 function Coordinator:start()
+  local o = self.options
+  local status_line = core.isatty(2) and not os.getenv("WEIR_NO_STATUS")
+  if (o.metrics or status_line) and not self.reporter then
+    self.reporter = metrics.reporter(self.job.name, o.metrics or nil,
+      status_line)
+    self.metrics_timer = core.timer(errors.guard(function()
+      for _, host in ipairs(self.hosts) do
+        if host.metrics then self.reporter:update(host, host:metrics()) end
+      end
+      self.reporter:tick(self.last_checkpoint)
+    end))
+    self.metrics_timer:start(metrics.INTERVAL_MS, metrics.INTERVAL_MS)
+  end
   if self.interval_ms > 0 then
     self.timer = core.timer(errors.guard(function() self:trigger(false) end))
     self.timer:start(self.interval_ms, self.interval_ms)
@@ -178,6 +194,10 @@ end
 function Coordinator:complete(pending)
   self:abort_pending()
   self.failed_in_row = 0
+  local size = 0
+  for _, f in ipairs(pending.files) do size = size + f.size_bytes end
+  self.last_checkpoint = { id = pending.id, size_bytes = size,
+    duration_ms = core.monotonic_ms() - pending.start_ms }
   self.last_completed = pending.id
   self.checkpoints = self.checkpoints + 1
   for _, host in ipairs(self.hosts) do host:complete(pending.id) end
@@ -225,7 +245,23 @@ end
 
 function Coordinator:close()
   if self.timer then self.timer:close() self.timer = nil end
+  if self.metrics_timer then
+    self.metrics_timer:close()
+    self.metrics_timer = nil
+  end
   self:abort_pending()
+end
+
+--- Ends metrics reporting; returns the records the sources read (nil
+-- when the job reported no metrics).
+function Coordinator:close_metrics()
+  if not self.reporter then return nil end
+  for _, host in ipairs(self.hosts) do
+    if host.metrics then self.reporter:update(host, host:metrics()) end
+  end
+  local total = self.reporter:close(self.last_checkpoint)
+  self.reporter = nil
+  return total
 end
 
 return M

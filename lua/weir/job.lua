@@ -87,9 +87,10 @@ function M.channel_writer(deliver, blocked, with_keys)
     end
   end
   reset()
-  local w = { blocked = blocked }
+  local w = { blocked = blocked, records = 0 }
   local function flush()
     buf.n = n
+    w.records = w.records + n
     deliver(buf)
     reset()
   end
@@ -218,7 +219,8 @@ end
 function Host:build_task(t)
   local chain, i = t.chain, t.subtask
   local task = { id = t.id, chain = chain, subtask = i, insts = {},
-    outputs = {}, acked = 0 }
+    outputs = {}, acked = 0, records_in = 0, backpressured_ms = 0,
+    alignment_ms = 0 }
   local nodes = chain.nodes
   for n = #nodes, 1, -1 do
     local node = nodes[n]
@@ -425,18 +427,31 @@ function Host:end_task(task)
   self.coord:task_ended(task.id)
 end
 
+-- Whether a consumer of the task has no room; the time spent so counts as
+-- backpressured.
 local function backpressured(task)
   for _, w in ipairs(task.outputs) do
-    if w.blocked() then return true end
+    if w.blocked() then
+      if not task.blocked_since then
+        task.blocked_since = core.monotonic_ms()
+      end
+      return true
+    end
+  end
+  if task.blocked_since then
+    task.backpressured_ms = task.backpressured_ms + core.monotonic_ms()
+      - task.blocked_since
+    task.blocked_since = nil
   end
   return false
 end
 
 function Host:step_source(task)
   if backpressured(task) then return end
-  if task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS) then
-    self:end_task(task)
-  end
+  local ended, count =
+    task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS)
+  task.records_in = task.records_in + count
+  if ended then self:end_task(task) end
 end
 
 function Host:step_channels(task)
@@ -447,6 +462,7 @@ function Host:step_channels(task)
       local item = ch:take()
       if item == nil then break end
       if item.n then
+        task.records_in = task.records_in + item.n
         local ts, ks = item.ts, item.k
         if ks then
           for j = 1, item.n do push(item[j], ts[j], ks[j]) end
@@ -457,6 +473,7 @@ function Host:step_channels(task)
         local r = handler:on_barrier(i, item.barrier)
         task.aligning = item.barrier
         if r == "aligned" or (r == "aborted" and not handler:pending()) then
+          task.alignment_ms = handler:last_alignment_ms()
           self:checkpoint_task(task, item.barrier)
         end
       elseif item.watermark then
@@ -508,6 +525,23 @@ function Host:step()
   if (self.ended or 0) == #self.tasks and self.idle then
     self.idle:stop()
   end
+end
+
+--- Per-task metrics: { { task, operator (uid of the chain's head),
+-- subtask, records_in, records_out, backpressured_ms (total),
+-- alignment_ms (last alignment) } }.
+function Host:metrics()
+  local out = {}
+  for _, task in ipairs(self.tasks) do
+    local records_out = 0
+    for _, w in ipairs(task.outputs) do records_out = records_out + w.records end
+    backpressured(task)
+    out[#out + 1] = { task = task.id, operator = task.chain.head.uid,
+      subtask = task.subtask, records_in = task.records_in,
+      records_out = records_out, backpressured_ms = task.backpressured_ms,
+      alignment_ms = task.alignment_ms }
+  end
+  return out
 end
 
 --- Starts running the tasks on the loop.
@@ -607,6 +641,7 @@ function M.run(p)
   end
   local coord = state.coord
   local stats = { name = job.name, checkpoints = coord.checkpoints,
+    records = coord:close_metrics(),
     late_records = state.host.stats.late_records,
     last_checkpoint = coord.last_completed and
       checkpoint.path(job.job_dir, coord.last_completed),

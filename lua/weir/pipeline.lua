@@ -23,6 +23,8 @@ M.options = {
     "\"latest\" or the path of a checkpoint to restore from" },
   parallelism = { false, "number",
     "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
+  metrics = { false, "string",
+    "file to append a JSON line of metrics to every second" },
   transport = { "unix", "string",
     "channels between workers: unix (domain sockets) or tcp (loopback)" },
   heartbeat_timeout = { 3000, "number",

@@ -1,6 +1,7 @@
 --- Runtime instances of sources. make(node, emit, env) returns:
 --   open()              acquires the input; raises a clear error if missing
---   produce(n) -> ended emits up to n records; true once the input ended
+--   produce(n) -> ended, count emits up to n records; ended is true once
+--                       the input ended
 --   snapshot() -> state the position (operator state)
 --   restore(state)      seeks to a snapshot's position
 local M = {}
@@ -39,14 +40,14 @@ function M.read_lines(node, emit, env)
   end
   function inst.produce(n)
     local read = f.read
-    for _ = 1, n do
-      if offset >= stop then return true end
+    for i = 1, n do
+      if offset >= stop then return true, i - 1 end
       local record = read(f, "*l")
-      if record == nil then return true end
+      if record == nil then return true, i - 1 end
       offset = offset + #record + 1
       emit(record)
     end
-    return false
+    return false, n
   end
   function inst.snapshot() return { offset = offset, path = node.path } end
   function inst.restore(s)
@@ -67,11 +68,12 @@ function M.sequence(node, emit, env)
   local inst = {}
   function inst.produce(n)
     local stop = math.min(last, nxt + n - 1)
+    local count = math.max(0, stop - nxt + 1)
     for record = nxt, stop do
       nxt = record + 1
       emit(record)
     end
-    return nxt > last
+    return nxt > last, count
   end
   function inst.snapshot() return { next = nxt } end
   function inst.restore(s) nxt = s.next end

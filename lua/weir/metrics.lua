@@ -1,0 +1,123 @@
+--- Metrics of a running job: per-subtask records in and out, rates, time
+-- backpressured and the last alignment, plus the last checkpoint. The
+-- coordinator gathers the hosts' samples once a second, appends them as a
+-- JSON line to the metrics file (--metrics FILE) and, on a terminal, keeps
+-- a live status line on stderr.
+local core = require "weir.core"
+
+local M = {}
+
+M.INTERVAL_MS = 1000  -- time between samples
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+--- Encodes a value of numbers, strings, booleans and tables (arrays when
+-- they have a [1] or are empty, else objects with string keys) as JSON.
+function M.json(v)
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    return v % 1 == 0 and string.format("%.0f", v) or string.format("%.6g", v)
+  elseif t == "string" then
+    return encode_string(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    local parts = {}
+    if v[1] ~= nil or next(v) == nil then
+      for i = 1, #v do parts[i] = M.json(v[i]) end
+      return "[" .. table.concat(parts, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    for i, k in ipairs(keys) do
+      parts[i] = encode_string(k) .. ":" .. M.json(v[k])
+    end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return "null"
+end
+
+local Reporter = {}
+Reporter.__index = Reporter
+
+--- Creates a reporter for job `name`: path of the JSON-lines file (or
+-- nil), and whether to draw a status line on stderr.
+function M.reporter(name, path, status_line)
+  local r = setmetatable({ name = name, samples = {}, last = {},
+    status_line = status_line, start_ms = core.monotonic_ms() }, Reporter)
+  if path then
+    local f, err = io.open(path, "ab")
+    if not f then error("--metrics: cannot open " .. err, 0) end
+    r.file = f
+  end
+  return r
+end
+
+--- Replaces the samples of one host (a list from weir.job Host:metrics()).
+function Reporter:update(host, samples)
+  self.samples[host] = samples
+end
+
+--- Writes one report: the JSON line and the status line. checkpoint is
+-- the coordinator's last completed checkpoint ({ id, duration_ms,
+-- size_bytes }) or nil.
+function Reporter:tick(checkpoint)
+  local now = core.monotonic_ms()
+  local tasks, source_rate, backpressure = {}, 0, 0
+  for _, samples in pairs(self.samples) do
+    for _, s in ipairs(samples) do
+      local prev = self.last[s.task]
+      local dt = prev and (now - prev.ms) / 1000 or nil
+      s.records_in_per_s = dt and dt > 0
+        and (s.records_in - prev.records_in) / dt or 0
+      local bp = dt and dt > 0
+        and (s.backpressured_ms - prev.backpressured_ms) / (dt * 1000) or 0
+      s.backpressured_share = math.min(1, math.max(0, bp))
+      backpressure = math.max(backpressure, s.backpressured_share)
+      if s.operator:match("^read_lines") or s.operator:match("^sequence") then
+        source_rate = source_rate + s.records_in_per_s
+      end
+      self.last[s.task] = { ms = now, records_in = s.records_in,
+        backpressured_ms = s.backpressured_ms }
+      tasks[#tasks + 1] = s
+    end
+  end
+  table.sort(tasks, function(a, b) return a.task < b.task end)
+  if self.file then
+    self.file:write(M.json({ job = self.name, time_ms = core.time_ms(),
+      tasks = tasks, last_checkpoint = checkpoint }), "\n")
+    self.file:flush()
+  end
+  if self.status_line then
+    io.stderr:write(string.format("\r\27[Kweir: %s  %.0f records/s from "
+      .. "sources  backpressure %.0f%%  %s", self.name, source_rate,
+      backpressure * 100, checkpoint and string.format("last checkpoint "
+      .. "chk-%d (%.0f ms, %d bytes)", checkpoint.id, checkpoint.duration_ms,
+      checkpoint.size_bytes) or "no checkpoint yet"))
+  end
+end
+
+--- Ends reporting: a last report, the status line cleared, the file
+-- closed. Returns the records the sources read in total.
+function Reporter:close(checkpoint)
+  self:tick(checkpoint)
+  if self.status_line then io.stderr:write("\r\27[K") end
+  if self.file then self.file:close() self.file = nil end
+  local total = 0
+  for _, samples in pairs(self.samples) do
+    for _, s in ipairs(samples) do
+      if s.operator:match("^read_lines") or s.operator:match("^sequence") then
+        total = total + s.records_in
+      end
+    end
+  end
+  return total
+end
+
+return M
