@@ -57,7 +57,7 @@ function M.run_worker(job)
 
   -- A remote writer queues batches until the peer is connected and has
   -- granted credit; events wait behind the batches before them.
-  function host.remote_writer(cid, peer, with_keys)
+  function host.remote_writer(cid, peer)
     local state = { credits = M.CREDITS, queue = {} }
     writers[cid] = state
     function state.pump()
@@ -76,7 +76,7 @@ function M.run_worker(job)
     return jobmod.channel_writer(function(item)
       state.queue[#state.queue + 1] = item
       state.pump()
-    end, function() return #state.queue > 0 end, with_keys)
+    end, function() return #state.queue > 0 end)
   end
 
   host.coord = {
@@ -133,10 +133,19 @@ function M.run_worker(job)
     end
   end
 
+  -- WEIR_PROFILE=FILE profiles each worker with LuaJIT's profiler into
+  -- FILE.<worker> (WEIR_PROFILE_MODE: its options, default "Fl").
+  local profile = os.getenv("WEIR_PROFILE")
+  if profile then
+    require("jit.p").start(os.getenv("WEIR_PROFILE_MODE") or "Fl",
+      profile .. "." .. w)
+  end
+
   local function shutdown(status)
     if heartbeat then heartbeat:close() heartbeat = nil end
     if server then server:close() server = nil end
     host:close()
+    if profile then require("jit.p").stop() end
     core.exit(status)
   end
 

@@ -27,7 +27,7 @@ local windows = require "weir.windows"
 
 local M = {}
 
-M.BATCH_RECORDS = 512      -- records per channel batch
+M.BATCH_RECORDS = 2048     -- records per channel batch
 M.SOURCE_RECORDS = 1024    -- records a source emits per loop turn
 M.CHANNEL_BATCHES = 16     -- batches queued on a channel before backpressure
 M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
@@ -48,7 +48,7 @@ local Channel = {}
 Channel.__index = Channel
 
 --- A channel's queue on the consuming side: record batches (a batch is
--- { n = count, ts = timestamps, k = keys|nil, record1, ... }) and events.
+-- { n = count, ts = timestamps, record1, ... }) and events.
 -- on_take, if set, runs for every batch taken (remote channels return a
 -- credit to the sender then).
 function M.new_channel()
@@ -75,16 +75,13 @@ function Channel:size() return self.tail - self.head + 1 end
 
 --- A channel's writing end: batches records and hands each full batch (and
 -- each event, after the batch before it) to deliver(item). blocked() tells
--- whether the consumer has room; keys travel with hash exchanges.
-function M.channel_writer(deliver, blocked, with_keys)
-  local buf, ts, ks, n
+-- whether the consumer has room. Keys do not travel: the consumer of a
+-- hash exchange computes them again, which costs less than shipping them.
+function M.channel_writer(deliver, blocked)
+  local buf, ts, n
   local function reset()
     buf, n = { ts = {} }, 0
     ts = buf.ts
-    if with_keys then
-      ks = {}
-      buf.k = ks
-    end
   end
   reset()
   local w = { blocked = blocked, records = 0 }
@@ -94,18 +91,10 @@ function M.channel_writer(deliver, blocked, with_keys)
     deliver(buf)
     reset()
   end
-  if with_keys then
-    function w.push(record, t, k)
-      n = n + 1
-      buf[n], ts[n], ks[n] = record, t, k
-      if n >= M.BATCH_RECORDS then flush() end
-    end
-  else
-    function w.push(record, t)
-      n = n + 1
-      buf[n], ts[n] = record, t
-      if n >= M.BATCH_RECORDS then flush() end
-    end
+  function w.push(record, t)
+    n = n + 1
+    buf[n], ts[n] = record, t
+    if n >= M.BATCH_RECORDS then flush() end
   end
   function w.event(ev)
     if n > 0 then flush() end
@@ -117,9 +106,9 @@ function M.channel_writer(deliver, blocked, with_keys)
   return w
 end
 
-local function local_writer(ch, with_keys)
+local function local_writer(ch)
   return M.channel_writer(function(item) ch:put(item) end,
-    function() return ch:size() >= M.CHANNEL_BATCHES end, with_keys)
+    function() return ch:size() >= M.CHANNEL_BATCHES end)
 end
 
 local function fan_out(targets)
@@ -159,12 +148,11 @@ end
 -- consumer runs here, else over the network (self.remote_writer).
 function Host:writer(edge, i, j)
   local cid = M.channel_id(edge, i, j)
-  local with_keys = edge.kind == "hash"
   if self:worker_of(j) == self.worker then
     self.channels[cid] = self.channels[cid] or M.new_channel()
-    return local_writer(self.channels[cid], with_keys)
+    return local_writer(self.channels[cid])
   end
-  return self.remote_writer(cid, self:worker_of(j), with_keys)
+  return self.remote_writer(cid, self:worker_of(j))
 end
 
 -- Routes records of `edge` leaving producer subtask i to the consumers'
@@ -201,7 +189,7 @@ function Host:router(edge, i)
       j = core.key_group_subtask(maxp, p, kg) + 1
       if type(k) ~= "table" then cache[k] = j end
     end
-    ws[j].push(record, ts, k)
+    ws[j].push(record, ts)
   end, node), watermark, ws
 end
 
@@ -261,6 +249,14 @@ function Host:build_task(t)
   task.source = chain.head.kind == "read_lines"
     or chain.head.kind == "sequence"
   task.head_push = task.insts[chain.head.id].push
+  local input = chain.inputs[1]
+  if input and input.kind == "hash" then
+    -- The key of a record from a hash exchange, computed again here.
+    local head, keyfn = task.head_push, input.from.fn
+    task.head_push = errors.register(function(record, ts)
+      head(record, ts, keyfn(record))
+    end, input.from)
+  end
   task.head_watermark = task.insts[chain.head.id].watermark
   self.tasks[#self.tasks + 1] = task
 end
@@ -463,12 +459,8 @@ function Host:step_channels(task)
       if item == nil then break end
       if item.n then
         task.records_in = task.records_in + item.n
-        local ts, ks = item.ts, item.k
-        if ks then
-          for j = 1, item.n do push(item[j], ts[j], ks[j]) end
-        else
-          for j = 1, item.n do push(item[j], ts[j]) end
-        end
+        local ts = item.ts
+        for j = 1, item.n do push(item[j], ts[j]) end
       elseif item.barrier then
         local r = handler:on_barrier(i, item.barrier)
         task.aligning = item.barrier
