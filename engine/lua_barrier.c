@@ -91,10 +91,8 @@ static const luaL_Reg methods[] = {
 };
 
 void wr__lua_open_barrier(lua_State* L) {
-  luaL_newmetatable(L, BARRIER_MT);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
+  wr__lua_new_class(L, BARRIER_MT, methods);
+  luaL_getmetatable(L, BARRIER_MT);
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);

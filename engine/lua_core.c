@@ -14,6 +14,15 @@ int wr__lua_push_error(lua_State* L, int err) {
   return 3;
 }
 
+void wr__lua_new_class(lua_State* L, const char* mt,
+                       const luaL_Reg* methods) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 int luaopen_weir_core(lua_State* L) {
   lua_newtable(L);
   wr__lua_open_loop(L);

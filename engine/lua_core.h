@@ -21,6 +21,9 @@ void wr__lua_open_snapshot(lua_State* L);
 void wr__lua_open_net(lua_State* L);
 void wr__lua_open_process(lua_State* L);
 
+/* Registers metatable mt whose __index holds methods (a userdata class). */
+void wr__lua_new_class(lua_State* L, const char* mt, const luaL_Reg* methods);
+
 /* Pushes nil, the message of err and its symbolic name; returns 3. This is
 ** how every recoverable failure reaches Lua. */
 int wr__lua_push_error(lua_State* L, int err);

@@ -242,16 +242,8 @@ static const luaL_Reg loop_functions[] = {
   { NULL, NULL }
 };
 
-static void new_class(lua_State* L, const char* mt, const luaL_Reg* methods) {
-  luaL_newmetatable(L, mt);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 void wr__lua_open_loop(lua_State* L) {
-  new_class(L, TIMER_MT, timer_methods);
-  new_class(L, IDLE_MT, idle_methods);
+  wr__lua_new_class(L, TIMER_MT, timer_methods);
+  wr__lua_new_class(L, IDLE_MT, idle_methods);
   luaL_register(L, NULL, loop_functions);
 }

@@ -368,16 +368,8 @@ static const luaL_Reg net_functions[] = {
   { "listen", l_listen }, { "connect", l_connect }, { NULL, NULL }
 };
 
-static void new_class(lua_State* L, const char* mt, const luaL_Reg* methods) {
-  luaL_newmetatable(L, mt);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 void wr__lua_open_net(lua_State* L) {
-  new_class(L, CONN_MT, conn_methods);
-  new_class(L, SERVER_MT, server_methods);
+  wr__lua_new_class(L, CONN_MT, conn_methods);
+  wr__lua_new_class(L, SERVER_MT, server_methods);
   luaL_register(L, NULL, net_functions);
 }

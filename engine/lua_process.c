@@ -147,11 +147,7 @@ static const luaL_Reg methods[] = {
 };
 
 void wr__lua_open_process(lua_State* L) {
-  luaL_newmetatable(L, PROCESS_MT);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  wr__lua_new_class(L, PROCESS_MT, methods);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
 }

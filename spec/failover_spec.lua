@@ -6,13 +6,6 @@ local weir = require "weir"
 
 local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
 
--- The pids of the worker processes of the weir process `pid`.
-local function workers_of(pid)
-  local out = h.sh("pgrep -P " .. pid)
-  local pids = {}
-  for p in out:gmatch("%d+") do pids[#pids + 1] = tonumber(p) end
-  return pids
-end
 
 local function count(s, pattern)
   local n = 0
@@ -27,11 +20,7 @@ describe("failover", function()
     dir = h.tmpdir()
     input = dir .. "/input.txt"
     h.repeat_file(h.shakespeare, input, 20)
-    expected = {}
-    for w, n in pairs(h.reference_wordcount(input)) do
-      expected[#expected + 1] = w .. "\t" .. n
-    end
-    table.sort(expected)
+    expected = h.wordcount_lines(input)
   end)
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
@@ -50,7 +39,7 @@ describe("failover", function()
     local proc = h.spawn_weir(args(case))
     for i = 1, times do
       local victims = h.wait_until(function()
-        local ws = workers_of(proc.pid)
+        local ws = h.workers_of(proc.pid)
         return #ws == 2 and ws
       end, 30000, "two workers")
       h.sleep(math.random(50, 400))
@@ -86,7 +75,7 @@ describe("failover", function()
       local ck = dir .. "/none/ck/chaos"
       h.wait_until(function() return #h.complete_checkpoints(ck) >= 1 end,
         30000, "a checkpoint")
-      local victim = h.wait_until(function() return workers_of(proc.pid)[1] end,
+      local victim = h.wait_until(function() return h.workers_of(proc.pid)[1] end,
         30000, "a worker")
       os.execute("kill -KILL " .. victim)
       local r = h.wait_exit(proc)

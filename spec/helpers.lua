@@ -180,6 +180,25 @@ function M.assert_exactly_once(dir, reference, total)
   end
 end
 
+--- The pids of the worker processes the weir process `pid` started.
+function M.workers_of(pid)
+  local out = M.sh("pgrep -P " .. pid)
+  local pids = {}
+  for p in out:gmatch("%d+") do pids[#pids + 1] = tonumber(p) end
+  return pids
+end
+
+--- The lines word count must write for a file ("word<TAB>count"),
+-- computed without weir, sorted.
+function M.wordcount_lines(path)
+  local lines = {}
+  for w, n in pairs(M.reference_wordcount(path)) do
+    lines[#lines + 1] = w .. "\t" .. n
+  end
+  table.sort(lines)
+  return lines
+end
+
 --- Writes `times` copies of the file src into dst.
 function M.repeat_file(src, dst, times)
   local s = read_file(src)
