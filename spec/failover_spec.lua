@@ -75,8 +75,9 @@ describe("failover", function()
       local ck = dir .. "/none/ck/chaos"
       h.wait_until(function() return #h.complete_checkpoints(ck) >= 1 end,
         30000, "a checkpoint")
-      local victim = h.wait_until(function() return h.workers_of(proc.pid)[1] end,
-        30000, "a worker")
+      local victim = h.wait_until(function()
+        return h.workers_of(proc.pid)[1]
+      end, 30000, "a worker")
       os.execute("kill -KILL " .. victim)
       local r = h.wait_exit(proc)
       assert.are.equal(1, r.status)

@@ -442,21 +442,25 @@ local function backpressured(task)
   return false
 end
 
+-- Each step returns whether it made progress.
 function Host:step_source(task)
-  if backpressured(task) then return end
+  if backpressured(task) then return false end
   local ended, count =
     task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS)
   task.records_in = task.records_in + count
   if ended then self:end_task(task) end
+  return true
 end
 
 function Host:step_channels(task)
   local handler, push = task.handler, task.head_push
+  local progress = false
   for i, ch in ipairs(task.channels) do
     for _ = 1, M.CONSUME_BATCHES do
       if handler:is_blocked(i) or backpressured(task) then break end
       local item = ch:take()
       if item == nil then break end
+      progress = true
       if item.n then
         task.records_in = task.records_in + item.n
         local ts = item.ts
@@ -476,11 +480,12 @@ function Host:step_channels(task)
         end
         if handler:all_ended() then
           self:end_task(task)
-          return
+          return true
         end
       end
     end
   end
+  return progress
 end
 
 -- A task's watermark is the minimum over its input channels, leaving out
@@ -508,14 +513,23 @@ function Host:step()
     local now = core.monotonic_ms()
     for _, inst in ipairs(self.periodic) do inst.periodic(now) end
   end
+  local progress = false
   for _, task in ipairs(self.tasks) do
     if not task.ended then
-      if task.source then self:step_source(task)
-      else self:step_channels(task) end
+      if task.source then
+        progress = self:step_source(task) or progress
+      else
+        progress = self:step_channels(task) or progress
+      end
     end
   end
-  if (self.ended or 0) == #self.tasks and self.idle then
+  -- Nothing to do until input, credit or a trigger arrives (see wake), or
+  -- ever again: the loop sleeps instead of spinning. Operators with
+  -- periodic work (timers) keep it turning.
+  if self.idle and ((self.ended or 0) == #self.tasks
+      or not progress and #self.periodic == 0) then
     self.idle:stop()
+    self.sleeping = true
   end
 end
 
@@ -544,7 +558,10 @@ end
 
 --- Wakes the host after its idle handle stopped (new input arrived).
 function Host:wake()
-  if self.idle and (self.ended or 0) < #self.tasks then self.idle:start() end
+  if self.sleeping and self.idle and (self.ended or 0) < #self.tasks then
+    self.sleeping = false
+    self.idle:start()
+  end
 end
 
 function Host:stop()
