@@ -398,15 +398,10 @@ function M.run_coordinator(job, jobmod)
     attempt_state = st
     coord = coordinator.new(job)
     coord.on_failure = function(message) fail(message) end
-    local restore_path
-    if restoring then
-      options.restore = "latest"
-      local loaded = coord:restore_point()
-      restore_path = loaded and loaded.path
-    else
-      local loaded = coord:restore_point()
-      restore_path = loaded and loaded.path
-    end
+    -- A restart restores the newest complete checkpoint.
+    if restoring then options.restore = "latest" end
+    local loaded = coord:restore_point()
+    local restore_path = loaded and loaded.path
     restored_path = restore_path or restored_path
     local hosts = {}
     for w = 0, workers - 1 do
