@@ -376,7 +376,9 @@ function M.run_coordinator(job, jobmod)
       end
     elseif msg.t == "ready" then
       st.ready = st.ready + 1
-      if st.ready == workers then
+      if st.ready == workers and st.finished_job then
+        coord:finish()
+      elseif st.ready == workers then
         for _, other in ipairs(st.workers) do other:send({ t = "start" }) end
         coord:start()
       end
@@ -444,11 +446,9 @@ function M.run_coordinator(job, jobmod)
     coord.hosts = hosts
     if restore_path and coord.restored.manifest.final then
       -- The job had finished: the workers recover their sinks (which
-      -- commits the output) and stop.
-      for _, wk in ipairs(st.workers) do wk.final_restore = true end
+      -- commits the output) and are stopped once ready.
       coord.last_completed = coord.restored.manifest.id
-      coord.stopped = true
-      coord.start = function() coord:finish() end
+      st.finished_job = true
     end
   end
 
