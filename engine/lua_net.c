@@ -174,13 +174,6 @@ static int l_send(lua_State* L) {
   return 1;
 }
 
-/* conn:queued_bytes() -> bytes written but not yet handed to the kernel */
-static int l_queued_bytes(lua_State* L) {
-  lconn_t* c = *check_conn(L, CONN_MT);
-  lua_pushnumber(L, (lua_Number) uv_stream_get_write_queue_size(&c->u.stream));
-  return 1;
-}
-
 static void shutdown_cb(uv_shutdown_t* req, int status) {
   lconn_t* c = req->data;
   (void) status;
@@ -354,7 +347,7 @@ static int l_connect(lua_State* L) {
 
 static const luaL_Reg conn_methods[] = {
   { "on_frame", l_on_frame }, { "send", l_send },
-  { "queued_bytes", l_queued_bytes }, { "shutdown", l_shutdown },
+  { "shutdown", l_shutdown },
   { "close", l_conn_close },
   { NULL, NULL }
 };

@@ -33,7 +33,6 @@ M.CHANNEL_BATCHES = 16     -- batches queued on a channel before backpressure
 M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
 
 local END = { end_of_input = true }  -- in-band end-of-input event
-M.END = END
 
 local guard = errors.guard
 
@@ -135,7 +134,7 @@ Host.__index = Host
 function M.new_host(job, worker, workers)
   return setmetatable({ job = job, options = job.options, plan = job.plan,
     worker = worker, workers = workers, tasks = {}, sinks = {},
-    periodic = {}, channels = {}, writers = {}, aborted = {},
+    periodic = {}, channels = {}, aborted = {},
     stats = { late_records = 0 } }, Host)
 end
 
