@@ -49,6 +49,15 @@ function M.run_worker(job)
   local control                       -- connection to the coordinator
   local peers, peer_count = {}, 0     -- worker index -> data connection
   local writers = {}                  -- channel id -> remote writer state
+  -- Data frames hold the channel id then the batch or event; a credit
+  -- frame holds minus the channel id.
+  local out, incoming = buffer.new(), buffer.new()
+  local function data_frame(cid, item)
+    out:reset()
+    out:encode(cid)
+    out:encode(item)
+    return out:get()
+  end
   local server, heartbeat
 
   local function send_control(msg)
@@ -69,12 +78,19 @@ function M.run_worker(job)
           if state.credits <= 0 then break end
           state.credits = state.credits - 1
         end
-        conn:send(encode({ c = cid, b = item }))
+        conn:send(data_frame(cid, item))
         table.remove(q, 1)
       end
     end
     return jobmod.channel_writer(function(item)
-      state.queue[#state.queue + 1] = item
+      local q = state.queue
+      local conn = peers[peer]
+      if #q == 0 and conn and (not item.n or state.credits > 0) then
+        if item.n then state.credits = state.credits - 1 end
+        conn:send(data_frame(cid, item))
+        return true
+      end
+      q[#q + 1] = item
       state.pump()
     end, function() return #state.queue > 0 end)
   end
@@ -90,16 +106,16 @@ function M.run_worker(job)
   }
 
   local function on_data(bytes)
-    local msg = decode(bytes)
-    if msg.c then
-      host.channels[msg.c]:put(msg.b)
-      host:wake()
-    elseif msg.credit then
-      local state = writers[msg.credit]
+    incoming:set(bytes)
+    local cid = incoming:decode()
+    if cid > 0 then
+      host.channels[cid]:put(incoming:decode())
+    else
+      local state = writers[-cid]
       state.credits = state.credits + 1
       state.pump()
-      host:wake()
     end
+    host:wake()
   end
 
   local function all_peers()
@@ -124,8 +140,9 @@ function M.run_worker(job)
           local producer = host:worker_of(i)
           if producer ~= w then
             local cid = jobmod.channel_id(edge, i, task.subtask)
+            local credit = encode(-cid)
             task.channels[k].on_take = function()
-              peers[producer]:send(encode({ credit = cid }))
+              peers[producer]:send(credit)
             end
           end
         end

@@ -35,6 +35,7 @@ M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
 local END = { end_of_input = true }  -- in-band end-of-input event
 
 local guard = errors.guard
+local clear = require "table.clear"
 
 local function factory(kind)
   return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
@@ -73,8 +74,9 @@ end
 function Channel:size() return self.tail - self.head + 1 end
 
 --- A channel's writing end: batches records and hands each full batch (and
--- each event, after the batch before it) to deliver(item). blocked() tells
--- whether the consumer has room. Keys do not travel: the consumer of a
+-- each event, after the batch before it) to deliver(item), which returns
+-- true if it is done with the batch (it was sent), so the table is reused.
+-- blocked() tells whether the consumer has room. Keys do not travel: the consumer of a
 -- hash exchange computes them again, which costs less than shipping them.
 function M.channel_writer(deliver, blocked)
   local buf, ts, n
@@ -87,8 +89,13 @@ function M.channel_writer(deliver, blocked)
   local function flush()
     buf.n = n
     w.records = w.records + n
-    deliver(buf)
-    reset()
+    if deliver(buf) then
+      clear(ts)
+      clear(buf)
+      buf.ts, n = ts, 0
+    else
+      reset()
+    end
   end
   function w.push(record, t)
     n = n + 1
