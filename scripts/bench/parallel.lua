@@ -1,5 +1,22 @@
 -- The body of scripts/bench-parallel (see there).
 local core = require "weir.core"
+local ffi = require "ffi"
+
+ffi.cdef [[
+struct bench_timeval { long tv_sec; long tv_usec; };
+struct bench_rusage { struct bench_timeval ru_utime, ru_stime; long pad[14]; };
+int getrusage(int who, struct bench_rusage *usage);
+]]
+local RUSAGE_CHILDREN = -1
+
+-- CPU seconds (user + system) of every finished child process so far,
+-- their own children included.
+local function children_cpu()
+  local u = ffi.new("struct bench_rusage")
+  ffi.C.getrusage(RUSAGE_CHILDREN, u)
+  return tonumber(u.ru_utime.tv_sec) + tonumber(u.ru_utime.tv_usec) / 1e6
+    + tonumber(u.ru_stime.tv_sec) + tonumber(u.ru_stime.tv_usec) / 1e6
+end
 
 local runs = tonumber(arg[1])
 local dir = "build/bench"
@@ -18,11 +35,11 @@ local function median(t)
   return t[math.floor((#t + 1) / 2)]
 end
 
--- Wall seconds of a shell command.
+-- Wall seconds of a shell command, and its CPU seconds.
 local function timed(cmd)
-  local start = core.monotonic_ms()
+  local start, cpu = core.monotonic_ms(), children_cpu()
   sh(cmd .. " >/dev/null 2>&1")
-  return (core.monotonic_ms() - start) / 1000
+  return (core.monotonic_ms() - start) / 1000, children_cpu() - cpu
 end
 
 -- The input: tinyshakespeare 48 times (51 MiB), as scripts/bench-wordcount.
@@ -39,10 +56,10 @@ local function wordcount(parallelism, interval)
     input, dir, parallelism))
 end
 
-local p1, p2, p2c = {}, {}, {}
+local p1, p2, p2c, cpu1, cpu2 = {}, {}, {}, {}, {}
 for i = 1, runs do
-  p1[i] = wordcount(1, 0)
-  p2[i] = wordcount(2, 0)
+  p1[i], cpu1[i] = wordcount(1, 0)
+  p2[i], cpu2[i] = wordcount(2, 0)
   p2c[i] = wordcount(2, 1000)
 end
 sh(string.format("sort %s/out-par-1/part-* > %s/sorted-1 && sort %s/out-par-2/part-* > %s/sorted-2 && cmp -s %s/sorted-1 %s/sorted-2", dir, dir, dir, dir, dir, dir))
@@ -106,6 +123,9 @@ print("| benchmark | baseline | weir | ratio |")
 print("| --- | ---: | ---: | ---: |")
 print(string.format("| word count, parallelism 2 vs 1 | %.2f s | %.2f s | "
   .. "%.2fx speed-up |", m1, m2, m1 / m2))
+print(string.format("| word count CPU time, parallelism 2 vs 1 | %.2f s | "
+  .. "%.2f s | %.2fx the work |", median(cpu1), median(cpu2),
+  median(cpu2) / median(cpu1)))
 print(string.format("| checkpoint every 1 s vs none, parallelism 2 | %.2f s "
   .. "| %.2f s | %.1f%% cost |", m2, m2c, (m2c / m2 - 1) * 100))
 print(string.format("| one channel between two workers, %d records | "
