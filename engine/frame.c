@@ -33,6 +33,7 @@ static uint32_t read_header(const char* p) {
 int wr_frame_reader_feed(wr_frame_reader_t* r, const char* bytes,
                          size_t nread) {
   size_t off = 0;
+  if (nread == 0) return 0;  /* every complete frame was delivered before */
   if (r->len + nread > r->cap) {
     size_t cap = r->cap ? r->cap : 65536;
     char* buf;
