@@ -66,8 +66,21 @@ function M.read_manifest(chk_path)
   return m, size_or_err
 end
 
---- Loads a checkpoint, verifying the manifest and every file it lists
--- (size, checksum, lz4 content checksum).
+--- Reads one state file a manifest lists, verified (size, checksum, lz4
+-- content checksum) and decoded.
+-- @param file the manifest's entry { name, size_bytes, checksum, ... }
+-- @return { uid, kind, subtask, state } | nil, message naming the file
+function M.read_file(chk_path, file)
+  local path = chk_path .. "/" .. file.name
+  local bytes, size, checksum = core.snapshot_read(path)
+  if not bytes then return nil, path .. ": " .. size end
+  if size ~= file.size_bytes or checksum ~= file.checksum then
+    return nil, path .. ": size or checksum differs from the manifest"
+  end
+  return decode(bytes, path)
+end
+
+--- Loads a checkpoint, verifying the manifest and every file it lists.
 -- @return { manifest = m, states = { [uid] = { [subtask] = state } } }
 --   | nil, message naming the damaged file
 function M.load(chk_path)
@@ -75,18 +88,24 @@ function M.load(chk_path)
   if not m then return nil, err end
   local states = {}
   for _, file in ipairs(m.files) do
-    local path = chk_path .. "/" .. file.name
-    local bytes, size, checksum = core.snapshot_read(path)
-    if not bytes then return nil, path .. ": " .. size end
-    if size ~= file.size_bytes or checksum ~= file.checksum then
-      return nil, path .. ": size or checksum differs from the manifest"
-    end
-    local s, derr = decode(bytes, path)
-    if not s then return nil, derr end
+    local s, ferr = M.read_file(chk_path, file)
+    if not s then return nil, ferr end
     states[file.uid] = states[file.uid] or {}
     states[file.uid][file.subtask] = s
   end
   return { manifest = m, states = states, path = chk_path }
+end
+
+--- Verifies a checkpoint without keeping its state: the manifest and
+-- every file, one at a time. Returns the manifest | nil, message.
+function M.verify(chk_path)
+  local m, err = M.read_manifest(chk_path)
+  if not m then return nil, err end
+  for _, file in ipairs(m.files) do
+    local s, ferr = M.read_file(chk_path, file)
+    if not s then return nil, ferr end
+  end
+  return m
 end
 
 --- Finds the newest intact checkpoint of job_dir. Each damaged one is

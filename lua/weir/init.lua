@@ -23,6 +23,9 @@ M.tumbling, M.sliding, M.session =
 -- parse_iso("YYYY-MM-DD HH:MM:SS"); see weir.time.
 M.time = require "weir.time"
 
+--- Reading snapshots: weir.snapshot.open(path) (see weir.snapshot).
+M.snapshot = require "weir.snapshot"
+
 --- Restart strategies for the `restart` option: fixed_delay{ attempts,
 -- delay_ms }, exponential_delay{ initial_ms, max_ms, multiplier },
 -- failure_rate{ max_failures, interval_ms, delay_ms }, none().

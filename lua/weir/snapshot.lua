@@ -1,0 +1,152 @@
+--- Reading a checkpoint's or savepoint's state from Lua (as Flink's State
+-- Processor API does): require "weir".snapshot.open(path). Every checksum
+-- is verified when the snapshot is opened; state is then decoded one file
+-- and one key group at a time, so large state is never loaded all at once.
+local buffer = require "string.buffer"
+local checkpoint = require "weir.checkpoint"
+local key = require "weir.key"
+local core = require "weir.core"
+
+local M = {}
+
+local Snapshot = {}
+Snapshot.__index = Snapshot
+
+--- Opens the snapshot directory at path (chk-<n> or a savepoint).
+-- @return Snapshot | nil, message (missing, not a weir snapshot, damaged
+--   or of another format version)
+function M.open(path)
+  local st = core.stat(path)
+  if not st then return nil, path .. ": no such snapshot" end
+  if st.type ~= "directory" then
+    return nil, path .. ": not a weir snapshot (a snapshot is a directory "
+      .. "holding a _manifest)"
+  end
+  local manifest, err = checkpoint.verify(path)
+  if not manifest then return nil, err end
+  return setmetatable({ path = path, manifest = manifest }, Snapshot)
+end
+
+--- The operators with state: { { uid, kind, parallelism, files } }, in
+-- the manifest's order.
+function Snapshot:operators()
+  local files = {}
+  for _, f in ipairs(self.manifest.files) do
+    files[f.uid] = (files[f.uid] or 0) + 1
+  end
+  local out = {}
+  for _, op in ipairs(self.manifest.operators) do
+    if files[op.uid] then
+      out[#out + 1] = { uid = op.uid, kind = op.kind,
+        parallelism = op.parallelism, files = files[op.uid] }
+    end
+  end
+  return out
+end
+
+-- The files of operator uid, by subtask.
+function Snapshot:files(uid)
+  local out = {}
+  for _, f in ipairs(self.manifest.files) do
+    if f.uid == uid then out[#out + 1] = f end
+  end
+  table.sort(out, function(a, b) return a.subtask < b.subtask end)
+  return out
+end
+
+local function read(self, f)
+  local s, err = checkpoint.read_file(self.path, f)
+  if not s then error(err, 0) end
+  return s
+end
+
+--- Calls fn(subtask, state) for each subtask of operator uid. For keyed
+-- operators state holds key_groups (encoded) plus its own fields; use
+-- each_key for their keys.
+function Snapshot:each_subtask(uid, fn)
+  for _, f in ipairs(self:files(uid)) do
+    local s = read(self, f)
+    fn(s.subtask, s.state)
+  end
+end
+
+--- Calls fn(key, state, timers) for every key of keyed operator uid (one
+-- key group decoded at a time); timers is { event = set, processing = set }
+-- or nil.
+function Snapshot:each_key(uid, fn)
+  for _, f in ipairs(self:files(uid)) do
+    local groups = read(self, f).state.key_groups or {}
+    local kgs = {}
+    for kg in pairs(groups) do kgs[#kgs + 1] = kg end
+    table.sort(kgs)
+    for _, kg in ipairs(kgs) do
+      local flat = buffer.decode(groups[kg])
+      for i = 1, flat.n, 4 do
+        local timers
+        if flat[i + 2] or flat[i + 3] then
+          timers = { event = flat[i + 2], processing = flat[i + 3] }
+        end
+        fn(flat[i], flat[i + 1], timers)
+      end
+    end
+  end
+end
+
+--- Returns the state of key k in keyed operator uid, or nil; decodes only
+-- the key group that holds it.
+function Snapshot:get(uid, k)
+  local maxp = self.manifest.max_parallelism
+  local kg = key.key_group(k, maxp)
+  local enc = key.encode(k)
+  for _, f in ipairs(self:files(uid)) do
+    local groups = read(self, f).state.key_groups or {}
+    if groups[kg] then
+      local flat = buffer.decode(groups[kg])
+      for i = 1, flat.n, 4 do
+        if key.encode(flat[i]) == enc then return flat[i + 1] end
+      end
+    end
+  end
+  return nil
+end
+
+--- Renders a Lua value as a readable Lua literal (keys sorted).
+function M.literal(v, seen)
+  local t = type(v)
+  if t == "string" then
+    return (string.format("%q", v):gsub("\\\n", "\\n"))
+  end
+  if t == "number" then
+    if v ~= v then return "0/0" end
+    if v == math.huge then return "math.huge" end
+    if v == -math.huge then return "-math.huge" end
+    if v % 1 == 0 and math.abs(v) < 2^53 then return string.format("%d", v) end
+    return string.format("%.17g", v)
+  end
+  if t ~= "table" then return tostring(v) end
+  seen = seen or {}
+  if seen[v] then return "<cycle>" end
+  seen[v] = true
+  local parts, n = {}, #v
+  for i = 1, n do parts[i] = M.literal(v[i], seen) end
+  local keys = {}
+  for k in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return type(a) < type(b)
+  end)
+  for _, k in ipairs(keys) do
+    local name = type(k) == "string" and k:match("^[%a_][%w_]*$") and k
+      or "[" .. M.literal(k, seen) .. "]"
+    parts[#parts + 1] = name .. " = " .. M.literal(v[k], seen)
+  end
+  seen[v] = nil
+  if #parts == 0 then return "{}" end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
+return M
