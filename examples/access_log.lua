@@ -20,7 +20,7 @@ local COMBINED = '^(%S+) %S+ %S+ %[[^%]]*%] "[^"]*" (%d%d%d) %S+ '
   .. '"[^"]*" "[^"]*"$'
 
 local p = weir.pipeline { name = "access_log" }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :flat_map(function(line, emit)
     local ip, status = line:match(COMBINED)
     if ip then
@@ -33,6 +33,6 @@ p:read_lines(arg[1])
   :key_by(function(what) return what end)
   :process(function(ctx) ctx.state.n = (ctx.state.n or 0) + 1 end, {
     finish = function(ctx) ctx:emit(ctx.key .. "\t" .. ctx.state.n) end,
-  })
-  :write_lines(arg[2])
+  }):uid("counts")
+  :write_lines(arg[2]):uid("output")
 p:run()

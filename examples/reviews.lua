@@ -15,7 +15,7 @@ local weir = require "weir"
 local DAY_MS = 24 * 60 * 60 * 1000
 
 local p = weir.pipeline { name = "reviews" }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   -- Skips the header, the one row that does not start with a digit.
   :filter(function(row) return row:match("^%d") end)
   :map(function(row)
@@ -30,7 +30,7 @@ p:read_lines(arg[1])
   -- newest review keeps every month open until all of its reviews are in.
   :with_timestamps(function(review)
     return weir.time.parse_iso(review.date)
-  end, { max_out_of_orderness = 1200 * DAY_MS })
+  end, { max_out_of_orderness = 1200 * DAY_MS }):uid("timestamps")
   -- Months differ in length, so they are not tumbling windows. The month
   -- goes into the key instead, and a session window with a 31-day gap
   -- gathers each key's reviews: reviews of one month are always less than
@@ -53,6 +53,6 @@ p:read_lines(arg[1])
       return string.format("%d\t%s\t%.3f\t%d", vendor, month,
         acc.sum / acc.n, acc.n)
     end,
-  }
-  :write_lines(arg[2])
+  }:uid("averages")
+  :write_lines(arg[2]):uid("output")
 p:run()

@@ -26,7 +26,7 @@ local COMBINED = '^(%S+) %S+ %S+ %[([^%]]*)%] "[^"]*" %d%d%d %S+ '
 local MINUTE = 60 * 1000
 
 local p = weir.pipeline { name = "sessions" }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :filter(function(line) return line:match(COMBINED) ~= nil end)
   :map(function(line)
     local ip, time = line:match(COMBINED)
@@ -35,7 +35,7 @@ p:read_lines(arg[1])
   -- The log is in order by minute but not within a minute, so the
   -- watermark trails the latest time seen by a minute.
   :with_timestamps(function(request) return request.ts end,
-    { max_out_of_orderness = MINUTE })
+    { max_out_of_orderness = MINUTE }):uid("timestamps")
   :key_by(function(request) return request.ip end)
   :window(weir.session(30 * MINUTE))
   :aggregate {
@@ -56,6 +56,6 @@ p:read_lines(arg[1])
         os.date("!%Y-%m-%dT%H:%M:%S", s.first / 1000), s.n,
         (s.last - s.first) / 1000)
     end,
-  }
-  :write_lines(arg[2])
+  }:uid("sessions")
+  :write_lines(arg[2]):uid("output")
 p:run()

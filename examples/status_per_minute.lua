@@ -36,14 +36,14 @@ end
 -- reader (parallelism 1) reads the file in order; parallel readers would
 -- each read a part, and the slowest part would hold the watermark back.
 local p = weir.pipeline { name = "status_per_minute", parallelism = 1 }
-local counts = p:read_lines(arg[1])
+local counts = p:read_lines(arg[1]):uid("lines")
   :filter(function(line) return line:match(COMBINED) ~= nil end)
   :map(function(line)
     local time, status = line:match(COMBINED)
     return { ts = weir.time.parse_clf(time), status = status }
   end)
   :with_timestamps(function(request) return request.ts end,
-    { max_out_of_orderness = MINUTE })
+    { max_out_of_orderness = MINUTE }):uid("timestamps")
   :key_by(function(request) return request.status end)
   :window(weir.tumbling(MINUTE))
   :aggregate {
@@ -52,10 +52,10 @@ local counts = p:read_lines(arg[1])
     result = function(n, ctx)
       return minute(ctx.window.start) .. "\t" .. ctx.key .. "\t" .. n
     end,
-  }
-counts:write_lines(arg[2])
+  }:uid("counts")
+counts:write_lines(arg[2]):uid("output")
 counts:late():write_lines(arg[2] .. "/late", function(request)
   return os.date("!%Y-%m-%dT%H:%M:%S", request.ts / 1000) .. "\t"
     .. request.status
-end)
+end):uid("late")
 p:run()

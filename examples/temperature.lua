@@ -29,12 +29,12 @@ local window_ms = tonumber(arg[4] or 3600000)
 -- reader (parallelism 1) reads the file in order; parallel readers would
 -- each read a part, and the slowest part would hold the watermark back.
 local p = weir.pipeline { name = "temperature", parallelism = 1 }
-local averages = p:read_lines(arg[1])
+local averages = p:read_lines(arg[1]):uid("lines")
   -- Skips the header, the one row that does not start with a date.
   :filter(function(row) return row:match("^%d") end)
   :with_timestamps(function(row)
     return weir.time.parse_iso(row:match("^[^,]*"))
-  end, { max_out_of_orderness = max_out_of_orderness_ms })
+  end, { max_out_of_orderness = max_out_of_orderness_ms }):uid("timestamps")
   -- The file holds a single sensor, so all its readings share one key.
   :key_by(function() return "machine" end)
   :window(weir.tumbling(window_ms))
@@ -50,7 +50,7 @@ local averages = p:read_lines(arg[1])
         os.date("!%Y-%m-%d %H:%M", ctx.window.start / 1000),
         acc.sum / acc.n, acc.n)
     end,
-  }
-averages:write_lines(arg[2] .. "/averages")
-averages:late():write_lines(arg[2] .. "/late")
+  }:uid("averages")
+averages:write_lines(arg[2] .. "/averages"):uid("output")
+averages:late():write_lines(arg[2] .. "/late"):uid("late")
 p:run()

@@ -35,7 +35,7 @@ local function more_requests(a, b)
 end
 
 local p = weir.pipeline { name = "top_urls" }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :filter(function(line) return line:match(COMBINED) ~= nil end)
   :map(function(line)
     local time, path = line:match(COMBINED)
@@ -44,7 +44,7 @@ p:read_lines(arg[1])
   -- The log is in order by minute but not within a minute, so the
   -- watermark trails the latest time seen by a minute.
   :with_timestamps(function(request) return request.ts end,
-    { max_out_of_orderness = MINUTE })
+    { max_out_of_orderness = MINUTE }):uid("timestamps")
   :key_by(function(request) return request.path end)
   :window(weir.sliding(5 * MINUTE, MINUTE))
   :aggregate {
@@ -57,7 +57,7 @@ p:read_lines(arg[1])
       return { from = ctx.window.start, to = ctx.window["end"],
                path = ctx.key, n = n }
     end,
-  }
+  }:uid("counts")
   -- A window's counts carry its last millisecond as their timestamp, so
   -- those of a window ending at minute m all fall in the one-minute window
   -- before m, which fires once they are all there.
@@ -70,6 +70,6 @@ p:read_lines(arg[1])
       ctx:emit(string.format("%s\t%s\t%d\t%s\t%d", minute(c.from),
         minute(c.to), rank, c.path, c.n))
     end
-  end)
-  :write_lines(arg[2])
+  end):uid("top5")
+  :write_lines(arg[2]):uid("output")
 p:run()

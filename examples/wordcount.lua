@@ -3,12 +3,13 @@
 local weir = require "weir"
 
 local p = weir.pipeline { name = "wordcount" }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :flat_map(function(line, emit)
     for w in line:gmatch("%a+") do emit(w:lower()) end
   end)
   :key_by(function(word) return word end)
   :process(function(ctx, word) ctx.state.n = (ctx.state.n or 0) + 1 end,
            { finish = function(ctx) ctx:emit(ctx.key .. "\t" .. ctx.state.n) end })
-  :write_lines(arg[2])
+  :uid("counts")
+  :write_lines(arg[2]):uid("output")
 p:run()

@@ -112,14 +112,14 @@ describe("bad input", function()
       return script(name, [[
 local weir = require "weir"
 local p = weir.pipeline { name = "]] .. name .. [[", checkpoint_interval = 10 }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :key_by(function(line) return #line % 3 end)
   :process(function(ctx, line)
     ctx.state.n = (ctx.state.n or 0) + 1
     if ctx.key == 1 and ctx.state.n > 100 then
       ctx.state.handlers = { on_line = ]] .. value .. [[ }
     end
-  end)
+  end):uid("counts")
 p:run()
 ]])
     end
@@ -153,7 +153,7 @@ p:run()
       path = script("copy.lua", [[
 local weir = require "weir"
 local p = weir.pipeline { name = "copy" }
-p:read_lines(arg[1]):write_lines(arg[2])
+p:read_lines(arg[1]):uid("lines"):write_lines(arg[2]):uid("output")
 p:run()
 ]])
     end)

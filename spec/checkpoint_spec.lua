@@ -75,13 +75,13 @@ describe("checkpoints", function()
       local r, job_dir = run("truncated", { "--retain", "100" })
       assert.are.equal(0, r.status, r.stderr)
       local older, newest = newest_before_final(job_dir)
-      local snap = job_dir .. "/chk-" .. newest .. "/reduce-4-0.snap"
+      local snap = job_dir .. "/chk-" .. newest .. "/counts-0.snap"
       local bytes = h.read_file(snap)
       h.write_file(snap, bytes:sub(1, #bytes - 7))
       r = run("truncated", { "--restore", "latest" })
       assert.are.equal(0, r.status, r.stderr)
       assert.matches("checkpoint [^\n]*/chk%-" .. newest .. " is damaged %("
-        .. "[^\n]*reduce%-4%-0%.snap: snapshot is truncated%); trying an older "
+        .. "[^\n]*counts%-0%.snap: snapshot is truncated%); trying an older "
         .. "one", r.stderr)
       assert.matches("restored from [^\n]*/chk%-" .. older, r.stderr)
       h.assert_exactly_once(dir .. "/truncated/out", reference, total)
@@ -110,13 +110,13 @@ describe("checkpoints", function()
     assert.are.equal(0, r.status, r.stderr)
     local older = newest_before_final(job_dir)
     local chk = job_dir .. "/chk-" .. older
-    local snap = chk .. "/read_lines-1-0.snap"
+    local snap = chk .. "/lines-0.snap"
     local bytes = h.read_file(snap)
     h.write_file(snap, bytes:sub(1, 20) .. "X" .. bytes:sub(22))
     r = run("explicit", { "--restore", chk })
     assert.are_not.equal(0, r.status)
     assert.matches("^weir: cannot restore from [^\n]*chk%-" .. older
-      .. ": [^\n]*read_lines%-1%-0%.snap: snapshot is damaged", r.stderr)
+      .. ": [^\n]*lines%-0%.snap: snapshot is damaged", r.stderr)
   end)
 
   it("rejects a file that is not a weir snapshot", function()

@@ -250,3 +250,53 @@ describe("parallelism", function()
     os.remove(path)
   end)
 end)
+
+describe(":uid()", function()
+  it("rejects a uid already given", function()
+    local p = weir.pipeline {}
+    local line = debug.getinfo(1, "l").currentline + 1
+    p:sequence(1, 2):uid("numbers")
+    assert.has_error(function() p:sequence(1, 2):uid("numbers") end,
+      "uid: 'numbers' is already the uid of sequence "
+      .. "(spec/pipeline_spec.lua:" .. line .. ")")
+  end)
+
+  it("names the operator's state in snapshots", function()
+    local h = require "helpers"
+    local dir = h.tmpdir()
+    local p = weir.pipeline { name = "named", checkpoint_dir = dir }
+    p:sequence(1, 10):uid("numbers")
+      :key_by(function(x) return x % 2 end)
+      :reduce(function(a, b) return a + b end):uid("sums")
+    p:run()
+    local ids = h.complete_checkpoints(dir .. "/named")
+    local snap = assert(weir.snapshot.open(dir .. "/named/chk-" .. ids[1]))
+    local uids = {}
+    for _, op in ipairs(snap:operators()) do uids[#uids + 1] = op.uid end
+    assert.same({ "numbers", "sums" }, uids)
+    assert.are.equal(25, snap:get("sums", 1))
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
+  it("is asked for by weir run for every operator with state", function()
+    local h = require "helpers"
+    local dir = h.tmpdir()
+    h.write_file(dir .. "/no_uids.lua", [[
+local weir = require "weir"
+local p = weir.pipeline { checkpoint_interval = 0 }
+p:sequence(1, 3):map(tostring):uid("strings")
+  :key_by(function(s) return s end)
+  :reduce(function(a) return a end)
+p:run()
+]])
+    local r = h.run_weir({ "run", "--parallelism", "1", dir .. "/no_uids.lua" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^weir: sequence %(" .. dir:gsub("%p", "%%%0")
+      .. "/no_uids%.lua:3%) keeps state but has no :uid%(%); its state is "
+      .. "named 'sequence%-1' after its place in the graph, which changes "
+      .. "when operators are added before it\nweir: reduce %([^\n]*:5%) keeps "
+      .. "state but has no :uid%(%)", r.stderr)
+    assert.is_nil(r.stderr:match("map"))
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+end)

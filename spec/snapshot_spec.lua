@@ -23,13 +23,13 @@ describe("weir.snapshot", function()
     for _, op in ipairs(snap:operators()) do
       uids[#uids + 1] = op.uid .. "/" .. op.parallelism
     end
-    assert.same({ "read_lines-1/2", "process-4/2", "write_lines-5/2" }, uids)
+    assert.same({ "lines/2", "counts/2", "output/2" }, uids)
   end)
 
   it("visits every key of a keyed operator with its state", function()
     local snap = assert(weir.snapshot.open(chk))
     local seen, n = {}, 0
-    snap:each_key("process-4", function(k, state)
+    snap:each_key("counts", function(k, state)
       assert.is_nil(seen[k])
       seen[k] = state.n
       n = n + 1
@@ -39,19 +39,19 @@ describe("weir.snapshot", function()
 
   it("reads one key's state", function()
     local snap = assert(weir.snapshot.open(chk))
-    assert.same({ n = counts.romeo }, snap:get("process-4", "romeo"))
-    assert.is_nil(snap:get("process-4", "no-such-word"))
+    assert.same({ n = counts.romeo }, snap:get("counts", "romeo"))
+    assert.is_nil(snap:get("counts", "no-such-word"))
   end)
 
   it("refuses a damaged snapshot, naming the file", function()
     local copy = dir .. "/damaged"
     h.sh("cp -r " .. h.quote(chk) .. " " .. h.quote(copy))
-    local f = copy .. "/process-4-1.snap"
+    local f = copy .. "/counts-1.snap"
     local bytes = h.read_file(f)
     h.write_file(f, bytes:sub(1, #bytes - 3))
     local snap, err = weir.snapshot.open(copy)
     assert.is_nil(snap)
-    assert.are.equal(copy .. "/process-4-1.snap: snapshot is truncated", err)
+    assert.are.equal(copy .. "/counts-1.snap: snapshot is truncated", err)
   end)
 
   it("refuses what is not a snapshot", function()
@@ -64,26 +64,26 @@ describe("weir.snapshot", function()
 
   describe("weir inspect", function()
     it("prints a key's state as a Lua literal", function()
-      local r = h.run_weir({ "inspect", chk, "--uid", "process-4", "--key",
+      local r = h.run_weir({ "inspect", chk, "--uid", "counts", "--key",
         "romeo" })
       assert.are.equal(0, r.status, r.stderr)
-      assert.are.equal("-- process-4 (process), parallelism 2\n"
+      assert.are.equal("-- counts (process), parallelism 2\n"
         .. '["romeo"] = { n = ' .. counts.romeo .. " }\n", r.stdout)
     end)
 
     it("prints JSON lines", function()
-      local r = h.run_weir({ "inspect", chk, "--uid", "read_lines-1",
+      local r = h.run_weir({ "inspect", chk, "--uid", "lines",
         "--format", "json" })
       assert.are.equal(0, r.status, r.stderr)
       assert.matches('^{"state":{"offset":%d+,"path":"[^"]+"},"subtask":0,'
-        .. '"uid":"read_lines%-1"}\n{[^\n]+"subtask":1[^\n]+}\n$', r.stdout)
+        .. '"uid":"lines"}\n{[^\n]+"subtask":1[^\n]+}\n$', r.stdout)
     end)
 
     it("names a damaged snapshot and exits 1", function()
       local r = h.run_weir({ "inspect", dir .. "/damaged" })
       assert.are.equal(1, r.status)
       assert.are.equal("weir: cannot inspect " .. dir .. "/damaged/"
-        .. "process-4-1.snap: snapshot is truncated\n", r.stderr)
+        .. "counts-1.snap: snapshot is truncated\n", r.stderr)
     end)
   end)
 end)

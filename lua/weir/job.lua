@@ -635,6 +635,17 @@ function M.run(p)
   end
   local parallelism = p.options.parallelism or M.default_parallelism or 1
   local job = M.prepare(p, parallelism)
+  if M.script then
+    local pipeline = require "weir.pipeline"
+    for _, node in ipairs(p.nodes) do
+      if pipeline.stateful[node.kind] and not node.explicit_uid then
+        errors.warn(string.format("%s keeps state but has no :uid(); its "
+          .. "state is named '%s' after its place in the graph, which "
+          .. "changes when operators are added before it",
+          errors.describe(node), node.uid))
+      end
+    end
+  end
   if job.plan.max_parallelism > 1 and M.script then
     return cluster.run_coordinator(job, M)
   end

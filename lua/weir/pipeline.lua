@@ -5,8 +5,14 @@
 local M = {}
 
 local Pipeline, Stream, KeyedStream, WindowedStream = {}, {}, {}, {}
+local Sink = {}
 Pipeline.__index, Stream.__index = Pipeline, Stream
 KeyedStream.__index, WindowedStream.__index = KeyedStream, WindowedStream
+Sink.__index = Sink
+
+--- Operator kinds that keep state in checkpoints.
+M.stateful = { read_lines = true, sequence = true, with_timestamps = true,
+  reduce = true, process = true, window = true, write_lines = true }
 
 --- Pipeline options: name -> { default, expected type, description }.
 M.options = {
@@ -159,6 +165,26 @@ function Pipeline:run()
   return require("weir.job").run(self)
 end
 
+--- Names this operator's state in every snapshot; without a uid it is
+-- named by the operator's place in the graph ("process-4"), which changes
+-- when operators are added before it. Returns the stream.
+-- Raises on a uid that is not [letters digits _ . -] or is taken.
+function Stream:uid(name)
+  if type(name) ~= "string" or not name:match("^[%w_.-]+$") then
+    error("uid: expected a name of letters, digits, '_', '.' and '-'", 2)
+  end
+  for _, node in ipairs(self.pipeline.nodes) do
+    if node.uid == name and node ~= self.node then
+      error(string.format("uid: '%s' is already the uid of %s (%s)", name,
+        node.kind, node.defined_at), 2)
+    end
+  end
+  self.node.uid = name
+  self.node.explicit_uid = true
+  return self
+end
+Sink.uid = Stream.uid
+
 --- Sets this operator's parallelism (subtasks), overriding the
 -- pipeline's.
 function Stream:parallelism(n)
@@ -261,8 +287,8 @@ function Stream:write_lines(dir, format_fn)
     error("write_lines: expected an output directory, got " .. type(dir), 2)
   end
   if format_fn ~= nil then check_fn("write_lines", format_fn, 2) end
-  self.pipeline:add("write_lines", { self.node },
-    { dir = dir, fn = format_fn })
+  return stream(self.pipeline, self.pipeline:add("write_lines", { self.node },
+    { dir = dir, fn = format_fn }), Sink)
 end
 
 --- Sink for specs: returns a table that holds every record once the
@@ -276,7 +302,8 @@ end
 
 --- Sink for demos: writes each record to stdout (at-least-once).
 function Stream:print()
-  self.pipeline:add("print", { self.node })
+  return stream(self.pipeline, self.pipeline:add("print", { self.node }),
+    Sink)
 end
 
 --- Keyed: emits fn(acc, record) for each record, acc being the key's
@@ -371,5 +398,6 @@ function WindowedStream:apply(fn)
 end
 
 M.Stream, M.KeyedStream, M.Pipeline = Stream, KeyedStream, Pipeline
-M.WindowedStream = WindowedStream
+M.WindowedStream, M.Sink = WindowedStream, Sink
+Sink.parallelism = Stream.parallelism
 return M

@@ -16,7 +16,7 @@ for i = 1, 1000 do
 end
 
 local p = weir.pipeline { name = "bench_channel", checkpoint_interval = 0 }
-p:sequence(1, tonumber(arg[1])):parallelism(1)
+p:sequence(1, tonumber(arg[1])):parallelism(1):uid("numbers")
   :key_by(function() return target end)
-  :process(function(ctx) end)
+  :process(function(ctx) end):uid("sink")
 p:run()

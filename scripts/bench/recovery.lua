@@ -8,7 +8,7 @@ local core = require "weir.core"
 local marked = false
 local p = weir.pipeline { name = "bench_recovery", checkpoint_interval = 500,
   restart = weir.fixed_delay { attempts = 10, delay_ms = 0 } }
-p:read_lines(arg[1])
+p:read_lines(arg[1]):uid("lines")
   :flat_map(function(line, emit)
     if not marked then
       marked = true
@@ -21,5 +21,6 @@ p:read_lines(arg[1])
   :key_by(function(word) return word end)
   :process(function(ctx) ctx.state.n = (ctx.state.n or 0) + 1 end,
     { finish = function(ctx) ctx:emit(ctx.key .. "\t" .. ctx.state.n) end })
-  :write_lines(arg[2])
+  :uid("counts")
+  :write_lines(arg[2]):uid("output")
 p:run()
