@@ -163,7 +163,8 @@ describe("weir.pipeline", function()
     it("rejects an unknown option, listing the known ones", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
-        .. "checkpoint_dir, checkpoint_interval, checkpoint_timeout, "
+        .. "allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
+        .. "checkpoint_timeout, "
         .. "heartbeat_timeout, max_parallelism, metrics, mode, name, "
         .. "parallelism, "
         .. "restart, restore, retain, tolerable_failed_checkpoints, "

@@ -199,3 +199,66 @@ describe("recovery of event-time windows after kill -9", function()
       h.assert_exactly_once(dir .. "/kills/out", reference, total)
     end)
 end)
+
+describe("restoring at another parallelism", function()
+  local dir, input, reference, total
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 3)
+    reference, total = h.running_count_reference(input)
+    -- A run at parallelism 2, killed after its third checkpoint.
+    local proc = h.spawn_weir({ "run", "--parallelism", "2",
+      "--checkpoint-interval", "50", "--checkpoint-dir", dir .. "/p2/ck",
+      SCRIPT, input, dir .. "/p2/out" })
+    h.wait_until(function()
+      return #h.complete_checkpoints(dir .. "/p2/ck/" .. JOB) >= 3
+    end, 30000, "three checkpoints")
+    h.kill(proc, "KILL")
+    assert.are.equal(137, h.wait_exit(proc).status)
+  end)
+
+  teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+  for _, parallelism in ipairs({ 1, 3 }) do
+    it("moves state from parallelism 2 to " .. parallelism
+      .. ", output exactly once", function()
+      local case = dir .. "/to" .. parallelism
+      h.sh("cp -r " .. h.quote(dir .. "/p2") .. " " .. h.quote(case))
+      local r = h.run_weir({ "run", "--parallelism", tostring(parallelism),
+        "--restore", "latest", "--checkpoint-interval", "50",
+        "--checkpoint-dir", case .. "/ck", SCRIPT, input, case .. "/out" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("restored from", r.stderr)
+      h.assert_exactly_once(case .. "/out", reference, total)
+    end)
+  end
+
+  it("refuses a different max_parallelism", function()
+    local r = h.run_weir({ "run", "--max-parallelism", "64", "--restore",
+      "latest", "--checkpoint-dir", dir .. "/p2/ck", SCRIPT, input,
+      dir .. "/maxp-out" })
+    assert.are.equal(1, r.status)
+    assert.matches("it has max_parallelism 128, the job has 64; "
+      .. "max_parallelism is fixed for the life of the state", r.stderr)
+  end)
+
+  it("refuses state for an operator the job lacks, unless told to drop it",
+    function()
+      local script, case = dir .. "/renamed.lua", dir .. "/renamed"
+      h.write_file(script, (h.read_file(SCRIPT):gsub('uid%("counts"%)',
+        'uid("tallies")')))
+      h.sh("cp -r " .. h.quote(dir .. "/p2") .. " " .. h.quote(case))
+      local args = { "run", "--parallelism", "1", "--restore", "latest",
+        "--checkpoint-dir", case .. "/ck", script, input, case .. "/out" }
+      local r = h.run_weir(args)
+      assert.are.equal(1, r.status)
+      assert.matches("it holds state for operator 'counts', which this job "
+        .. "does not have %(%-%-allow%-non%-restored%-state drops it%)",
+        r.stderr)
+      table.insert(args, 2, "--allow-non-restored-state")
+      r = h.run_weir(args)
+      assert.are.equal(0, r.status, r.stderr)
+    end)
+end)

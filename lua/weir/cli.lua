@@ -51,7 +51,11 @@ Options override the script's weir.pipeline{} options:
   --mode MODE                exactly_once (aligned barriers, default) or
                              at_least_once
   --restore latest|PATH      restore the newest intact checkpoint of the job,
-                             or the checkpoint directory PATH (chk-<n>)
+                             or the checkpoint directory PATH (chk-<n>), at
+                             any parallelism (keyed state moves by key
+                             group; max_parallelism must be the same)
+  --allow-non-restored-state restore even if the snapshot has state for an
+                             operator (uid) the job no longer has
   -h, --help                 show this help
 
 Exit status: 0 on success; 1 with a one-line error otherwise.
@@ -76,6 +80,7 @@ local run_flags = {
   ["--heartbeat-timeout"] = { "heartbeat_timeout", "number" },
   ["--transport"] = { "transport", "string" },
   ["--metrics"] = { "metrics", "string" },
+  ["--allow-non-restored-state"] = { "allow_non_restored_state", "flag" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).
@@ -102,7 +107,9 @@ local function parse_run(argv, extra)
     if not spec then
       return nil, "unknown option " .. a .. " (see weir run --help)"
     end
-    if not value then
+    if spec[2] == "flag" then
+      value = "true"
+    elseif not value then
       i = i + 1
       value = argv[i]
       if value == nil then return nil, flag .. " needs a value" end
@@ -111,7 +118,10 @@ local function parse_run(argv, extra)
       given[#given + 1] = flag
       given[#given + 1] = value
     end
-    if spec[2] == "number" then
+    if spec[2] == "flag" then
+      value = true
+      given[#given] = nil  -- a flag has no value to pass on
+    elseif spec[2] == "number" then
       local n = tonumber(value)
       if not n then return nil, flag .. " needs a number, got " .. value end
       value = n

@@ -65,16 +65,14 @@ function Coordinator:restore_point()
   for _, node in ipairs(self.job.pipeline.nodes) do nodes[node.uid] = node end
   for uid, subtasks in pairs(loaded.states) do
     local node = nodes[uid]
-    if not node then
+    if not node and not self.options.allow_non_restored_state then
       restore_error("cannot restore %s: it holds state for operator '%s', "
-        .. "which this job does not have", loaded.path, uid)
-    end
-    for subtask in pairs(subtasks) do
-      if subtask >= node.parallelism then
-        restore_error("cannot restore %s: operator '%s' ran at a higher "
-          .. "parallelism than %d; restore at its parallelism", loaded.path,
-          uid, node.parallelism)
-      end
+        .. "which this job does not have (--allow-non-restored-state "
+        .. "drops it)", loaded.path, uid)
+    elseif node and node.kind ~= select(2, next(subtasks)).kind then
+      restore_error("cannot restore %s: operator '%s' is a %s in the "
+        .. "snapshot and a %s in the job", loaded.path, uid,
+        select(2, next(subtasks)).kind, node.kind)
     end
   end
   self.restored = loaded

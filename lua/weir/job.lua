@@ -292,14 +292,20 @@ function Host:restore(loaded)
   for _, task in ipairs(self.tasks) do
     for _, node in ipairs(task.chain.nodes) do
       local subtasks = loaded.states[node.uid]
-      local s = subtasks and subtasks[task.subtask]
       local inst = task.insts[node.id]
-      if s then
+      if subtasks then
         if not inst.restore then
           error(string.format("cannot restore %s: operator '%s' has no state "
             .. "to restore", loaded.path, node.uid), 0)
         end
-        inst.restore(s.state)
+        -- Every old subtask's state, in order: the operator takes its share
+        -- (the same subtask's at the same parallelism).
+        local olds = {}
+        for subtask, s in pairs(subtasks) do
+          olds[#olds + 1] = { subtask = subtask, state = s.state }
+        end
+        table.sort(olds, function(a, b) return a.subtask < b.subtask end)
+        inst.restore(olds)
       end
     end
   end

@@ -9,12 +9,16 @@
 --                          its input became "idle" / "active" (optional;
 --                          by default forwarded)
 --   snapshot(id) -> state  the synchronous part of a checkpoint (optional)
---   restore(state)         replaces the state with a snapshot's (optional)
+--   restore(olds)          replaces the state with a snapshot's: olds is
+--                          { { subtask, state } } of every old subtask, so
+--                          an operator restored at another parallelism
+--                          takes its share (optional)
 --   finish()               bounded input ended (optional)
 --   periodic(now_ms)       called every loop turn (optional)
 -- `emit(record, ts)` passes a record downstream, env.emit_watermark(w,
 -- status) a watermark. Wrappers keep the record in a local named `record`
 -- so weir.errors can show it when user code fails.
+local core = require "weir.core"
 local errors = require "weir.errors"
 local State = require "weir.state"
 local Timers = require "weir.timers"
@@ -117,7 +121,15 @@ function M.with_timestamps(node, emit, env)
     end
   end
   function inst.snapshot() return { max_ts = max_ts, watermark = current } end
-  function inst.restore(s) max_ts, current = s.max_ts, s.watermark end
+  -- Restored at any parallelism: the lowest watermark of the old subtasks,
+  -- so no record counts as late that did not before.
+  function inst.restore(olds)
+    max_ts, current = math.huge, math.huge
+    for _, o in ipairs(olds) do
+      max_ts = math.min(max_ts, o.state.max_ts)
+      current = math.min(current, o.state.watermark)
+    end
+  end
   return inst
 end
 
@@ -144,10 +156,22 @@ function M.keyed(node, env, init, on_timer)
     return { key_groups = state:snapshot(), finished = inst.finished,
              watermark = inst.current }
   end
-  function inst.restore(s)
-    state:restore(s.key_groups)
+  -- Restored at any parallelism: the key groups this subtask owns, from
+  -- whichever old subtask had them; the lowest old watermark.
+  function inst.restore(olds)
+    local first, last = core.key_group_range(env.max_parallelism,
+      env.parallelism, env.subtask)
+    local groups, finished, watermark = {}, true, math.huge
+    for _, o in ipairs(olds) do
+      for kg, bytes in pairs(o.state.key_groups) do
+        if kg >= first and kg <= last then groups[kg] = bytes end
+      end
+      finished = finished and o.state.finished
+      watermark = math.min(watermark, o.state.watermark)
+    end
+    state:restore(groups)
     timers:rebuild(state)
-    inst.finished, inst.current = s.finished, s.watermark
+    inst.finished, inst.current = finished, watermark
     if inst.restored then inst.restored() end
   end
   return inst, state, timers

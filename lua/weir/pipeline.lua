@@ -29,6 +29,8 @@ M.options = {
     "\"latest\" or the path of a checkpoint to restore from" },
   parallelism = { false, "number",
     "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
+  allow_non_restored_state = { false, "boolean",
+    "restore even if the snapshot holds state for operators the job lacks" },
   metrics = { false, "string",
     "file to append a JSON line of metrics to every second" },
   transport = { "unix", "string",

@@ -29,23 +29,25 @@ end
 -- committed and every file from it on is discarded.
 function M.write_lines(node, emit, env)
   local dir, fmt = node.dir, errors.register(node.fn, node)
-  local prefix = "part-" .. env.subtask .. "-"
+  local me = env.subtask
   local seq, f, fpath = 0, nil, nil
   local pending = {}     -- { { id = checkpoint id, seqs = { seq, ... } } }
-  local restored = nil   -- snapshot state given to restore()
+  local restored = nil   -- old subtasks' states this subtask recovers
   local inst = {}
 
-  local function path(s, state)
-    if state == "committed" then return dir .. "/" .. prefix .. s end
-    return dir .. "/." .. prefix .. s .. "." .. state
+  -- The file of subtask j's sequence number s in a state ("committed",
+  -- "pending", "inprogress").
+  local function path(j, s, state)
+    if state == "committed" then return dir .. "/part-" .. j .. "-" .. s end
+    return dir .. "/.part-" .. j .. "-" .. s .. "." .. state
   end
 
-  -- Our files in dir: { seq = { committed = bool, pending = bool,
+  -- Subtask j's files in dir: { seq = { committed = bool, pending = bool,
   -- inprogress = bool } }.
-  local function scan()
+  local function scan(j)
     local names = check(node, core.scandir(dir))
     local files = {}
-    local pat = "^(%.?)" .. prefix:gsub("%-", "%%-") .. "(%d+)%.?(%a*)$"
+    local pat = "^(%.?)part%-" .. j .. "%-(%d+)%.?(%a*)$"
     for _, name in ipairs(names) do
       local dot, s, state = name:match(pat)
       if s and (dot == "") == (state == "") then
@@ -57,41 +59,55 @@ function M.write_lines(node, emit, env)
     return files
   end
 
-  local function commit(s)
-    check(node, core.rename(path(s, "pending"), path(s, "committed")))
+  local function commit(j, s)
+    check(node, core.rename(path(j, s, "pending"), path(j, s, "committed")))
   end
 
-  local function recover(next_seq)
-    local files = scan()
+  -- Settles old subtask j's files as its snapshot says: below next_seq
+  -- committed, from it on discarded.
+  local function recover(j, next_seq)
+    local files = scan(j)
     for s = 0, next_seq - 1 do
       local st = files[s] or {}
       if st.pending then
-        commit(s)
+        commit(j, s)
       elseif not st.committed then
         fail(node, "output file %s of the restored checkpoint is missing; "
-          .. "cannot restore exactly once", path(s, "committed"))
+          .. "cannot restore exactly once", path(j, s, "committed"))
       end
     end
     for s, st in pairs(files) do
       if s >= next_seq then
-        for state in pairs(st) do core.unlink(path(s, state)) end
+        for state in pairs(st) do core.unlink(path(j, s, state)) end
       elseif st.inprogress then
-        core.unlink(path(s, "inprogress"))
+        core.unlink(path(j, s, "inprogress"))
       end
     end
-    core.fsync_parent(path(0, "committed"))
-    seq = next_seq
   end
 
   function inst.open()
     check(node, fsutil.mkdir_p(dir))
     check(node, fsutil.check_writable(dir))
     if restored then
-      recover(restored.next_seq)
+      local own
+      for _, o in ipairs(restored) do
+        recover(o.subtask, o.state.next_seq)
+        if o.subtask == me then own = o.state.next_seq end
+      end
+      if not own then
+        -- A subtask the snapshot did not have (restored at a higher
+        -- parallelism) writes after whatever committed files it finds.
+        own = 0
+        for s, st in pairs(scan(me)) do
+          if st.committed and s >= own then own = s + 1 end
+        end
+      end
+      seq = own
+      core.fsync_parent(path(me, 0, "committed"))
     else
       -- A fresh run replaces what earlier runs of this sink wrote.
-      for s, st in pairs(scan()) do
-        for state in pairs(st) do core.unlink(path(s, state)) end
+      for s, st in pairs(scan(me)) do
+        for state in pairs(st) do core.unlink(path(me, s, state)) end
       end
     end
   end
@@ -113,7 +129,7 @@ function M.write_lines(node, emit, env)
         fmt and "the format function's result" or "the record", t), 0)
     end
     if not f then
-      fpath = path(seq, "inprogress")
+      fpath = path(me, seq, "inprogress")
       f = check(node, io.open(fpath, "wb"))
     end
     if not f:write(line, "\n") then
@@ -124,7 +140,7 @@ function M.write_lines(node, emit, env)
   function inst.snapshot(id)
     if f then
       close_current()
-      check(node, core.rename(fpath, path(seq, "pending")))
+      check(node, core.rename(fpath, path(me, seq, "pending")))
       check(node, core.fsync_parent(fpath))
       pending[#pending + 1] = { id = id, seqs = { seq } }
       seq = seq + 1
@@ -132,25 +148,33 @@ function M.write_lines(node, emit, env)
     return { next_seq = seq }
   end
 
-  function inst.restore(state) restored = state end
+  -- Recovers the old subtasks j with j % parallelism == this subtask.
+  function inst.restore(olds)
+    restored = {}
+    for _, o in ipairs(olds) do
+      if o.subtask % env.parallelism == me then
+        restored[#restored + 1] = o
+      end
+    end
+  end
 
   function inst.notify_complete(id)
     local keep = {}
     for _, p in ipairs(pending) do
       if p.id <= id then
-        for _, s in ipairs(p.seqs) do commit(s) end
+        for _, s in ipairs(p.seqs) do commit(me, s) end
       else
         keep[#keep + 1] = p
       end
     end
     pending = keep
-    core.fsync_parent(path(0, "committed"))
+    core.fsync_parent(path(me, 0, "committed"))
   end
 
   function inst.commit()
     if f then
       close_current()
-      check(node, core.rename(fpath, path(seq, "committed")))
+      check(node, core.rename(fpath, path(me, seq, "committed")))
       seq = seq + 1
     end
     inst.notify_complete(math.huge)
