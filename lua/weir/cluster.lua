@@ -27,6 +27,7 @@ local M = {}
 
 M.CREDITS = 8                 -- batches a receiver grants per channel
 M.HEARTBEAT_MS = 200          -- a worker's heartbeat period
+M.SET_UP_GRACE = 10           -- heartbeat timeouts a worker may set up in
 
 local encode, decode = buffer.encode, buffer.decode
 local guard = errors.guard
@@ -200,16 +201,6 @@ function M.run_worker(job)
       if all_peers() then send_control({ t = "ready" }) end
     elseif msg.t == "start" then
       host:start()
-      local beats = 0
-      heartbeat = core.timer(function()
-        beats = beats + 1
-        if beats % 5 == 0 then
-          send_control({ t = "metrics", samples = host:metrics() })
-        else
-          send_control({ t = "hb" })
-        end
-      end)
-      heartbeat:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
     elseif msg.t == "trigger" then
       host:trigger(msg.id, msg.final)
       host:wake()
@@ -269,6 +260,16 @@ function M.run_worker(job)
       -- Peers connect once every worker said hello: this worker's socket
       -- is listening by then.
       send_control({ t = "hello", worker = w, address = server:address() })
+      local beats = 0
+      heartbeat = core.timer(function()
+        beats = beats + 1
+        if beats % 5 == 0 then
+          send_control({ t = "metrics", samples = host:metrics() })
+        else
+          send_control({ t = "hb" })
+        end
+      end)
+      heartbeat:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
       set_up_done = true
     end)))
     core.run()
@@ -487,11 +488,15 @@ function M.run_coordinator(job, jobmod)
           on_message(wk, bytes)
         end))
       end)))
+    -- A worker is hung when silent past the heartbeat timeout; while the
+    -- workers set up (a restore reads every file before the first
+    -- heartbeat) ten times as long.
     watchdog = core.timer(guard(function()
       local now = core.monotonic_ms()
+      local limit = options.heartbeat_timeout
+      if attempt_state.ready ~= workers then limit = limit * M.SET_UP_GRACE end
       for _, wk in ipairs(attempt_state.workers or {}) do
-        if attempt_state.ready == workers and not wk.exited
-            and now - wk.last_seen > options.heartbeat_timeout then
+        if not wk.exited and now - wk.last_seen > limit then
           fail(string.format("worker %d sent no heartbeat for %d ms",
             wk.index, now - wk.last_seen))
           return
