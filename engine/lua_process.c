@@ -7,6 +7,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "lua_core.h"
 
@@ -142,6 +146,25 @@ static int l_close(lua_State* L) {
   return 0;
 }
 
+/* core.die_with_parent(parent_pid) makes the kernel kill this process
+** when its parent exits (Linux), so workers never outlive a coordinator
+** killed with SIGKILL; exits at once if the parent is already gone.
+** Returns true, or false where the system cannot do it. */
+static int l_die_with_parent(lua_State* L) {
+#ifdef __linux__
+  pid_t parent = (pid_t) luaL_checkinteger(L, 1);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (getppid() != parent) _exit(1);
+  lua_pushboolean(L, 1);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  return 1;
+}
+
 static const luaL_Reg methods[] = {
   { "pid", l_pid }, { "kill", l_kill }, { "close", l_close }, { NULL, NULL }
 };
@@ -150,4 +173,6 @@ void wr__lua_open_process(lua_State* L) {
   wr__lua_new_class(L, PROCESS_MT, methods);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
+  lua_pushcfunction(L, l_die_with_parent);
+  lua_setfield(L, -2, "die_with_parent");
 }

@@ -215,8 +215,17 @@ describe("restoring at another parallelism", function()
     h.wait_until(function()
       return #h.complete_checkpoints(dir .. "/p2/ck/" .. JOB) >= 3
     end, 30000, "three checkpoints")
+    local workers = h.workers_of(proc.pid)
     h.kill(proc, "KILL")
     assert.are.equal(137, h.wait_exit(proc).status)
+    -- The workers die with the coordinator; copies are taken after.
+    h.wait_until(function()
+      for _, pid in ipairs(workers) do
+        local status = h.read_file("/proc/" .. pid .. "/status")
+        if status and not status:match("State:%s*Z") then return false end
+      end
+      return true
+    end, 10000, "the workers to exit")
   end)
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)

@@ -86,6 +86,7 @@ local run_flags = {
 -- Flags only `weir worker` takes (the coordinator passes them).
 local worker_flags = {
   ["--coordinator"] = { "coordinator", "string" },
+  ["--coordinator-pid"] = { "coordinator_pid", "number" },
   ["--worker"] = { "worker", "number" },
   ["--workers"] = { "workers", "number" },
   ["--run-dir"] = { "run_dir", "string" },

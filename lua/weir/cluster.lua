@@ -46,6 +46,9 @@ function M.run_worker(job)
   local jobmod = require "weir.job"
   local ctx = M.worker_context
   local w, workers = ctx.worker, ctx.workers
+  -- A worker dies with its coordinator: nothing may be written for a job
+  -- whose coordinator is gone, and a restarted job must not meet it.
+  core.die_with_parent(ctx.coordinator_pid)
   local host = jobmod.new_host(job, w, workers)
   local control                       -- connection to the coordinator
   local peers, peer_count = {}, 0     -- worker index -> data connection
@@ -430,6 +433,7 @@ function M.run_coordinator(job, jobmod)
       st.workers[w + 1] = wk
       hosts[w + 1] = wk
       local args = { "worker", "--coordinator", run_dir .. "/coordinator.sock",
+        "--coordinator-pid", tostring(core.getpid()),
         "--worker", tostring(w), "--workers", tostring(workers),
         "--parallelism", tostring(job.plan.default_parallelism),
         "--run-dir", run_dir }
