@@ -2,6 +2,7 @@
 -- main(argv) returns the process exit status; errors are one line on
 -- stderr, prefixed "weir: ".
 local checkpoint = require "weir.checkpoint"
+local errors = require "weir.errors"
 local pipeline = require "weir.pipeline"
 
 local M = {}
@@ -62,7 +63,7 @@ Exit status: 0 on success; 1 with a one-line error otherwise.
 ]]
 
 local function fail(msg)
-  io.stderr:write("weir: ", msg, "\n")
+  errors.warn(msg)
   return 1
 end
 
@@ -156,7 +157,7 @@ local function report(stats)
   if stats.late_records > 0 then
     msg = msg .. string.format("; %d late records", stats.late_records)
   end
-  io.stderr:write("weir: ", msg, "\n")
+  errors.warn(msg)
 end
 
 local function traceback_handler(err)
@@ -216,7 +217,7 @@ function M.checkpoints(argv)
   if not st or st.type ~= "directory" then
     return fail(dir .. " is not a directory")
   end
-  local warn = function(msg) io.stderr:write("weir: ", msg, "\n") end
+  local warn = errors.warn
   local jobs = { { dir = dir, list = checkpoint.describe(dir, warn) } }
   if #jobs[1].list == 0 then
     jobs = {}
