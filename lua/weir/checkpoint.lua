@@ -108,13 +108,21 @@ function M.verify(chk_path)
   return m
 end
 
+--- Like M.load, verified, but without the state: { manifest, path }.
+function M.open_verified(chk_path)
+  local m, err = M.verify(chk_path)
+  if not m then return nil, err end
+  return { manifest = m, path = chk_path }
+end
+
 --- Finds the newest intact checkpoint of job_dir. Each damaged one is
 -- reported through warn(message) and skipped.
--- @return loaded checkpoint (see M.load), or nil if there is none
-function M.find_latest(job_dir, warn)
+-- @param open M.load (the default) or M.open_verified
+-- @return what open returned for it, or nil if there is none
+function M.find_latest(job_dir, warn, open)
   for _, c in ipairs(M.list(job_dir)) do
     if c.complete then
-      local loaded, err = M.load(c.path)
+      local loaded, err = (open or M.load)(c.path)
       if loaded then return loaded end
       warn(string.format("checkpoint %s is damaged (%s); trying an older "
         .. "one", c.path, err))

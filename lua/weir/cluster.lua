@@ -423,7 +423,7 @@ function M.run_coordinator(job, jobmod)
     coord.on_failure = function(message) fail(message) end
     -- A restart restores the newest complete checkpoint.
     if restoring then options.restore = "latest" end
-    local loaded = coord:restore_point()
+    local loaded = coord:restore_point(true)
     local restore_path = loaded and loaded.path
     restored_path = restore_path or restored_path
     local hosts = {}

@@ -35,22 +35,24 @@ local function restore_error(fmt, ...)
   error(string.format(fmt, ...), 0)
 end
 
---- Loads the checkpoint to restore (options.restore is "latest" or a
--- path), verified, and checks it fits the job. Returns it, or nil when
--- there is nothing to restore.
-function Coordinator:restore_point()
+--- Finds the checkpoint to restore (options.restore is "latest" or a
+-- path), verified, and checks it fits the job from its manifest. Returns
+-- it, loaded with its state (see weir.checkpoint.load) unless without_state
+-- (workers load their own), or nil when there is nothing to restore.
+function Coordinator:restore_point(without_state)
   local what = self.options.restore
   if not what then return nil end
+  local open = without_state and checkpoint.open_verified or checkpoint.load
   local loaded, err
   if what == "latest" then
-    loaded = checkpoint.find_latest(self.job_dir, warn)
+    loaded = checkpoint.find_latest(self.job_dir, warn, open)
     if not loaded then
       warn(string.format("no complete checkpoint in %s; starting from the "
         .. "beginning", self.job_dir))
       return nil
     end
   else
-    loaded, err = checkpoint.load(what)
+    loaded, err = open(what)
     if not loaded then
       restore_error("cannot restore from %s: %s", what, err)
     end
@@ -61,18 +63,19 @@ function Coordinator:restore_point()
       .. "has %d; max_parallelism is fixed for the life of the state",
       loaded.path, m.max_parallelism, self.options.max_parallelism)
   end
-  local nodes = {}
+  local nodes, kinds = {}, {}
   for _, node in ipairs(self.job.pipeline.nodes) do nodes[node.uid] = node end
-  for uid, subtasks in pairs(loaded.states) do
-    local node = nodes[uid]
+  for _, op in ipairs(m.operators) do kinds[op.uid] = op.kind end
+  for _, file in ipairs(m.files) do
+    local node = nodes[file.uid]
     if not node and not self.options.allow_non_restored_state then
       restore_error("cannot restore %s: it holds state for operator '%s', "
         .. "which this job does not have (--allow-non-restored-state "
-        .. "drops it)", loaded.path, uid)
-    elseif node and node.kind ~= select(2, next(subtasks)).kind then
+        .. "drops it)", loaded.path, file.uid)
+    elseif node and node.kind ~= kinds[file.uid] then
       restore_error("cannot restore %s: operator '%s' is a %s in the "
-        .. "snapshot and a %s in the job", loaded.path, uid,
-        select(2, next(subtasks)).kind, node.kind)
+        .. "snapshot and a %s in the job", loaded.path, file.uid,
+        tostring(kinds[file.uid]), node.kind)
     end
   end
   self.restored = loaded
