@@ -156,6 +156,39 @@ static int l_run(lua_State* L) {
   return lua_error(L);
 }
 
+/* core.run_once() runs one iteration of the loop, waiting for an event if
+** none is ready, with the calling state as the one callbacks run on.
+** Returns true while handles or requests remain active. Raises the first
+** error a callback raised. Used to wait for one thing (a reply, a line of
+** input) while everything else on the loop goes on; not to be called from
+** a callback. */
+static int l_run_once(lua_State* L) {
+  lua_State* outer = running_L;
+  int err_ref, alive;
+  running_L = L;
+  alive = uv_run(wr__lua_loop(), UV_RUN_ONCE);
+  running_L = outer;
+  err_ref = pending_error_ref;
+  pending_error_ref = LUA_NOREF;
+  if (err_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
+    return lua_error(L);
+  }
+  lua_pushboolean(L, alive != 0);
+  return 1;
+}
+
+/* core.cwd() -> the current working directory | nil, message, name. */
+static int l_cwd(lua_State* L) {
+  char buf[4096];
+  size_t len = sizeof(buf);
+  int rc = uv_cwd(buf, &len);
+  if (rc != 0) return wr__lua_push_error(L, rc);
+  lua_pushlstring(L, buf, len);
+  return 1;
+}
+
 /* core.drain() runs the loop until pending requests (snapshot writes) have
 ** called back, ignoring their Lua errors: used when a job fails. */
 static int l_drain(lua_State* L) {
@@ -234,7 +267,8 @@ static const luaL_Reg idle_methods[] = {
 
 static const luaL_Reg loop_functions[] = {
   { "timer", l_timer }, { "idle", l_idle }, { "run", l_run },
-  { "drain", l_drain }, { "stop", l_stop },
+  { "drain", l_drain }, { "stop", l_stop }, { "run_once", l_run_once },
+  { "cwd", l_cwd },
   { "monotonic_ms", l_monotonic_ms },
   { "time_ms", l_time_ms }, { "getpid", l_getpid },
   { "cpu_count", l_cpu_count }, { "exepath", l_exepath }, { "exit", l_exit },
