@@ -331,7 +331,7 @@ function M.run_coordinator(job, jobmod)
   local attempt_state = {}   -- the current attempt's workers and handles
   local outcome              -- { ok = true } or { message = ... }
   local restarts = 0
-  local server, watchdog, restored_path
+  local server, watchdog, restored_path, control
 
   local function finish(result)
     if outcome then return end
@@ -339,6 +339,7 @@ function M.run_coordinator(job, jobmod)
     coord:close()
     if watchdog then watchdog:close() watchdog = nil end
     if server then server:close() server = nil end
+    if control then control.close() control = nil end
   end
 
   local start_attempt
@@ -357,8 +358,9 @@ function M.run_coordinator(job, jobmod)
 
   local function fail(cause, fatal)
     if outcome or attempt_state.dead then return end
-    coord:abort_pending()
-    coord:close()
+    local reason = "the job failed before the savepoint completed: " .. cause
+    coord:abort_pending(reason)
+    coord:close(reason)
     local delay = not fatal and strategy:next_delay(core.monotonic_ms())
     kill_all(function()
       if fatal then
@@ -410,8 +412,9 @@ function M.run_coordinator(job, jobmod)
       coord:task_ended(msg.task)
     elseif msg.t == "error" then
       fail(msg.message, msg.fatal)
-    elseif msg.t == "metrics" and coord.reporter then
-      coord.reporter:update(wk.index, msg.samples)
+    elseif msg.t == "metrics" then
+      wk.samples = msg.samples
+      if coord.reporter then coord.reporter:update(wk.index, msg.samples) end
     end
   end
 
@@ -508,6 +511,20 @@ function M.run_coordinator(job, jobmod)
       end
     end))
     watchdog:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
+    control = coordinator.serve_control(job,
+      function()
+        if outcome or attempt_state.dead then return nil end
+        return coord
+      end,
+      function() return { parallelism = job.plan.default_parallelism,
+        workers = workers, restarts = restarts } end,
+      function()
+        local out = {}
+        for _, wk in ipairs(attempt_state.workers or {}) do
+          for _, sample in ipairs(wk.samples or {}) do out[#out + 1] = sample end
+        end
+        return out
+      end)
     start_attempt(false)
     core.run()
   end, errors.handler)
@@ -521,6 +538,7 @@ function M.run_coordinator(job, jobmod)
   end
   core.rmdir(run_dir)
   if not outcome.ok then error(outcome.message, 0) end
+  if coord.cancelled then coord:remove_checkpoints() end
   local late_records = 0
   for _, wk in ipairs(attempt_state.workers or {}) do
     late_records = late_records + (wk.late_records or 0)
@@ -531,6 +549,8 @@ function M.run_coordinator(job, jobmod)
     last_checkpoint = coord.last_completed and
       checkpoint.path(job.job_dir, coord.last_completed),
     restored_from = restored_path,
+    cancelled = coord.cancelled and true or nil,
+    savepoint = coord.cancelled and coord.cancelled.savepoint,
     duration_ms = core.monotonic_ms() - start_ms }
   if jobmod.report then jobmod.report(stats) end
   return stats

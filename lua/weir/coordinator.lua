@@ -2,7 +2,8 @@
 -- the acknowledgements of every task, publishes a checkpoint by writing its
 -- manifest last, tells the hosts to commit, keeps `retain` checkpoints,
 -- and takes the final checkpoint once every task ended. It also chooses
--- the checkpoint a job restores from.
+-- the checkpoint a job restores from, takes savepoints and cancels the
+-- job on request (see weir.control).
 --
 -- Hosts are the places tasks run: a weir.job host in this process, or
 -- proxies of worker processes (weir.cluster). A host offers
@@ -10,7 +11,9 @@
 -- through ack(task_id, id, files) and task_ended(task_id).
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
+local control = require "weir.control"
 local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
 
 local M = {}
@@ -79,6 +82,9 @@ function Coordinator:restore_point(without_state)
     end
   end
   self.restored = loaded
+  -- Checkpoint ids go on from the restored one, so they never repeat one
+  -- the restored state has seen (a savepoint may come from elsewhere).
+  self.next_id = math.max(self.next_id, m.id + 1)
   return loaded
 end
 
@@ -88,6 +94,7 @@ end
 -- job reports metrics (a metrics file, or stderr on a terminal), their
 -- timer.
 function Coordinator:start()
+  self.started = true
   local o = self.options
   local status_line = core.isatty(2) and not os.getenv("WEIR_NO_STATUS")
   if (o.metrics or status_line) and not self.reporter then
@@ -107,11 +114,14 @@ function Coordinator:start()
   end
 end
 
---- Triggers checkpoint n on every host: the timer's, or the final one once
--- every task ended. At most one checkpoint is pending at a time.
+--- Triggers checkpoint n on every host: the timer's, a savepoint that was
+-- asked for, or the final one once every task ended. At most one
+-- checkpoint or savepoint is pending at a time.
 function Coordinator:trigger(final)
   if self.pending or self.stopped then return end
   if self.ended_count == self.total and not final then return end
+  local savepoint = not final and self.savepoint_request
+  self.savepoint_request = nil
   local id = self.next_id
   self.next_id = id + 1
   local path = checkpoint.path(self.job_dir, id)
@@ -121,7 +131,8 @@ function Coordinator:trigger(final)
       path, err), 0)
   end
   local pending = { id = id, path = path, start_ms = core.monotonic_ms(),
-                   acked = {}, acks = 0, files = {}, final = final }
+                   acked = {}, acks = 0, files = {}, final = final,
+                   savepoint = savepoint or nil }
   self.pending = pending
   -- The final checkpoint has no timeout: the job cannot end without it.
   if not final then
@@ -138,9 +149,16 @@ end
 -- tolerable_failed_checkpoints failed in a row.
 function Coordinator:expire(pending)
   if self.pending ~= pending then return end
-  self:abort_pending()
+  local what = pending.savepoint and "savepoint" or "checkpoint"
+  self:abort_pending(string.format("%s %d expired after %d ms (the job "
+    .. "goes on)", what, pending.id, self.options.checkpoint_timeout))
   for _, host in ipairs(self.hosts) do host:abort(pending.id) end
   checkpoint.remove(pending.path)
+  if pending.savepoint then
+    -- Only checkpoints count towards tolerable_failed_checkpoints.
+    self:next_after_pending()
+    return
+  end
   self.failed_in_row = (self.failed_in_row or 0) + 1
   local msg = string.format("checkpoint %d expired after %d ms and was "
     .. "aborted", pending.id, self.options.checkpoint_timeout)
@@ -151,7 +169,7 @@ function Coordinator:expire(pending)
     return
   end
   warn(msg)
-  self:maybe_finish()
+  self:next_after_pending()
 end
 
 --- The job fails with message: by default an error; weir.cluster sets
@@ -181,12 +199,14 @@ function Coordinator:ack(task_id, id, files)
     final = pending.final or false,
     max_parallelism = self.options.max_parallelism, mode = self.options.mode,
     operators = operators, files = pending.files,
+    savepoint = pending.savepoint and true or nil,
   }, errors.guard(function(err)
     if self.pending ~= pending then return end
     if err then
       error(string.format("checkpoint %d failed: cannot write its manifest "
         .. "in %s: %s", id, pending.path, err), 0)
     end
+    if pending.savepoint then return self:complete_savepoint(pending) end
     self:complete(pending)
   end))
 end
@@ -203,15 +223,205 @@ function Coordinator:complete(pending)
   self.checkpoints = self.checkpoints + 1
   for _, host in ipairs(self.hosts) do host:complete(pending.id) end
   checkpoint.apply_retention(self.job_dir, self.options.retain, pending.id)
-  if pending.final then self:finish() else self:maybe_finish() end
+  if pending.final then self:finish() else self:next_after_pending() end
+end
+
+-- A checkpoint or savepoint completed or failed: a savepoint asked for
+-- meanwhile is taken now; the job may be finished.
+function Coordinator:next_after_pending()
+  if self.savepoint_request and self.ended_count < self.total then
+    self:trigger(false)
+  end
+  self:maybe_finish()
 end
 
 --- Abandons a pending checkpoint (its directory, without a manifest, does
--- not count and is removed by a later retention pass).
-function Coordinator:abort_pending()
+-- not count and is removed by a later retention pass). A pending
+-- savepoint fails with reason (a string); with all, one asked for fails
+-- too (the coordinator is closing).
+function Coordinator:abort_pending(reason, all)
   local pending = self.pending
   if pending and pending.timer then pending.timer:close() end
   self.pending = nil
+  reason = reason or "the job stopped before the savepoint completed"
+  if pending and pending.savepoint then pending.savepoint.cb(reason) end
+  local queued = self.savepoint_request
+  if queued and all then
+    self.savepoint_request = nil
+    queued.cb(reason)
+  end
+end
+
+-- -- Savepoints and cancellation ---------------------------------------------
+
+-- Moves a complete savepoint from the job directory to target: a rename,
+-- or across file systems a copy (manifest last) and removal.
+local function move_snapshot(from, target)
+  local ok, err, code = core.rename(from, target)
+  if ok then
+    core.fsync_parent(target)
+    core.fsync_parent(from)
+    return true
+  end
+  if code ~= "EXDEV" then return nil, err end
+  ok, err = fsutil.copy_files(from, target, checkpoint.MANIFEST)
+  if not ok then
+    fsutil.remove_dir(target)
+    return nil, err
+  end
+  checkpoint.remove(from)
+  return true
+end
+
+--- Takes a savepoint of the running job into directory dir (created if
+-- missing): a snapshot like a checkpoint -- triggered by a barrier, with
+-- a manifest listing every file and its checksum, file names relative to
+-- it, so the directory can be moved and restored with --restore -- at
+-- dir/savepoint-<job>-<id>. Retention never removes it. It commits no
+-- output and the job never fails over to it (a savepoint taken while the
+-- job goes on is not part of its exactly-once history, as in Flink 1.15+),
+-- except when stop is set: then the sinks commit and the job stops
+-- (stop with savepoint).
+-- @param cb fn(err) on failure (message), fn(nil, path) once complete
+function Coordinator:savepoint(dir, cb, stop)
+  local refusal = self.stopped and "the job is stopping"
+    or not self.started and "the job is still starting; try again shortly"
+    or self.ended_count == self.total and "the job's input has ended and it "
+      .. "is finishing"
+    or self.savepoint_request and "a savepoint of this job is already "
+      .. "in progress"
+    or self.pending and self.pending.savepoint and "a savepoint of this job "
+      .. "is already in progress"
+  if refusal then return cb("cannot take a savepoint: " .. refusal) end
+  local ok, err = fsutil.mkdir_p(dir)
+  if ok then ok, err = fsutil.check_writable(dir) end
+  if ok then ok, err = fsutil.mkdir_p(self.job_dir) end
+  if not ok then return cb("cannot take a savepoint into " .. dir .. ": "
+    .. err) end
+  self.savepoint_request = { dir = dir, cb = cb, stop = stop }
+  if not self.pending then self:trigger(false) end
+end
+
+-- The manifest of a savepoint is durable in the job directory: move it to
+-- its place; with stop, commit and stop the job.
+function Coordinator:complete_savepoint(pending)
+  local req = pending.savepoint
+  pending.savepoint = nil
+  self:abort_pending()
+  local target = string.format("%s/savepoint-%s-%d", req.dir, self.job.name,
+    pending.id)
+  if core.stat(target) then
+    target = string.format("%s-%d", target, math.floor(core.time_ms()))
+  end
+  local ok, err = move_snapshot(pending.path, target)
+  if not ok then
+    checkpoint.remove(pending.path)
+    req.cb(string.format("savepoint %d could not be moved to %s: %s",
+      pending.id, target, err))
+    return self:next_after_pending()
+  end
+  if req.stop then
+    for _, host in ipairs(self.hosts) do host:complete(pending.id) end
+    self.cancelled = { savepoint = target }
+    req.cb(nil, target)
+    return self:finish()
+  end
+  req.cb(nil, target)
+  self:next_after_pending()
+end
+
+--- Cancels the job: stops every task now, or, with dir, after a savepoint
+-- into dir (see Coordinator:savepoint). Output not committed by then is
+-- not committed; checkpoints are removed once the job stopped unless
+-- retain_on_cancel (see remove_checkpoints).
+-- @param cb fn(err) when the cancellation failed (the job goes on),
+--   fn(nil, savepoint path|nil) once the job is stopping
+function Coordinator:cancel(dir, cb)
+  if dir then return self:savepoint(dir, cb, true) end
+  if self.stopped then return cb("the job is already stopping") end
+  self.cancelled = {}
+  cb(nil)
+  self:finish()
+end
+
+--- After a cancelled job stopped: removes its checkpoints, or with
+-- retain_on_cancel only the incomplete ones, so the newest complete
+-- checkpoints survive for --restore latest.
+function Coordinator:remove_checkpoints()
+  if not self.options.retain_on_cancel then self.last_completed = nil end
+  for _, c in ipairs(checkpoint.list(self.job_dir)) do
+    if not (c.complete and self.options.retain_on_cancel) then
+      checkpoint.remove(c.path)
+    end
+  end
+  core.rmdir(self.job_dir)  -- when nothing is left in it
+end
+
+--- Listens on the job's control socket (weir.control) for status,
+-- metrics, savepoint and cancel requests, which go to the coordinator
+-- current() returns (nil while the job restarts). info() adds fields to
+-- the status (parallelism, restarts); metrics() returns per-task samples
+-- (see weir.job Host:metrics). Returns the control server, or nil after
+-- a warning when there cannot be one; raises when another process runs
+-- the job from the same directory.
+function M.serve_control(job, current, info, metrics_fn)
+  local start_ms = core.monotonic_ms()
+  -- Directories made only for the socket are removed with it.
+  local made = {}
+  for _, dir in ipairs({ job.options.checkpoint_dir, job.job_dir }) do
+    if not core.stat(dir) then table.insert(made, 1, dir) end
+  end
+  local ok, err = fsutil.mkdir_p(job.job_dir)
+  if not ok then
+    warn("job control (weir jobs, savepoint, cancel) is off: " .. err)
+    return nil
+  end
+  local function with_coord(cb)
+    local c = current()
+    if not c then
+      cb("the job is restarting after a failure; try again shortly")
+    end
+    return c
+  end
+  local server, serr, code = control.serve(job.job_dir, {
+    status = function()
+      local c = current()
+      local r = info()
+      r.job, r.pid = job.name, core.getpid()
+      r.uptime_ms = core.monotonic_ms() - start_ms
+      r.state = not c and "restarting" or c.stopped and "stopping"
+        or not c.started and "starting" or "running"
+      r.checkpoints = c and c.checkpoints or 0
+      r.last_checkpoint = c and c.last_completed
+        and checkpoint.path(job.job_dir, c.last_completed) or nil
+      return r
+    end,
+    metrics = function() return { tasks = metrics_fn() } end,
+    savepoint = function(dir, cb)
+      local c = with_coord(cb)
+      if not c then return end
+      if type(dir) ~= "string" then
+        return cb("a savepoint needs a directory")
+      end
+      c:savepoint(dir, cb)
+    end,
+    cancel = function(dir, cb)
+      local c = with_coord(cb)
+      if c then c:cancel(dir, cb) end
+    end,
+  })
+  if not server then
+    if code == "running" then error("cannot run job '" .. job.name .. "': "
+      .. serr, 0) end
+    warn("job control (weir jobs, savepoint, cancel) is off: " .. serr)
+    return nil
+  end
+  local close = server.close
+  function server.close()
+    close()
+    for _, dir in ipairs(made) do core.rmdir(dir) end
+  end
+  return server
 end
 
 --- A task reached the end of its input.
@@ -229,6 +439,12 @@ function Coordinator:maybe_finish()
   if self.ended_count < self.total or self.pending or self.stopped then
     return
   end
+  if self.savepoint_request then
+    local req = self.savepoint_request
+    self.savepoint_request = nil
+    req.cb("cannot take a savepoint: the job's input ended first; it is "
+      .. "finishing")
+  end
   if self.interval_ms > 0 then
     self:trigger(true)
   else
@@ -242,15 +458,18 @@ function Coordinator:finish()
   self.stopped = true
   self:close()
   for _, host in ipairs(self.hosts) do host:stop() end
+  if self.on_finish then self.on_finish() end
 end
 
-function Coordinator:close()
+--- Stops the timers and abandons what is pending; a savepoint pending or
+-- asked for fails with reason.
+function Coordinator:close(reason)
   if self.timer then self.timer:close() self.timer = nil end
   if self.metrics_timer then
     self.metrics_timer:close()
     self.metrics_timer = nil
   end
-  self:abort_pending()
+  self:abort_pending(reason, true)
 end
 
 --- Ends metrics reporting; returns the records the sources read (nil

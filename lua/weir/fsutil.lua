@@ -45,4 +45,33 @@ function M.remove_dir(dir)
   return true
 end
 
+--- Copies the files directly in dir `from` into a new directory `to`,
+-- each made durable (fsync) before the next, and the file named `last`
+-- after all others: a reader that sees `last` sees everything.
+-- Returns true or nil, message.
+function M.copy_files(from, to, last)
+  local ok, err = M.mkdir_p(to)
+  if not ok then return nil, err end
+  local names = core.scandir(from) or {}
+  table.sort(names, function(a, b)
+    if (a == last) ~= (b == last) then return b == last end
+    return a < b
+  end)
+  for _, name in ipairs(names) do
+    local src, dst = from .. "/" .. name, to .. "/" .. name
+    local f, rerr = io.open(src, "rb")
+    if not f then return nil, rerr end
+    local bytes = f:read("*a")
+    f:close()
+    local out, werr = io.open(dst, "wb")
+    if not out then return nil, werr end
+    local wok, werr2 = out:write(bytes)
+    out:close()
+    if not wok then return nil, dst .. ": " .. tostring(werr2) end
+    local sok, serr = core.fsync(dst)
+    if not sok then return nil, dst .. ": " .. serr end
+  end
+  return core.fsync_parent(to .. "/" .. (last or "."))
+end
+
 return M

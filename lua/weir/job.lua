@@ -617,6 +617,14 @@ local function run_local(job, state)
     coord.last_completed = restored.manifest.id
     return
   end
+  state.control = coordinator.serve_control(job,
+    function() return coord end,
+    function() return { parallelism = job.plan.default_parallelism,
+      restarts = 0 } end,
+    function() return host:metrics() end)
+  coord.on_finish = function()
+    if state.control then state.control.close() state.control = nil end
+  end
   host:start()
   coord:start()
   core.run()
@@ -659,12 +667,14 @@ function M.run(p)
   local state = {}
   local ok, err = xpcall(run_local, errors.handler, job, state)
   if state.coord then state.coord:close() end
+  if state.control then state.control.close() end
   if state.host then
     state.host.stopped = true
     if state.host.idle then state.host.idle:close() end
     state.host:close()
   end
   core.drain()
+  if ok and state.coord.cancelled then state.coord:remove_checkpoints() end
   if not ok then
     if os.getenv("WEIR_DEBUG") and err.traceback then
       io.stderr:write(err.traceback, "\n")
@@ -678,6 +688,8 @@ function M.run(p)
     last_checkpoint = coord.last_completed and
       checkpoint.path(job.job_dir, coord.last_completed),
     restored_from = coord.restored and coord.restored.path,
+    cancelled = coord.cancelled and true or nil,
+    savepoint = coord.cancelled and coord.cancelled.savepoint,
     duration_ms = core.monotonic_ms() - start }
   if M.report then M.report(stats) end
   return stats

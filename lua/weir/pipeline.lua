@@ -22,6 +22,8 @@ M.options = {
   checkpoint_dir = { "checkpoints", "string",
     "directory holding <name>/chk-<n> checkpoints" },
   retain = { 3, "number", "complete checkpoints kept" },
+  retain_on_cancel = { false, "boolean",
+    "keep the complete checkpoints when the job is cancelled" },
   max_parallelism = { 128, "number", "number of key groups" },
   mode = { "exactly_once", "string",
     "exactly_once (aligned barriers) or at_least_once" },

@@ -1,0 +1,209 @@
+--- Control of running jobs: the coordinator of every job listens on a Unix
+-- domain socket in its job directory, <checkpoint_dir>/<job>/coordinator.sock;
+-- `weir jobs`, `weir savepoint`, `weir cancel` (and the same functions
+-- from Lua) talk to it.
+--
+-- Requests and replies are tables encoded with string.buffer, one per
+-- frame. A request is { t = "status" | "metrics" | "savepoint" | "cancel",
+-- dir = absolute savepoint directory (savepoint, cancel) }; a reply is
+-- { ok = true, ... } or { error = message }. After the reply to a cancel
+-- the connection stays open until the job's process is gone, so a client
+-- can wait for the job to end.
+local buffer = require "string.buffer"
+local core = require "weir.core"
+local errors = require "weir.errors"
+
+local M = {}
+
+M.SOCKET = "coordinator.sock"
+M.MAX_SOCKET_PATH = 107  -- bytes of a Unix socket path (sun_path, less NUL)
+M.TIMEOUT_MS = 5000      -- a status request not answered by then fails
+
+--- The control socket's path for a job directory.
+function M.socket_path(job_dir)
+  return job_dir .. "/" .. M.SOCKET
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  return assert(core.cwd()) .. "/" .. path
+end
+
+--- Makes a path absolute against this process's working directory (a
+-- savepoint directory is created by the job's process, which may run
+-- elsewhere).
+M.absolute = absolute
+
+-- Connects to path and waits (running the loop) for the outcome.
+-- Returns conn | nil, message, code.
+local function connect_wait(path, timeout_ms)
+  local done, conn, err
+  local ok, cerr, code = core.connect(path, function(e, c)
+    done, conn, err = true, c, e
+  end)
+  if not ok then return nil, cerr, code end
+  local deadline = core.monotonic_ms() + timeout_ms
+  local timer = core.timer(function() end)
+  timer:start(timeout_ms, 0)
+  while not done and core.monotonic_ms() < deadline do core.run_once() end
+  timer:close()
+  if not done then return nil, "timed out" end
+  if err then return nil, err end
+  return conn
+end
+
+--- Starts listening for control requests of the job in job_dir.
+-- @param handlers { status = fn() -> table, metrics = fn() -> table,
+--   savepoint = fn(dir, cb), cancel = fn(dir|nil, cb) } where cb(err, path)
+--   reports the outcome (path of the savepoint, if one was taken)
+-- @return server (close it with :close()) | nil, message when another
+--   process runs the job from this directory or the socket cannot be made
+--   (the job can run without one; the caller warns)
+-- Must be called outside loop callbacks (it waits for a probe connection).
+function M.serve(job_dir, handlers)
+  local path = M.socket_path(job_dir)
+  if #path > M.MAX_SOCKET_PATH then
+    return nil, string.format("its control socket path %s is longer than "
+      .. "%d bytes", path, M.MAX_SOCKET_PATH)
+  end
+  if core.stat(path) then
+    local conn = connect_wait(path, 1000)
+    if conn then
+      conn:close()
+      return nil, string.format("another process runs this job from %s "
+        .. "(see weir jobs); two runs must not share a job's checkpoints",
+        job_dir), "running"
+    end
+  end
+  local conns = {}
+  local server, err = core.listen(path, errors.guard(function(conn)
+    conns[conn] = true
+    conn:on_frame(errors.guard(function(bytes)
+      if not bytes then
+        conns[conn] = nil
+        conn:close()
+        return
+      end
+      local ok, msg = pcall(buffer.decode, bytes)
+      local function reply(r) conn:send(buffer.encode(r)) end
+      if not ok or type(msg) ~= "table" then
+        return reply({ error = "not a weir control request" })
+      end
+      local h = handlers[msg.t]
+      if not h then
+        return reply({ error = "unknown request " .. tostring(msg.t) })
+      end
+      if msg.t == "status" or msg.t == "metrics" then
+        local r = h()
+        r.ok = true
+        return reply(r)
+      end
+      h(msg.dir, function(herr, spath)
+        if herr then reply({ error = herr })
+        else reply({ ok = true, path = spath }) end
+      end)
+    end))
+  end))
+  if not server then
+    return nil, string.format("cannot listen on %s: %s", path, err)
+  end
+  local control = { path = path }
+  --- Stops listening and ends open connections once their replies are
+  -- sent (their clients see the end of stream), removing the socket.
+  function control.close()
+    if server then server:close() server = nil end
+    for c in pairs(conns) do c:shutdown() end
+    conns = {}
+    core.unlink(path)
+  end
+  return control
+end
+
+--- Resolves a job given on the command line: a job directory (holding
+-- coordinator.sock) or a job name under checkpoint_dir.
+-- @return job directory
+function M.job_dir(job, checkpoint_dir)
+  if job:find("/", 1, true) or core.stat(M.socket_path(job)) then
+    return (job:gsub("/+$", ""))
+  end
+  return (checkpoint_dir or "checkpoints") .. "/" .. job
+end
+
+--- Sends one request to the job in job_dir and waits for its reply,
+-- running the loop (call it outside loop callbacks).
+-- @param msg request table (see the module's comment)
+-- @param timeout_ms bound on the wait for the reply (nil: none, for
+--   savepoints, which take as long as a checkpoint)
+-- @param wait_end after the reply, also wait for the job's process to end
+--   (cancel), bounded by timeout_ms or 60 s
+-- @return reply table { ok = true, ... } | nil, message
+function M.request(job_dir, msg, timeout_ms, wait_end)
+  local path = M.socket_path(job_dir)
+  if not core.stat(path) then
+    return nil, string.format("no running job in %s (no %s)", job_dir,
+      M.SOCKET)
+  end
+  local conn, err, code = connect_wait(path, timeout_ms or M.TIMEOUT_MS)
+  if not conn then
+    if code == "ECONNREFUSED" or err == "connection refused" then
+      return nil, string.format("no running job in %s (the job that "
+        .. "listened there has ended)", job_dir)
+    end
+    return nil, string.format("cannot reach the job in %s: %s", job_dir, err)
+  end
+  local reply, ended
+  conn:on_frame(function(bytes)
+    if not bytes then
+      ended = true
+      return
+    end
+    reply = buffer.decode(bytes)
+  end)
+  conn:send(buffer.encode(msg))
+  local deadline = timeout_ms and core.monotonic_ms() + timeout_ms
+  local timer = core.timer(function() end)
+  if timeout_ms then timer:start(timeout_ms, 0) end
+  while not reply and not ended
+      and (not deadline or core.monotonic_ms() < deadline) do
+    core.run_once()
+  end
+  if reply and reply.ok and wait_end then
+    deadline = core.monotonic_ms() + (timeout_ms or 60000)
+    timer:start(deadline - core.monotonic_ms(), 0)
+    while not ended and core.monotonic_ms() < deadline do core.run_once() end
+    if not ended then reply = { error = "the job did not end within "
+      .. (timeout_ms or 60000) .. " ms after it was cancelled" } end
+  end
+  timer:close()
+  conn:close()
+  if not reply then
+    return nil, ended and string.format("the job in %s ended before it "
+      .. "replied", job_dir) or string.format("the job in %s did not reply "
+      .. "within %d ms", job_dir, timeout_ms)
+  end
+  if not reply.ok then return nil, reply.error end
+  return reply
+end
+
+--- Lists the running jobs under checkpoint_dir: the status replies of
+-- every job directory with a live control socket, sorted by name.
+-- @return { { job, pid, job_dir, parallelism, state, uptime_ms,
+--   checkpoints, last_checkpoint, restarts } }
+function M.jobs(checkpoint_dir)
+  local out = {}
+  local names = core.scandir(checkpoint_dir) or {}
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local dir = checkpoint_dir .. "/" .. name
+    if core.stat(M.socket_path(dir)) then
+      local r = M.request(dir, { t = "status" }, M.TIMEOUT_MS)
+      if r then
+        r.job_dir = dir
+        out[#out + 1] = r
+      end
+    end
+  end
+  return out
+end
+
+return M
