@@ -13,6 +13,9 @@ weir: stream processing with exactly-once state; pipelines in Lua.
 Usage:
   weir run [OPTIONS] SCRIPT [ARGS...]   run a pipeline script
   weir checkpoints DIR                  list the complete checkpoints in DIR
+  weir jobs [--checkpoint-dir DIR]      list the running jobs
+  weir savepoint JOB [DIR]              take a savepoint of a running job
+  weir cancel JOB [--savepoint DIR]     stop a running job
   weir inspect SNAPSHOT [--uid UID] [--key KEY] [--format lua|json]
                                         print a checkpoint's state
   weir --help                           show this help
@@ -48,12 +51,15 @@ Options override the script's weir.pipeline{} options:
   --heartbeat-timeout MS     a worker silent this long counts as hung and
                              the job restarts (default: 3000)
   --retain N                 complete checkpoints kept (default: 3)
+  --retain-on-cancel         keep them when the job is cancelled (weir
+                             cancel); by default they are removed
   --max-parallelism N        number of key groups (default: 128)
   --mode MODE                exactly_once (aligned barriers, default) or
                              at_least_once
   --restore latest|PATH      restore the newest intact checkpoint of the job,
-                             or the checkpoint directory PATH (chk-<n>), at
-                             any parallelism (keyed state moves by key
+                             or the checkpoint or savepoint directory PATH
+                             (chk-<n>, savepoint-<job>-<n>), at any
+                             parallelism (keyed state moves by key
                              group; max_parallelism must be the same)
   --allow-non-restored-state restore even if the snapshot has state for an
                              operator (uid) the job no longer has
@@ -82,6 +88,7 @@ local run_flags = {
   ["--transport"] = { "transport", "string" },
   ["--metrics"] = { "metrics", "string" },
   ["--allow-non-restored-state"] = { "allow_non_restored_state", "flag" },
+  ["--retain-on-cancel"] = { "retain_on_cancel", "flag" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).
@@ -139,13 +146,17 @@ local function parse_run(argv, extra)
 end
 
 local function report(stats)
-  local msg = string.format("job '%s' finished in %.2f s", stats.name,
+  local msg = string.format("job '%s' %s after %.2f s", stats.name,
+    stats.cancelled and "was cancelled" or "finished",
     stats.duration_ms / 1000)
   if stats.records then
     msg = msg .. string.format("; %d records from sources", stats.records)
   end
   if stats.restored_from then
     msg = msg .. " (restored from " .. stats.restored_from .. ")"
+  end
+  if stats.savepoint then
+    msg = msg .. "; savepoint " .. stats.savepoint
   end
   if stats.last_checkpoint then
     msg = msg .. string.format("; %d checkpoints, last %s", stats.checkpoints,
@@ -328,6 +339,117 @@ function M.inspect(argv)
   return 0
 end
 
+-- -- Running jobs ------------------------------------------------------------
+
+local JOBS_HELP = [[
+Usage: weir jobs [--checkpoint-dir DIR]
+       weir savepoint JOB [DIR] [--checkpoint-dir DIR]
+       weir cancel JOB [--savepoint DIR] [--checkpoint-dir DIR]
+
+A running job's coordinator listens on DIR/<job>/coordinator.sock, where
+DIR is the job's checkpoint_dir (default: checkpoints). JOB is a job name
+under --checkpoint-dir, or a job directory.
+
+  jobs       lists the running jobs: name, pid, state, parallelism, uptime,
+             checkpoints completed, restarts
+  savepoint  takes a savepoint into DIR (default: savepoints/ in the job
+             directory) and prints its path; restore it with
+             weir run --restore PATH [--parallelism M]
+  cancel     stops the job; with --savepoint, after a savepoint into DIR
+             whose path it prints (output up to the savepoint is
+             committed). The job's checkpoints are removed unless it runs
+             with --retain-on-cancel.
+]]
+
+-- Parses `weir jobs|savepoint|cancel` arguments: { checkpoint_dir,
+-- savepoint, positional... } | nil, message.
+local function parse_job_args(argv, cmd)
+  local out = { checkpoint_dir = "checkpoints" }
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--checkpoint-dir" or (a == "--savepoint" and cmd == "cancel") then
+      if not argv[i + 1] then return nil, a .. " needs a value" end
+      out[a:sub(3):gsub("-", "_")] = argv[i + 1]
+      i = i + 2
+    elseif a:sub(1, 1) == "-" then
+      return nil, string.format("unknown option %s (see weir %s --help)", a,
+        cmd)
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+local function duration(ms)
+  local s = math.floor(ms / 1000)
+  if s < 60 then return s .. "s" end
+  if s < 3600 then return string.format("%dm%02ds", s / 60, s % 60) end
+  return string.format("%dh%02dm", s / 3600, s / 60 % 60)
+end
+
+--- weir jobs: the running jobs under --checkpoint-dir.
+function M.jobs(argv)
+  if argv[1] == "-h" or argv[1] == "--help" then
+    io.stdout:write(JOBS_HELP)
+    return 0
+  end
+  local args, err = parse_job_args(argv, "jobs")
+  if not args then return fail(err) end
+  local list = require("weir.control").jobs(args.checkpoint_dir)
+  if #list == 0 then
+    io.stdout:write("no running jobs in ", args.checkpoint_dir, "\n")
+    return 0
+  end
+  io.stdout:write(string.format("%-20s %8s %-10s %11s %8s %11s %8s\n",
+    "JOB", "PID", "STATE", "PARALLELISM", "UPTIME", "CHECKPOINTS",
+    "RESTARTS"))
+  for _, j in ipairs(list) do
+    io.stdout:write(string.format("%-20s %8d %-10s %11d %8s %11d %8d\n",
+      j.job, j.pid, j.state, j.parallelism, duration(j.uptime_ms),
+      j.checkpoints, j.restarts or 0))
+  end
+  return 0
+end
+
+--- weir savepoint JOB [DIR]: takes a savepoint, prints its path.
+function M.savepoint(argv)
+  if argv[1] == "-h" or argv[1] == "--help" then
+    io.stdout:write(JOBS_HELP)
+    return 0
+  end
+  local args, err = parse_job_args(argv, "savepoint")
+  if not args then return fail(err) end
+  if not args[1] then return fail("no job given (see weir savepoint --help)") end
+  local control = require "weir.control"
+  local dir = control.job_dir(args[1], args.checkpoint_dir)
+  local target = control.absolute(args[2] or dir .. "/savepoints")
+  local r, rerr = control.request(dir, { t = "savepoint", dir = target })
+  if not r then return fail("savepoint of " .. args[1] .. " failed: " .. rerr) end
+  io.stdout:write(r.path, "\n")
+  return 0
+end
+
+--- weir cancel JOB [--savepoint DIR]: stops a job (after a savepoint).
+function M.cancel(argv)
+  if argv[1] == "-h" or argv[1] == "--help" then
+    io.stdout:write(JOBS_HELP)
+    return 0
+  end
+  local args, err = parse_job_args(argv, "cancel")
+  if not args then return fail(err) end
+  if not args[1] then return fail("no job given (see weir cancel --help)") end
+  local control = require "weir.control"
+  local dir = control.job_dir(args[1], args.checkpoint_dir)
+  local r, rerr = control.request(dir, { t = "cancel",
+    dir = args.savepoint and control.absolute(args.savepoint) }, nil, true)
+  if not r then return fail("cannot cancel " .. args[1] .. ": " .. rerr) end
+  if r.path then io.stdout:write(r.path, "\n") end
+  return 0
+end
+
 --- Entry point of the weir executable. Returns the exit status.
 function M.main(argv)
   local cmd = argv[1]
@@ -343,6 +465,12 @@ function M.main(argv)
     return M.checkpoints(rest)
   elseif cmd == "inspect" then
     return M.inspect(rest)
+  elseif cmd == "jobs" then
+    return M.jobs(rest)
+  elseif cmd == "savepoint" then
+    return M.savepoint(rest)
+  elseif cmd == "cancel" then
+    return M.cancel(rest)
   elseif cmd == "--version" or cmd == "version" then
     io.stdout:write("weir ", require("weir").version, "\n")
     return 0
