@@ -165,6 +165,15 @@ static int l_die_with_parent(lua_State* L) {
   return 1;
 }
 
+/* core.crash() kills this process with SIGKILL at once, as a crash or
+** kill -9 would: no handler runs, nothing is flushed. For fault injection
+** (see weir.failpoint). Does not return. */
+static int l_crash(lua_State* L) {
+  (void) L;
+  raise(SIGKILL);
+  _exit(137);
+}
+
 static const luaL_Reg methods[] = {
   { "pid", l_pid }, { "kill", l_kill }, { "close", l_close }, { NULL, NULL }
 };
@@ -175,4 +184,6 @@ void wr__lua_open_process(lua_State* L) {
   lua_setfield(L, -2, "spawn");
   lua_pushcfunction(L, l_die_with_parent);
   lua_setfield(L, -2, "die_with_parent");
+  lua_pushcfunction(L, l_crash);
+  lua_setfield(L, -2, "crash");
 }

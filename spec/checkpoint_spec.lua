@@ -138,3 +138,51 @@ describe("checkpoints", function()
     end
   end)
 end)
+
+describe("a crash between the steps of publishing or removing a checkpoint",
+  function()
+    local dir, input, reference, total
+
+    setup(function()
+      dir = h.tmpdir()
+      input = dir .. "/input.txt"
+      h.repeat_file(h.shakespeare, input, 2)
+      reference, total = h.running_count_reference(input)
+    end)
+
+    teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+    -- Each step, crashed the third time it is reached (kill -9 of the
+    -- coordinator; its workers die with it).
+    for _, step in ipairs({ "checkpoint.before_manifest",
+      "checkpoint.after_manifest", "removal.after_manifest",
+      "removal.mid_files" }) do
+      it("leaves an intact checkpoint to restore: " .. step, function()
+        local ck, out = dir .. "/" .. step .. "/ck", dir .. "/" .. step .. "/out"
+        local args = { "run", "--parallelism", "2", "--retain", "1",
+          "--checkpoint-interval", "20", "--checkpoint-dir", ck,
+          "spec/fixtures/paced_count.lua", input, out, "20" }
+        local r = h.run_weir(args, "WEIR_FAILPOINT=" .. step .. ":3")
+        assert.are.equal(137, r.status, r.stderr)
+        assert.matches("failpoint " .. step:gsub("%.", "%%.")
+          .. " reached", r.stderr)
+        local job_dir = ck .. "/running_count"
+        local warnings = {}
+        local latest = checkpoint.find_latest(job_dir, function(msg)
+          warnings[#warnings + 1] = msg
+        end, checkpoint.open_verified)
+        assert.is_table(latest)
+        assert.are.same({}, warnings)
+        assert.is_false(latest.manifest.final)
+        table.remove(args, #args)
+        args[#args + 1] = "0"
+        table.insert(args, 2, "--restore")
+        table.insert(args, 3, "latest")
+        r = h.run_weir(args)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("restored from " .. latest.path:gsub("%p", "%%%0"),
+          r.stderr)
+        h.assert_exactly_once(out, reference, total)
+      end)
+    end
+  end)

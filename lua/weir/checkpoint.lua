@@ -7,6 +7,7 @@
 -- any state is returned.
 local buffer = require "string.buffer"
 local core = require "weir.core"
+local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 
 local M = {}
@@ -144,6 +145,11 @@ end
 function M.remove(chk_path)
   core.unlink(chk_path .. "/" .. M.MANIFEST)
   core.fsync_parent(chk_path .. "/" .. M.MANIFEST)
+  failpoint.hit("removal.after_manifest")
+  for i, name in ipairs(core.scandir(chk_path) or {}) do
+    core.unlink(chk_path .. "/" .. name)
+    if i == 1 then failpoint.hit("removal.mid_files") end
+  end
   return fsutil.remove_dir(chk_path)
 end
 

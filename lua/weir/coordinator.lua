@@ -13,6 +13,7 @@ local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
 local control = require "weir.control"
 local errors = require "weir.errors"
+local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
 
@@ -188,6 +189,7 @@ function Coordinator:ack(task_id, id, files)
   for _, f in ipairs(files) do pending.files[#pending.files + 1] = f end
   if pending.acks < self.total then return end
   table.sort(pending.files, function(a, b) return a.name < b.name end)
+  failpoint.hit("checkpoint.before_manifest")
   local operators = {}
   for _, node in ipairs(self.job.pipeline.nodes) do
     operators[#operators + 1] = { uid = node.uid, kind = node.kind,
@@ -207,6 +209,7 @@ function Coordinator:ack(task_id, id, files)
         .. "in %s: %s", id, pending.path, err), 0)
     end
     if pending.savepoint then return self:complete_savepoint(pending) end
+    failpoint.hit("checkpoint.after_manifest")
     self:complete(pending)
   end))
 end
