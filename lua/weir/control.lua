@@ -198,7 +198,8 @@ function M.jobs(checkpoint_dir)
     if core.stat(M.socket_path(dir)) then
       local r = M.request(dir, { t = "status" }, M.TIMEOUT_MS)
       if r then
-        r.job_dir = dir
+        r.ok, r.job_dir = nil, dir
+        r.uptime_ms = math.floor(r.uptime_ms)
         out[#out + 1] = r
       end
     end

@@ -98,6 +98,7 @@ function Coordinator:start()
   self.started = true
   local o = self.options
   local status_line = core.isatty(2) and not os.getenv("WEIR_NO_STATUS")
+    and not self.job.quiet
   if (o.metrics or status_line) and not self.reporter then
     self.reporter = metrics.reporter(self.job.name, o.metrics or nil,
       status_line)

@@ -34,4 +34,88 @@ M.fixed_delay, M.exponential_delay = restart.fixed_delay,
   restart.exponential_delay
 M.failure_rate, M.none = restart.failure_rate, restart.none
 
+-- -- Running jobs -----------------------------------------------------------
+-- A job is a handle from p:start() (a pipeline running in the background
+-- of this process), a job name under checkpoint_dir, or a job directory;
+-- jobs of other processes are reached through their control socket (see
+-- weir.control).
+
+local function job_dir(job, checkpoint_dir)
+  return require("weir.control").job_dir(job, checkpoint_dir)
+end
+
+local function request(job, msg, checkpoint_dir, wait_end)
+  local control = require "weir.control"
+  local r, err = control.request(job_dir(job, checkpoint_dir), msg, nil,
+    wait_end)
+  if not r then error(err, 0) end
+  return r
+end
+
+--- Lists the running jobs under checkpoint_dir (default "checkpoints"):
+-- { { job, pid, state, parallelism, uptime_ms, checkpoints, restarts,
+-- last_checkpoint, job_dir } }, this process's background job included.
+function M.jobs(checkpoint_dir)
+  return require("weir.control").jobs(checkpoint_dir or "checkpoints")
+end
+
+--- Takes a savepoint of a running job into dir (default: savepoints/ in
+-- the job directory); returns its path. Raises when the job is not
+-- running or the savepoint fails (the job goes on).
+-- @param opts { checkpoint_dir = where to find a job given by name }
+function M.savepoint(job, dir, opts)
+  local jobmod = require "weir.job"
+  if jobmod.is_job(job) then return job:savepoint(dir) end
+  local control = require "weir.control"
+  local jd = job_dir(job, opts and opts.checkpoint_dir)
+  return request(job, { t = "savepoint",
+    dir = control.absolute(dir or jd .. "/savepoints") },
+    opts and opts.checkpoint_dir).path
+end
+
+--- Cancels a running job, after a savepoint into opts.savepoint if given,
+-- and waits until it stopped; returns the savepoint's path or nil.
+-- @param opts { savepoint = dir, checkpoint_dir = where to find a job
+--   given by name }
+function M.cancel(job, opts)
+  opts = opts or {}
+  local jobmod = require "weir.job"
+  if jobmod.is_job(job) then return job:cancel(opts) end
+  local control = require "weir.control"
+  return request(job, { t = "cancel",
+    dir = opts.savepoint and control.absolute(opts.savepoint) },
+    opts.checkpoint_dir, true).path
+end
+
+--- Per-task metrics of a running job: { { task, operator, subtask,
+-- records_in, records_out, backpressured_ms, alignment_ms } } (a
+-- worker's figures are up to a second old).
+function M.metrics(job, opts)
+  local jobmod = require "weir.job"
+  if jobmod.is_job(job) then return job:metrics() end
+  return request(job, { t = "metrics" }, opts and opts.checkpoint_dir).tasks
+end
+
+--- Prints the state in a checkpoint or savepoint as `weir inspect` does.
+-- @param opts { uid = operator, key = key (as text), format = "lua" |
+--   "json" }
+-- Raises when the snapshot cannot be read (damaged, missing).
+function M.inspect(path, opts)
+  opts = opts or {}
+  local argv = { path }
+  for _, k in ipairs({ "uid", "key", "format" }) do
+    if opts[k] then
+      argv[#argv + 1] = "--" .. k
+      argv[#argv + 1] = tostring(opts[k])
+    end
+  end
+  local errors = require "weir.errors"
+  local warn, message = errors.warn, nil
+  errors.warn = function(msg) message = msg end
+  local ok, status = pcall(require("weir.cli").inspect, argv)
+  errors.warn = warn
+  if not ok then error(status, 0) end
+  if status ~= 0 then error(message, 0) end
+end
+
 return M

@@ -15,6 +15,7 @@
 -- process (weir.cluster) with channels to other workers over sockets.
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
+local control = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
@@ -601,8 +602,11 @@ function M.prepare(p, parallelism)
     plan = plan.plan(p, parallelism) }
 end
 
--- Runs every task of the job in this process.
-local function run_local(job, state)
+-- Starts every task of the job in this process: builds, restores, opens,
+-- listens for control requests and starts the host and the coordinator
+-- on the loop, which the caller runs. Returns false when the restored
+-- checkpoint is a finished job's (nothing left to run).
+local function start_local(job, state, on_finish)
   local coord = coordinator.new(job)
   local host = M.new_host(job, 0, 1)
   state.coord, state.host = coord, host
@@ -615,7 +619,7 @@ local function run_local(job, state)
   if restored and restored.manifest.final then
     -- The job had finished; recovering the sinks committed its output.
     coord.last_completed = restored.manifest.id
-    return
+    return false
   end
   state.control = coordinator.serve_control(job,
     function() return coord end,
@@ -624,10 +628,59 @@ local function run_local(job, state)
     function() return host:metrics() end)
   coord.on_finish = function()
     if state.control then state.control.close() state.control = nil end
+    if on_finish then on_finish() end
   end
   host:start()
   coord:start()
-  core.run()
+  return true
+end
+
+-- Stops the loop handles start_local started.
+local function stop_local(state)
+  if state.coord then state.coord:close() end
+  if state.control then state.control.close() state.control = nil end
+  if state.host then
+    state.host.stopped = true
+    if state.host.idle then state.host.idle:close() state.host.idle = nil end
+  end
+end
+
+-- Stops what start_local started (after the job finished, failed or was
+-- cancelled) and returns the job's statistics; raises err's message when
+-- the job failed (ok false).
+local function finish_local(job, state, start_ms, ok, err)
+  stop_local(state)
+  if state.host then state.host:close() end
+  if not ok then
+    if os.getenv("WEIR_DEBUG") and err.traceback then
+      io.stderr:write(err.traceback, "\n")
+    end
+    error(tostring(err.message), 0)
+  end
+  local coord = state.coord
+  if coord.cancelled then coord:remove_checkpoints() end
+  return { name = job.name, checkpoints = coord.checkpoints,
+    records = coord:close_metrics(),
+    late_records = state.host.stats.late_records,
+    last_checkpoint = coord.last_completed and
+      checkpoint.path(job.job_dir, coord.last_completed),
+    restored_from = coord.restored and coord.restored.path,
+    cancelled = coord.cancelled and true or nil,
+    savepoint = coord.cancelled and coord.cancelled.savepoint,
+    duration_ms = core.monotonic_ms() - start_ms }
+end
+
+-- Warns about stateful operators without an explicit uid.
+local function warn_uids(p)
+  local pipeline = require "weir.pipeline"
+  for _, node in ipairs(p.nodes) do
+    if pipeline.stateful[node.kind] and not node.explicit_uid then
+      errors.warn(string.format("%s keeps state but has no :uid(); its "
+        .. "state is named '%s' after its place in the graph, which "
+        .. "changes when operators are added before it",
+        errors.describe(node), node.uid))
+    end
+  end
 end
 
 --- Runs a pipeline to completion: in this process, or, when the weir
@@ -636,12 +689,15 @@ end
 -- @param p Pipeline (weir.pipeline)
 -- @return { name = job name, checkpoints = checkpoints completed by this
 --   run, late_records = records windows found too late, last_checkpoint =
---   path|nil, restored_from = path|nil, duration_ms = wall time };
---   M.report(stats), if set, sees it too
+--   path|nil, restored_from = path|nil, duration_ms = wall time,
+--   cancelled = true|nil (weir cancel), savepoint = path|nil (the
+--   savepoint it was cancelled with) }; M.report(stats), if set, sees it
+--   too
 -- Raises a one-line message on failure: a user function that threw (with
 -- the operator, where the script defined it and the record), a checkpoint
--- that failed, a missing input, an unusable directory. Complete
--- checkpoints are left intact for `restore = "latest"`.
+-- that failed, a missing input, an unusable directory, another process
+-- running the same job. Complete checkpoints are left intact for
+-- `restore = "latest"`.
 function M.run(p)
   local cluster = require "weir.cluster"
   if cluster.worker_context then
@@ -649,50 +705,183 @@ function M.run(p)
   end
   local parallelism = p.options.parallelism or M.default_parallelism or 1
   local job = M.prepare(p, parallelism)
-  if M.script then
-    local pipeline = require "weir.pipeline"
-    for _, node in ipairs(p.nodes) do
-      if pipeline.stateful[node.kind] and not node.explicit_uid then
-        errors.warn(string.format("%s keeps state but has no :uid(); its "
-          .. "state is named '%s' after its place in the graph, which "
-          .. "changes when operators are added before it",
-          errors.describe(node), node.uid))
-      end
-    end
-  end
+  if M.script then warn_uids(p) end
   if job.plan.max_parallelism > 1 and M.script then
     return cluster.run_coordinator(job, M)
   end
   local start = core.monotonic_ms()
   local state = {}
-  local ok, err = xpcall(run_local, errors.handler, job, state)
-  if state.coord then state.coord:close() end
-  if state.control then state.control.close() end
-  if state.host then
-    state.host.stopped = true
-    if state.host.idle then state.host.idle:close() end
-    state.host:close()
-  end
+  local ok, err = xpcall(function()
+    if start_local(job, state) then core.run() end
+  end, errors.handler)
+  if not ok then stop_local(state) end
   core.drain()
-  if ok and state.coord.cancelled then state.coord:remove_checkpoints() end
-  if not ok then
-    if os.getenv("WEIR_DEBUG") and err.traceback then
-      io.stderr:write(err.traceback, "\n")
-    end
-    error(tostring(err.message), 0)
-  end
-  local coord = state.coord
-  local stats = { name = job.name, checkpoints = coord.checkpoints,
-    records = coord:close_metrics(),
-    late_records = state.host.stats.late_records,
-    last_checkpoint = coord.last_completed and
-      checkpoint.path(job.job_dir, coord.last_completed),
-    restored_from = coord.restored and coord.restored.path,
-    cancelled = coord.cancelled and true or nil,
-    savepoint = coord.cancelled and coord.cancelled.savepoint,
-    duration_ms = core.monotonic_ms() - start }
+  local stats = finish_local(job, state, start, ok, err)
   if M.report then M.report(stats) end
   return stats
+end
+
+-- -- Jobs in the background --------------------------------------------------
+
+local Job = {}
+Job.__index = Job
+
+local background  -- the Job running in the background of this process
+
+-- Waits, running the loop, until done() is true.
+local function wait_for(done)
+  while not done() do
+    local ok, err = pcall(core.run_once)
+    if not ok then M.loop_error(err) end
+  end
+end
+
+--- Starts a pipeline in the background of this process (all its
+-- subtasks here, at its `parallelism` option or 1) and returns at once
+-- with a Job; the job advances whenever the loop runs: while the REPL
+-- waits for input, or in Job:wait(). One background job at a time.
+-- Raises like weir.job.run when the job cannot start; a failure later
+-- ends the job (Job:status() says why; Job:wait() raises it).
+-- @return Job with :status(), :metrics(), :savepoint(dir), :cancel(opts),
+--   :wait()
+function M.start(p)
+  if background and background.state == "running" then
+    error(string.format("job '%s' is running in the background; "
+      .. ":wait() for it or :cancel() it first", background.name), 0)
+  end
+  local job = M.prepare(p, p.options.parallelism or 1)
+  job.quiet = true  -- no status line: the prompt is on the terminal
+  local handle = setmetatable({ name = job.name, job = job, state = "running",
+    start_ms = core.monotonic_ms(), st = {} }, Job)
+  local ok, started = xpcall(start_local, errors.handler, job, handle.st,
+    function() handle:ended(true) end)
+  if not ok then
+    handle:ended(false, started)
+    error(handle.error, 0)
+  end
+  if not started then handle:ended(true) end
+  background = handle
+  return handle
+end
+
+-- Records the source tasks of host read.
+local function source_records(host)
+  local records = 0
+  for _, task in ipairs(host.tasks) do
+    if task.source then records = records + task.records_in end
+  end
+  return records
+end
+
+-- The job finished (ok) or failed (err): stops it and keeps its
+-- statistics or error.
+function Job:ended(ok, err)
+  if self.state ~= "running" then return end
+  if self.st.host then self.records = source_records(self.st.host) end
+  self.end_ms = core.monotonic_ms()
+  local fok, stats = pcall(finish_local, self.job, self.st, self.start_ms, ok,
+    err)
+  if fok then
+    self.stats = stats
+    self.state = stats.cancelled and "cancelled" or "finished"
+  else
+    self.state, self.error = "failed", tostring(stats)
+  end
+  if background == self then background = nil end
+end
+
+--- An error a loop callback raised while something waited on the loop
+-- (the REPL, Job:wait()). The background job's callbacks are the only
+-- ones that raise, so it fails with it; without one it is raised on.
+function M.loop_error(err)
+  local job = background
+  if not job then error(err, 0) end
+  job:ended(false, errors.is(err) and err or errors.new(tostring(err)))
+  errors.warn(string.format("job '%s' failed: %s", job.name, job.error))
+end
+
+--- The job's state and progress: { job = name, state = "running" |
+-- "finished" | "cancelled" | "failed", records = records the sources
+-- emitted, records_per_s (since the start), checkpoints = completed,
+-- last_checkpoint = path|nil, error = message|nil, uptime_ms }.
+function Job:status()
+  local coord = self.st.coord
+  local r = { job = self.name, state = self.state, error = self.error,
+    uptime_ms = math.floor((self.end_ms or core.monotonic_ms())
+      - self.start_ms) }
+  local records = self.records
+  if self.state == "running" and self.st.host then
+    records = source_records(self.st.host)
+  end
+  if records then
+    r.records = records
+    r.records_per_s = math.floor(records / math.max(r.uptime_ms, 1) * 1000)
+  end
+  if coord then
+    r.checkpoints = coord.checkpoints
+    r.last_checkpoint = coord.last_completed
+      and checkpoint.path(self.job.job_dir, coord.last_completed) or nil
+  end
+  if self.stats then r.savepoint = self.stats.savepoint end
+  return r
+end
+
+--- Whether v is a Job handle (see M.start).
+function M.is_job(v) return getmetatable(v) == Job end
+
+--- Per-task metrics of the running job (see Host:metrics): records in
+-- and out, time backpressured (ms), last alignment (ms). Empty once the
+-- job ended.
+function Job:metrics()
+  if self.state ~= "running" then return {} end
+  return self.st.host:metrics()
+end
+
+-- Calls coordinator method `method` with dir and waits for its outcome.
+local function request(self, method, dir)
+  if self.state ~= "running" then
+    error(string.format("job '%s' is not running (%s)", self.name,
+      self.state), 0)
+  end
+  local done, err, path
+  self.st.coord[method](self.st.coord, dir and control.absolute(dir),
+    function(e, p2)
+      done, err, path = true, e, p2
+    end)
+  wait_for(function() return done end)
+  if err then error(err, 0) end
+  return path
+end
+
+--- Takes a savepoint into dir (default: savepoints/ in the job's
+-- checkpoint directory), waiting for it; returns its path. Raises when it
+-- fails (the job goes on). See Coordinator:savepoint.
+function Job:savepoint(dir)
+  return request(self, "savepoint", dir or self.job.job_dir .. "/savepoints")
+end
+
+--- Cancels the job, after a savepoint into opts.savepoint if given, and
+-- waits until it stopped. Returns the savepoint's path or nil. Raises
+-- when the savepoint fails (the job goes on).
+function Job:cancel(opts)
+  local path = request(self, "cancel", opts and opts.savepoint)
+  wait_for(function() return self.state ~= "running" end)
+  return path
+end
+
+--- Waits until the job ends; returns its statistics (see weir.job.run)
+-- or raises its error.
+function Job:wait()
+  wait_for(function() return self.state ~= "running" end)
+  if self.state == "failed" then error(self.error, 0) end
+  return self.stats
+end
+
+function Job:__tostring()
+  local s = self:status()
+  return string.format("<weir job '%s' %s%s%s>", s.job, s.state,
+    s.records and string.format(", %d records", s.records) or "",
+    s.checkpoints and string.format(", %d checkpoints", s.checkpoints) or "")
 end
 
 return M

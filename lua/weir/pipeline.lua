@@ -169,6 +169,13 @@ function Pipeline:run()
   return require("weir.job").run(self)
 end
 
+--- Starts the pipeline in the background of this process and returns a
+-- job handle at once (see weir.job.start): for the REPL, or a script that
+-- takes savepoints of its own job.
+function Pipeline:start()
+  return require("weir.job").start(self)
+end
+
 --- Names this operator's state in every snapshot; without a uid it is
 -- named by the operator's place in the graph ("process-4"), which changes
 -- when operators are added before it. Returns the stream.
