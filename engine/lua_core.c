@@ -32,5 +32,6 @@ int luaopen_weir_core(lua_State* L) {
   wr__lua_open_snapshot(L);
   wr__lua_open_net(L);
   wr__lua_open_process(L);
+  wr__lua_open_editline(L);
   return 1;
 }

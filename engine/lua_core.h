@@ -20,6 +20,7 @@ void wr__lua_open_barrier(lua_State* L);
 void wr__lua_open_snapshot(lua_State* L);
 void wr__lua_open_net(lua_State* L);
 void wr__lua_open_process(lua_State* L);
+void wr__lua_open_editline(lua_State* L);
 
 /* Registers metatable mt whose __index holds methods (a userdata class). */
 void wr__lua_new_class(lua_State* L, const char* mt, const luaL_Reg* methods);
