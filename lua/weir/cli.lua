@@ -13,6 +13,7 @@ weir: stream processing with exactly-once state; pipelines in Lua.
 Usage:
   weir run [OPTIONS] SCRIPT [ARGS...]   run a pipeline script
   weir checkpoints DIR                  list the complete checkpoints in DIR
+  weir repl                             an interactive prompt, weir loaded
   weir jobs [--checkpoint-dir DIR]      list the running jobs
   weir savepoint JOB [DIR]              take a savepoint of a running job
   weir cancel JOB [--savepoint DIR]     stop a running job
@@ -465,6 +466,8 @@ function M.main(argv)
     return M.checkpoints(rest)
   elseif cmd == "inspect" then
     return M.inspect(rest)
+  elseif cmd == "repl" then
+    return require("weir.repl").main(rest)
   elseif cmd == "jobs" then
     return M.jobs(rest)
   elseif cmd == "savepoint" then
