@@ -201,8 +201,20 @@ describe("weir repl", function()
       local r = terminal_session({ { "nosuch_typed", after = "typed$" },
         "\3", "function f()\r", "\3", "40 + 2\r", "\4" })
       assert.are.equal(0, r.status, r.output)
-      assert.truthy(r.output:find("42", 1, true), r.output)
+      assert.truthy(r.output:find("\r\n42\r\n", 1, true), r.output)
       assert.falsy(r.output:find("attempt to", 1, true), r.output)
+    end)
+
+    it("runs the loop while it waits at the prompt, and reports an error "
+      .. "of a loop callback without leaving the prompt", function()
+      local r = terminal_session({
+        { "t = require('weir.core').timer(function() t:close(); "
+          .. "error('late' .. ' failure') end); t:start(20)\r",
+          after = "late failure\r\n> $" },
+        "40 + 2\r", "\4" })
+      assert.are.equal(0, r.status, r.output)
+      assert.truthy(r.output:find("weir: stdin:1: late failure\r\n> 40 + 2"
+        .. "\r\n42\r\n", 1, true), r.output)
     end)
 
     it("warns once about a history file it cannot write", function()
