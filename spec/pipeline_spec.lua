@@ -164,11 +164,9 @@ describe("weir.pipeline", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
-        .. "checkpoint_timeout, "
-        .. "heartbeat_timeout, max_parallelism, metrics, mode, name, "
-        .. "parallelism, "
-        .. "restart, restore, retain, tolerable_failed_checkpoints, "
-        .. "transport)")
+        .. "checkpoint_timeout, heartbeat_timeout, max_parallelism, metrics, "
+        .. "mode, name, parallelism, restart, restore, retain, "
+        .. "retain_on_cancel, tolerable_failed_checkpoints, transport)")
     end)
 
     it("rejects an option of the wrong type", function()

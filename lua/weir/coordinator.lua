@@ -376,7 +376,9 @@ function M.serve_control(job, current, info, metrics_fn)
     if not core.stat(dir) then table.insert(made, 1, dir) end
   end
   local ok, err = fsutil.mkdir_p(job.job_dir)
-  if not ok then
+  if not ok and job.options.checkpoint_interval > 0 then
+    error("checkpoint_dir: " .. err, 0)
+  elseif not ok then
     warn("job control (weir jobs, savepoint, cancel) is off: " .. err)
     return nil
   end
