@@ -20,6 +20,7 @@ local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
 local key = require "weir.key"
+local pipeline = require "weir.pipeline"
 local plan = require "weir.plan"
 local operators = require "weir.operators"
 local sources = require "weir.sources"
@@ -253,8 +254,7 @@ function Host:build_task(t)
     if inst.notify_complete then self.sinks[#self.sinks + 1] = inst end
     task.insts[node.id] = inst
   end
-  task.source = chain.head.kind == "read_lines"
-    or chain.head.kind == "sequence"
+  task.source = pipeline.sources[chain.head.kind] or false
   task.head_push = task.insts[chain.head.id].push
   local input = chain.inputs[1]
   if input and input.kind == "hash" then
@@ -556,7 +556,8 @@ function Host:metrics()
     for _, w in ipairs(task.outputs) do records_out = records_out + w.records end
     backpressured(task)
     out[#out + 1] = { task = task.id, operator = task.chain.head.uid,
-      subtask = task.subtask, records_in = task.records_in,
+      subtask = task.subtask, source = task.source,
+      records_in = task.records_in,
       records_out = records_out, backpressured_ms = task.backpressured_ms,
       alignment_ms = task.alignment_ms }
   end
@@ -672,7 +673,6 @@ end
 
 -- Warns about stateful operators without an explicit uid.
 local function warn_uids(p)
-  local pipeline = require "weir.pipeline"
   for _, node in ipairs(p.nodes) do
     if pipeline.stateful[node.kind] and not node.explicit_uid then
       errors.warn(string.format("%s keeps state but has no :uid(); its "

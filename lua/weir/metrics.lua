@@ -80,7 +80,7 @@ function Reporter:tick(checkpoint)
         and (s.backpressured_ms - prev.backpressured_ms) / (dt * 1000) or 0
       s.backpressured_share = math.min(1, math.max(0, bp))
       backpressure = math.max(backpressure, s.backpressured_share)
-      if s.operator:match("^read_lines") or s.operator:match("^sequence") then
+      if s.source then
         source_rate = source_rate + s.records_in_per_s
       end
       self.last[s.task] = { ms = now, records_in = s.records_in,
@@ -112,7 +112,7 @@ function Reporter:close(checkpoint)
   local total = 0
   for _, samples in pairs(self.samples) do
     for _, s in ipairs(samples) do
-      if s.operator:match("^read_lines") or s.operator:match("^sequence") then
+      if s.source then
         total = total + s.records_in
       end
     end

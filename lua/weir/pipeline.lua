@@ -10,6 +10,10 @@ Pipeline.__index, Stream.__index = Pipeline, Stream
 KeyedStream.__index, WindowedStream.__index = KeyedStream, WindowedStream
 Sink.__index = Sink
 
+--- Operator kinds that are sources (they start a chain and produce
+-- records; see weir.sources).
+M.sources = { read_lines = true, sequence = true }
+
 --- Operator kinds that keep state in checkpoints.
 M.stateful = { read_lines = true, sequence = true, with_timestamps = true,
   reduce = true, process = true, window = true, write_lines = true }
