@@ -27,6 +27,34 @@ local function has_tcp_connection(inodes)
 end
 
 describe("worker processes", function()
+  it("report per-subtask metrics as JSON lines and the records the sources "
+    .. "read in the summary", function()
+      local dir = h.tmpdir()
+      local r = h.run_weir({ "run", "--parallelism", "2", "--metrics",
+        dir .. "/metrics.json", "--checkpoint-dir", dir .. "/ck",
+        "examples/wordcount.lua", h.shakespeare, dir .. "/out" })
+      assert.are.equal(0, r.status, r.stderr)
+      local lines = 0
+      for _ in io.lines(h.shakespeare) do lines = lines + 1 end
+      assert.matches("; " .. lines .. " records from sources;", r.stderr)
+      local last
+      for line in io.lines(dir .. "/metrics.json") do last = line end
+      assert.matches('^{"job":"wordcount"', last)
+      local read, subtasks = 0, {}
+      for task in last:gmatch("{[^{}]*}") do
+        if task:find('"source":true', 1, true) then
+          read = read + tonumber(task:match('"records_in":(%d+)'))
+        end
+        local op, i = task:match('"operator":"(%w+)".*"subtask":(%d+)')
+        if op then subtasks[op .. i] = true end
+      end
+      assert.are.equal(lines, read)
+      -- Two chains (the source's, and reduce with its sink), two subtasks.
+      assert.are.same({ lines0 = true, lines1 = true, counts0 = true,
+        counts1 = true }, subtasks)
+      h.sh("rm -rf " .. h.quote(dir))
+    end)
+
   it("keep each worker's memory bounded when a slow operator "
     .. "backpressures a fast source", function()
     local proc = h.spawn_weir({ "run", "--parallelism", "2",
