@@ -255,14 +255,20 @@ function Host:build_task(t)
     task.insts[node.id] = inst
   end
   task.source = pipeline.sources[chain.head.kind] or false
-  task.head_push = task.insts[chain.head.id].push
-  local input = chain.inputs[1]
-  if input and input.kind == "hash" then
-    -- The key of a record from a hash exchange, computed again here.
-    local head, keyfn = task.head_push, input.from.fn
-    task.head_push = errors.register(function(record, ts)
-      head(record, ts, keyfn(record))
-    end, input.from)
+  -- What receives the records of each input edge: the head's push (an
+  -- operator with several distinct inputs, like connect, has one per
+  -- input); the key of a record from key_by is computed again here.
+  local head = task.insts[chain.head.id]
+  task.edge_push = {}
+  for _, edge in ipairs(chain.inputs) do
+    local push = head.inputs and head.inputs[edge.input] or head.push
+    if edge.from.kind == "key_by" then
+      local keyed_push, keyfn = push, edge.from.fn
+      push = errors.register(function(record, ts)
+        keyed_push(record, ts, keyfn(record))
+      end, edge.from)
+    end
+    task.edge_push[edge.id] = push
   end
   task.head_watermark = task.insts[chain.head.id].watermark
   self.tasks[#self.tasks + 1] = task
@@ -270,12 +276,13 @@ end
 
 -- The input channels of a task: per input edge, one per producer subtask.
 function Host:connect_inputs(task)
-  task.channels = {}
+  task.channels, task.channel_push = {}, {}
   for _, edge in ipairs(task.chain.inputs) do
     for _, i in ipairs(plan.producers(edge, task.subtask)) do
       local cid = M.channel_id(edge, i, task.subtask)
       self.channels[cid] = self.channels[cid] or M.new_channel()
       task.channels[#task.channels + 1] = self.channels[cid]
+      task.channel_push[#task.channels] = task.edge_push[edge.id]
     end
   end
   local n = #task.channels
@@ -466,9 +473,10 @@ function Host:step_source(task)
 end
 
 function Host:step_channels(task)
-  local handler, push = task.handler, task.head_push
+  local handler, pushes = task.handler, task.channel_push
   local progress = false
   for i, ch in ipairs(task.channels) do
+    local push = pushes[i]
     for _ = 1, M.CONSUME_BATCHES do
       if handler:is_blocked(i) or backpressured(task) then break end
       local item = ch:take()

@@ -12,7 +12,8 @@
 -- which is a topological order.
 local M = {}
 
-local keyed_kinds = { reduce = true, process = true, window = true }
+local keyed_kinds = { reduce = true, process = true, window = true,
+  co_process = true, window_join = true }
 
 -- The edge from node `from` into `to`: "forward", "hash" or "rebalance".
 local function edge_kind(from, to)
@@ -50,9 +51,9 @@ function M.plan(p, parallelism)
         parallelism = node.parallelism }
       chains[#chains + 1] = chain
       node.chain = chain
-      for _, from in ipairs(node.inputs) do
+      for k, from in ipairs(node.inputs) do
         local edge = { id = #edges + 1, from = from, to = node,
-          kind = edge_kind(from, node) }
+          kind = edge_kind(from, node), input = k }
         edges[#edges + 1] = edge
         chain.inputs[#chain.inputs + 1] = edge
       end
