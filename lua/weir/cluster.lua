@@ -71,32 +71,35 @@ function M.run_worker(job)
   -- A remote writer queues batches until the peer is connected and has
   -- granted credit; events wait behind the batches before them.
   function host.remote_writer(cid, peer)
-    local state = { credits = M.CREDITS, queue = {} }
+    -- queue[head..tail] waits to be sent.
+    local state = { credits = M.CREDITS, queue = {}, head = 1, tail = 0 }
     writers[cid] = state
     function state.pump()
       local conn = peers[peer]
       local q = state.queue
-      while conn and #q > 0 do
-        local item = q[1]
+      while conn and state.head <= state.tail do
+        local item = q[state.head]
         if item.n then
           if state.credits <= 0 then break end
           state.credits = state.credits - 1
         end
         conn:send(data_frame(cid, item))
-        table.remove(q, 1)
+        q[state.head] = nil
+        state.head = state.head + 1
       end
     end
     return jobmod.channel_writer(function(item)
-      local q = state.queue
       local conn = peers[peer]
-      if #q == 0 and conn and (not item.n or state.credits > 0) then
+      if state.head > state.tail and conn
+          and (not item.n or state.credits > 0) then
         if item.n then state.credits = state.credits - 1 end
         conn:send(data_frame(cid, item))
         return true
       end
-      q[#q + 1] = item
+      state.tail = state.tail + 1
+      state.queue[state.tail] = item
       state.pump()
-    end, function() return #state.queue > 0 end)
+    end, function() return state.head <= state.tail end)
   end
 
   host.coord = {

@@ -78,10 +78,14 @@ function Channel:size() return self.tail - self.head + 1 end
 --- A channel's writing end: batches records and hands each full batch (and
 -- each event, after the batch before it) to deliver(item), which returns
 -- true if it is done with the batch (it was sent), so the table is reused.
--- blocked() tells whether the consumer has room. Keys do not travel: the consumer of a
--- hash exchange computes them again, which costs less than shipping them.
+-- blocked() tells whether the consumer has room. Keys do not travel: the
+-- consumer of a hash exchange computes them again, which costs less than
+-- shipping them. A watermark that comes while a batch is filling waits
+-- for the batch (a later watermark replaces it): records that precede a
+-- watermark are never late by it, and per-record watermarks do not cut
+-- batches down to one record.
 function M.channel_writer(deliver, blocked)
-  local buf, ts, n
+  local buf, ts, n, pending_wm
   local function reset()
     buf, n = { ts = {} }, 0
     ts = buf.ts
@@ -98,6 +102,11 @@ function M.channel_writer(deliver, blocked)
     else
       reset()
     end
+    if pending_wm then
+      local wm = pending_wm
+      pending_wm = nil
+      deliver({ watermark = wm })
+    end
   end
   function w.push(record, t)
     n = n + 1
@@ -109,7 +118,11 @@ function M.channel_writer(deliver, blocked)
     deliver(ev)
   end
   function w.watermark(wm, status)
-    w.event({ watermark = wm, status = status })
+    if n > 0 and not status then
+      pending_wm = wm
+    else
+      w.event({ watermark = wm, status = status })
+    end
   end
   return w
 end
