@@ -23,6 +23,12 @@ M.tumbling, M.sliding, M.session =
 -- parse_iso("YYYY-MM-DD HH:MM:SS"); see weir.time.
 M.time = require "weir.time"
 
+--- The Nexmark benchmark's event generator without a pipeline:
+-- weir.nexmark.generator{ events, rate, seed, base_time, instance,
+-- instances } and g:next() (see weir.nexmark; p:nexmark{...} is its
+-- source).
+M.nexmark = require "weir.nexmark"
+
 --- Reading snapshots: weir.snapshot.open(path) (see weir.snapshot).
 M.snapshot = require "weir.snapshot"
 
