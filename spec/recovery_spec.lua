@@ -134,9 +134,9 @@ describe("recovery of event-time windows after kill -9", function()
   setup(function()
     dir = h.tmpdir()
     input = dir .. "/input.txt"
-    -- 60 copies of the real log slice, each shifted by a day more.
+    -- 300 copies of the real log slice, each shifted by a day more.
     local f = assert(io.open(input, "wb"))
-    for shift = 0, 59 do
+    for shift = 0, 299 do
       for line in io.lines(h.root .. "/spec/fixtures/apache_logs_slice.log")
       do
         f:write(shift, "\t", line, "\n")

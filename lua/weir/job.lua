@@ -81,9 +81,10 @@ function Channel:size() return self.tail - self.head + 1 end
 -- blocked() tells whether the consumer has room. Keys do not travel: the
 -- consumer of a hash exchange computes them again, which costs less than
 -- shipping them. A watermark that comes while a batch is filling waits
--- for the batch (a later watermark replaces it): records that precede a
--- watermark are never late by it, and per-record watermarks do not cut
--- batches down to one record.
+-- for the batch to fill or for the task's step to end (release), and a
+-- later one replaces it: records that precede a watermark are never late
+-- by it, and per-record watermarks do not cut batches down to one
+-- record.
 function M.channel_writer(deliver, blocked)
   local buf, ts, n, pending_wm
   local function reset()
@@ -123,6 +124,10 @@ function M.channel_writer(deliver, blocked)
     else
       w.event({ watermark = wm, status = status })
     end
+  end
+  --- Sends a watermark waiting for its batch, with the batch so far.
+  function w.release()
+    if pending_wm then flush() end
   end
   return w
 end
@@ -475,17 +480,33 @@ local function backpressured(task)
   return false
 end
 
+-- At the end of a task's step, watermarks that wait for a batch go.
+local function release_watermarks(task)
+  local outputs = task.outputs
+  for i = 1, #outputs do outputs[i].release() end
+end
+
 -- Each step returns whether it made progress.
 function Host:step_source(task)
   if backpressured(task) then return false end
   local ended, count =
     task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS)
   task.records_in = task.records_in + count
-  if ended then self:end_task(task) end
+  if ended then
+    self:end_task(task)
+  else
+    release_watermarks(task)
+  end
   return true
 end
 
 function Host:step_channels(task)
+  local progress = self:take_channels(task)
+  if progress and not task.ended then release_watermarks(task) end
+  return progress
+end
+
+function Host:take_channels(task)
   local handler, pushes = task.handler, task.channel_push
   local progress = false
   for i, ch in ipairs(task.channels) do

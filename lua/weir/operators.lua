@@ -197,8 +197,9 @@ end
 -- ctx.state (the key's table), ctx.timestamp (the record's or the timer's
 -- time), ctx.watermark, ctx:emit(v), ctx:timer(t) (event time) and
 -- ctx:processing_timer(t) (wall-clock ms since the epoch).
-function M.process(node, emit, env)
-  local fn = register(node.fn, node)
+-- fns: the user functions fn(ctx, record) of each input (one, or left and
+-- right for co_process); returns the instance and a push per input.
+local function keyed_process(node, emit, env, fns)
   local finish = register(node.finish, node)
   local on_timer = register(node.on_timer, node)
   local ctx = { subtask = env.subtask }
@@ -237,12 +238,16 @@ function M.process(node, emit, env)
   setmetatable(ctx, { __index = function(_, k)
     if k == "watermark" then return inst.current end
   end })
-  inst.push = register(function(record, ts, key)
-    local e = entries[key] or state:entry(key)
-    current_entry = e
-    ctx.key, ctx.state, ctx.timestamp = e.key, e.state, ts
-    fn(ctx, record)
-  end, node)
+  local pushes = {}
+  for i, user_fn in ipairs(fns) do
+    local fn = register(user_fn, node)
+    pushes[i] = register(function(record, ts, key)
+      local e = entries[key] or state:entry(key)
+      current_entry = e
+      ctx.key, ctx.state, ctx.timestamp = e.key, e.state, ts
+      fn(ctx, record)
+    end, node)
+  end
   if on_timer then
     local wall_ms = env.wall_ms
     function inst.periodic()
@@ -263,6 +268,22 @@ function M.process(node, emit, env)
       end
     end)
   end
+  return inst, pushes
+end
+
+function M.process(node, emit, env)
+  local inst, pushes = keyed_process(node, emit, env, { node.fn })
+  inst.push = pushes[1]
+  return inst
+end
+
+--- co_process (KeyedStream:connect(...):process{...}): process with two
+-- inputs sharing the keyed state and timers; inst.inputs holds the push
+-- of each.
+function M.co_process(node, emit, env)
+  local inst, pushes = keyed_process(node, emit, env,
+    { node.left, node.right })
+  inst.inputs = pushes
   return inst
 end
 

@@ -8,15 +8,18 @@ local Pipeline, Stream, KeyedStream, WindowedStream = {}, {}, {}, {}
 local Sink = {}
 Pipeline.__index, Stream.__index = Pipeline, Stream
 KeyedStream.__index, WindowedStream.__index = KeyedStream, WindowedStream
+local ConnectedStreams = {}
+ConnectedStreams.__index = ConnectedStreams
 Sink.__index = Sink
 
 --- Operator kinds that are sources (they start a chain and produce
 -- records; see weir.sources).
-M.sources = { read_lines = true, sequence = true }
+M.sources = { read_lines = true, sequence = true, nexmark = true }
 
 --- Operator kinds that keep state in checkpoints.
 M.stateful = { read_lines = true, sequence = true, with_timestamps = true,
-  reduce = true, process = true, window = true, write_lines = true }
+  reduce = true, process = true, window = true, write_lines = true,
+  co_process = true, window_join = true, nexmark = true }
 
 --- Pipeline options: name -> { default, expected type, description }.
 M.options = {
@@ -166,6 +169,24 @@ function Pipeline:sequence(first, last)
   end
   return stream(self, self:add("sequence", {},
     { first = first, last = last }))
+end
+
+--- Source: the events of the Nexmark benchmark's generator (see
+-- weir.nexmark for the person, auction and bid tables). Subtask i of p is
+-- generator instance i of p; its position is the number of events it
+-- emitted, and a restore at another parallelism hands the rest of each old
+-- instance on, so the job emits exactly the events of the first run's
+-- instances. Bounded unless events is 0.
+-- @param opts { events = total over all subtasks (default 0: unbounded),
+--   rate = events per second of event time over all subtasks (default
+--   10000), seed = integer (default 0), base_time = ms of the first event
+--   (default 1436918400000, 2015-07-15T00:00:00Z) }
+-- @return Stream of event tables; raises on an unknown option or a bad
+--   value
+function Pipeline:nexmark(opts)
+  local generator, err = require("weir.nexmark").options(opts)
+  if not generator then error("nexmark: " .. err, 2) end
+  return stream(self, self:add("nexmark", {}, { generator = generator }))
 end
 
 --- Runs the pipeline to completion in this process (see weir.job.run).
@@ -412,7 +433,88 @@ function WindowedStream:apply(fn)
   return window_node(self, { kind = "apply", fn = fn })
 end
 
+-- -- Two inputs ---------------------------------------------------------------
+
+--- Connects this keyed stream with another keyed stream of the pipeline,
+-- keyed the same way (their key functions give equal keys for records
+-- that belong together): both go to the subtask owning the key's group
+-- and share the key's state. Follow with :process{...}.
+-- @return ConnectedStreams
+function KeyedStream:connect(other)
+  if getmetatable(other) ~= KeyedStream or other.pipeline ~= self.pipeline then
+    error("connect: argument 1 must be a keyed stream of this pipeline "
+      .. "(s:key_by(fn))", 2)
+  end
+  return setmetatable({ pipeline = self.pipeline, left = self.node,
+    right = other.node }, ConnectedStreams)
+end
+
+--- Keyed, two inputs: fns.left(ctx, record) for each record of the first
+-- stream, fns.right(ctx, record) for each of the second, with the ctx of
+-- KeyedStream:process (ctx.key, ctx.state shared by both sides,
+-- ctx.timestamp, ctx.watermark -- the minimum of both inputs' --,
+-- ctx:emit(v), ctx:timer(ms), ctx:processing_timer(ms)); fns.on_timer(ctx,
+-- ms) and fns.finish(ctx) as for process. Checkpoint barriers are aligned
+-- across both inputs.
+function ConnectedStreams:process(fns)
+  if type(fns) ~= "table" then
+    error("process: expected { left = fn(ctx, record), right = fn(ctx, "
+      .. "record), on_timer = fn(ctx, ms), finish = fn(ctx) }", 2)
+  end
+  for _, name in ipairs({ "left", "right" }) do
+    if type(fns[name]) ~= "function" then
+      error("process: " .. name .. " must be a function(ctx, record)", 2)
+    end
+  end
+  for _, name in ipairs({ "on_timer", "finish" }) do
+    if fns[name] ~= nil and type(fns[name]) ~= "function" then
+      error("process: " .. name .. " must be a function", 2)
+    end
+  end
+  return stream(self.pipeline, self.pipeline:add("co_process",
+    { self.left, self.right }, { left = fns.left, right = fns.right,
+      on_timer = fns.on_timer, finish = fns.finish }))
+end
+
+--- Window join (an inner join per window, as Flink's): pairs every record
+-- l of this stream with every record r of other whose keys are equal
+-- (opts.left_key(l) == opts.right_key(r)) and whose timestamps fall in
+-- the same window; once the watermark passes the window, emits
+-- opts.apply(l, r) for each pair (or { l, r }), timestamped with the
+-- window's last ms. Both streams need timestamps (with_timestamps); a
+-- record whose windows have all fired is late and counted.
+-- @param opts { left_key = fn, right_key = fn, window =
+--   weir.tumbling(ms) | weir.sliding(ms, ms), apply = fn(l, r) (optional) }
+function Stream:join(other, opts)
+  if getmetatable(other) ~= Stream or other.pipeline ~= self.pipeline then
+    error("join: argument 1 must be a stream of this pipeline", 2)
+  end
+  if type(opts) ~= "table" then
+    error("join: argument 2 must be { left_key = fn, right_key = fn, "
+      .. "window = weir.tumbling(ms), apply = fn(l, r) }", 2)
+  end
+  for _, name in ipairs({ "left_key", "right_key" }) do
+    if type(opts[name]) ~= "function" then
+      error("join: " .. name .. " must be a function(record) -> key", 2)
+    end
+  end
+  if opts.apply ~= nil and type(opts.apply) ~= "function" then
+    error("join: apply must be a function(l, r)", 2)
+  end
+  local w = opts.window
+  if type(w) ~= "table" or (w.kind ~= "tumbling" and w.kind ~= "sliding") then
+    error("join: window must be weir.tumbling(ms) or weir.sliding(ms, ms)",
+      2)
+  end
+  local p = self.pipeline
+  local left = p:add("key_by", { self.node }, { fn = opts.left_key })
+  local right = p:add("key_by", { other.node }, { fn = opts.right_key })
+  return stream(p, p:add("window_join", { left, right },
+    { assigner = w, apply = opts.apply }))
+end
+
 M.Stream, M.KeyedStream, M.Pipeline = Stream, KeyedStream, Pipeline
+M.ConnectedStreams = ConnectedStreams
 M.WindowedStream, M.Sink = WindowedStream, Sink
 Sink.parallelism = Stream.parallelism
 return M

@@ -62,8 +62,8 @@ function M.plan(p, parallelism)
     t[#t + 1] = node
   end
   if #chains == 0 then
-    error("the pipeline has no source; start it with p:read_lines(path) "
-      .. "or p:sequence(first, last)", 0)
+    error("the pipeline has no source; start it with p:read_lines(path), "
+      .. "p:sequence(first, last) or p:nexmark{...}", 0)
   end
   local widest = 1
   for _, chain in ipairs(chains) do

@@ -263,4 +263,69 @@ function M.window(node, emit, env)
   return inst
 end
 
+--- The window join (Stream:join): per key and window, the records of each
+-- side, { start, e = end (exclusive), l = { records }, r = { records } },
+-- in the key's state; when the watermark reaches end - 1 it emits
+-- apply(l, r) (or { l, r }) for every pair, left records in arrival order
+-- outer, then drops the window. inst.inputs = { push left, push right }.
+function M.window_join(node, emit, env)
+  local assigner, stats = node.assigner, env.stats
+  local size, slide = assigner.size, assigner.slide
+  local apply = node.apply and errors.register(node.apply, node)
+
+  local function on_timer(e, t)
+    for start, w in pairs(e.state) do
+      if w.e - 1 <= t then
+        e.state[start] = nil
+        local ls, rs, ts = w.l, w.r, w.e - 1
+        for i = 1, #ls do
+          local l = ls[i]
+          for j = 1, #rs do
+            local r = rs[j]
+            if apply then emit(apply(l, r), ts) else emit({ l, r }, ts) end
+          end
+        end
+      end
+    end
+  end
+
+  local inst, state, timers = operators.keyed(node, env,
+    function() return {} end, on_timer)
+  local entries = state.entries
+
+  -- Adds record to side ("l" or "r") of each of its windows that has not
+  -- fired; a record whose windows all fired is late (counted, dropped).
+  local function add(side, record, ts, key)
+    if ts == nil then error(errors.messages.no_timestamp, 0) end
+    local watermark = inst.current
+    local e, any = nil, false
+    local start = ts - ts % slide
+    while start > ts - size do
+      local last = start + size - 1
+      if last > watermark then
+        e = e or entries[key] or state:entry(key)
+        local w = e.state[start]
+        if not w then
+          w = { start = start, e = start + size, l = {}, r = {} }
+          e.state[start] = w
+          timers:add(e, last)
+        end
+        local list = w[side]
+        list[#list + 1] = record
+        any = true
+      end
+      start = start - slide
+    end
+    if not any then stats.late_records = stats.late_records + 1 end
+  end
+
+  inst.inputs = {
+    errors.register(function(record, ts, key) add("l", record, ts, key) end,
+      node),
+    errors.register(function(record, ts, key) add("r", record, ts, key) end,
+      node),
+  }
+  return inst
+end
+
 return M
