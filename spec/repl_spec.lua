@@ -155,6 +155,83 @@ describe("weir repl", function()
     end)
   end)
 
+  describe("running pipelines in the background", function()
+    local dir
+    setup(function()
+      dir = h.tmpdir()
+      h.repeat_file(h.shakespeare, dir .. "/input.txt", 3)
+    end)
+    teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+    it("starts one, lists it, takes a savepoint, cancels it, inspects "
+      .. "the savepoint, and restoring it finishes exactly once", function()
+        local script = table.concat({
+          "function build(opts)",
+          "  local p = weir.pipeline(opts)",
+          "  p:read_lines(DIR .. '/input.txt'):uid('lines')",
+          "    :flat_map(function(line, emit)",
+          "      for w in line:gmatch('%a+') do emit({ w:lower(), 1 }) end",
+          "    end)",
+          "    :key_by(function(r) return r[1] end)",
+          "    :reduce(function(a, r) return { a[1], a[2] + r[2] } end)",
+          "    :uid('counts')",
+          "    :write_lines(DIR .. '/out', function(r)",
+          "      return r[1] .. '\\t' .. r[2] end):uid('output')",
+          "  return p",
+          "end",
+          "job = build { name = 'running_count', checkpoint_dir = DIR .. "
+            .. "'/ck', checkpoint_interval = 20 }:start()",
+          "job:status().state",
+          "core = require 'weir.core'",
+          "while job:status().checkpoints < 1 do core.run_once() end",
+          "jobs = weir.jobs(DIR .. '/ck')",
+          "#jobs, jobs[1].job, jobs[1].pid == core.getpid()",
+          "#job:metrics() > 0",
+          "sp = job:savepoint(DIR .. '/sp')",
+          "sp:match('/sp/savepoint%-running_count%-%d+$') ~= nil",
+          "job:cancel()",
+          "job:status().state",
+          "weir.inspect(sp, { uid = 'lines' })",
+          "weir.inspect(DIR .. '/nothing')",
+          "build { name = 'running_count', checkpoint_dir = DIR .. '/ck', "
+            .. "restore = sp }:run().restored_from == sp",
+        }, "\n") .. "\n"
+        local r = run_repl("DIR = " .. string.format("%q", dir) .. "\n"
+          .. script)
+        assert.are.equal(0, r.status, r.stderr)
+        local out = r.stdout
+        assert.matches('^"running"\n1\t"running_count"\ttrue\ntrue\n'
+          .. 'true\nnil\n"cancelled"\n%-%- lines %(read_lines%), parallelism 1\n'
+          .. 'subtask 0: { path = "[^"]+", ranges = { { %d+, [^}]+} } }\n'
+          .. 'true\n$', out)
+        assert.matches("weir: job 'running_count' cancelled after", r.stderr)
+        assert.matches("cannot inspect [^\n]*/nothing", r.stderr)
+        local reference, total = h.running_count_reference(dir
+          .. "/input.txt")
+        h.assert_exactly_once(dir .. "/out", reference, total)
+      end)
+
+    it("reports a background job's failure and keeps the prompt",
+      function()
+        local r = run_repl(table.concat({
+          "p = weir.pipeline { name = 'bad', checkpoint_interval = 0, "
+            .. "checkpoint_dir = " .. string.format("%q", dir) .. " }",
+          "p:sequence(1, 10):map(function(x) if x == 5 then error('five') "
+            .. "end return x end):collect()",
+          "job = p:start()",
+          "",
+          "job:status().state, job:status().error",
+          "'still here'",
+        }, "\n") .. "\n")
+        assert.are.equal(0, r.status, r.stderr)
+        -- (Each line typed is a chunk of its own: stdin:1.)
+        assert.matches("weir: job 'bad' failed after [%d.]+ s: map "
+          .. "%(stdin:1%) failed on record 5: stdin:1: five", r.stderr)
+        assert.matches('"failed"\t"map %(stdin:1%) failed on record 5: '
+          .. 'stdin:1: five"\n"still here"\n$', r.stdout)
+      end)
+  end)
+
   it("reads a regular file on stdin", function()
     local r = run_repl("x = 2\nfor i = 1, 3 do\n  x = x * 2\nend\nx\n", true)
     assert.are.equal(0, r.status, r.stderr)

@@ -830,17 +830,31 @@ function Job:ended(ok, err)
     self.state, self.error = "failed", tostring(stats)
   end
   if background == self then background = nil end
+  if M.on_background_end then M.on_background_end(self) end
 end
 
 --- An error a loop callback raised while something waited on the loop
--- (the REPL, Job:wait()). The background job's callbacks are the only
--- ones that raise, so it fails with it; without one it is raised on.
-function M.loop_error(err)
+-- (the REPL, Job:wait()): when a job runs in the background, its
+-- callbacks are the ones that raise, so it fails with err. Returns "job
+-- '<name>' failed: <message>", or nil when no job runs.
+function M.fail_background(err)
   local job = background
-  if not job then error(err, 0) end
+  if not job then return nil end
   job:ended(false, errors.is(err) and err or errors.new(tostring(err)))
-  errors.warn(string.format("job '%s' failed: %s", job.name, job.error))
+  return string.format("job '%s' failed: %s", job.name, job.error)
 end
+
+--- Like fail_background, warning with its message; raises err when no
+-- job runs in the background.
+function M.loop_error(err)
+  local msg = M.fail_background(err)
+  if not msg then error(err, 0) end
+  errors.warn(msg)
+end
+
+--- Called with the Job when a background job finished, was cancelled or
+-- failed (the REPL reports it); nil for none.
+M.on_background_end = nil
 
 --- The job's state and progress: { job = name, state = "running" |
 -- "finished" | "cancelled" | "failed", records = records the sources

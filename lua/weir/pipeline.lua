@@ -513,6 +513,25 @@ function Stream:join(other, opts)
     { assigner = w, apply = opts.apply }))
 end
 
+-- -- Readable values (the REPL prints them) ---------------------------------
+
+local function describe(what)
+  return function(s)
+    local node = s.node or s.keyed and s.keyed.node or s.left
+    return string.format("<weir %s: %s '%s' (%s)>", what, node.kind,
+      node.uid, node.defined_at)
+  end
+end
+Stream.__tostring, KeyedStream.__tostring = describe("stream"),
+  describe("keyed stream")
+Sink.__tostring, WindowedStream.__tostring = describe("sink"),
+  describe("windowed stream")
+ConnectedStreams.__tostring = describe("connected streams")
+function Pipeline.__tostring(p)
+  return string.format("<weir pipeline '%s', %d operators>", p.options.name,
+    #p.nodes)
+end
+
 M.Stream, M.KeyedStream, M.Pipeline = Stream, KeyedStream, Pipeline
 M.ConnectedStreams = ConnectedStreams
 M.WindowedStream, M.Sink = WindowedStream, Sink

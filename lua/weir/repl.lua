@@ -211,7 +211,20 @@ For example:
   p = weir.pipeline { checkpoint_interval = 0 }
   squares = p:sequence(1, 5):map(function(x) return x * x end):collect()
   p:run()
-  squares]]
+  squares
+
+In the background (the prompt stays; the job runs while it waits):
+  p = weir.pipeline { name = "wc" }
+  p:read_lines("examples/data/tinyshakespeare.txt")
+    :flat_map(function(l, emit) for w in l:gmatch("%a+") do emit(w) end end)
+    :key_by(function(w) return w end)
+    :reduce(function(a, b) return a end):uid("words")
+    :write_lines("out/wc"):uid("output")
+  job = p:start()
+  job:status()   job:metrics()   sp = job:savepoint("savepoints")
+  job:cancel()   job:wait()      weir.jobs()   weir.inspect(sp)
+weir.savepoint, weir.cancel and weir.metrics reach jobs of other
+processes too, by name or job directory.]]
   io.stdout:write(table.concat(out, "\n"), "\n")
 end
 
@@ -272,7 +285,11 @@ local function read_line(session, prompt)
   while not session.done do
     local ok, alive = pcall(core.run_once)
     if not ok then
-      session.reader:notify("weir: " .. error_text(alive))
+      -- A background job's failure is the job's, not the prompt's.
+      local failed = require("weir.job").fail_background(alive)
+      if not failed then
+        session.reader:notify("weir: " .. error_text(alive))
+      end
     elseif not alive and not session.done then
       return nil, "eof"  -- nothing left that could deliver a line
     end
@@ -361,6 +378,12 @@ function M.main(argv)
   end
   session.reader = reader
   session.terminal = reader:mode() == "terminal"
+  -- A job run from the prompt says when it ended.
+  require("weir.job").on_background_end = function(job)
+    local s = job:status()
+    reader:notify(string.format("weir: job '%s' %s after %.1f s%s", s.job,
+      s.state, s.uptime_ms / 1000, s.error and ": " .. s.error or ""))
+  end
   if session.terminal then
     reader:set_completer(function(text) return M.complete(text) end)
     session.history_path = history_path()
