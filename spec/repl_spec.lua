@@ -201,7 +201,7 @@ describe("weir repl", function()
         assert.are.equal(0, r.status, r.stderr)
         local out = r.stdout
         assert.matches('^"running"\n1\t"running_count"\ttrue\ntrue\n'
-          .. 'true\nnil\n"cancelled"\n%-%- lines %(read_lines%), parallelism 1\n'
+          .. 'true\n"cancelled"\n%-%- lines %(read_lines%), parallelism 1\n'
           .. 'subtask 0: { path = "[^"]+", ranges = { { %d+, [^}]+} } }\n'
           .. 'true\n$', out)
         assert.matches("weir: job 'running_count' cancelled after", r.stderr)

@@ -917,12 +917,12 @@ function Job:savepoint(dir)
 end
 
 --- Cancels the job, after a savepoint into opts.savepoint if given, and
--- waits until it stopped. Returns the savepoint's path or nil. Raises
--- when the savepoint fails (the job goes on).
+-- waits until it stopped. Returns the savepoint's path (nothing without
+-- one). Raises when the savepoint fails (the job goes on).
 function Job:cancel(opts)
   local path = request(self, "cancel", opts and opts.savepoint)
   wait_for(function() return self.state ~= "running" end)
-  return path
+  if path then return path end
 end
 
 --- Waits until the job ends; returns its statistics (see weir.job.run)
