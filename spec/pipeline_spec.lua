@@ -183,7 +183,8 @@ describe("weir.pipeline", function()
     it("rejects a pipeline without a source", function()
       local p = weir.pipeline { checkpoint_interval = 0 }
       assert.has_error(function() p:run() end, "the pipeline has no source; "
-        .. "start it with p:read_lines(path) or p:sequence(first, last)")
+        .. "start it with p:read_lines(path), p:sequence(first, last) or "
+        .. "p:nexmark{...}")
     end)
   end)
 end)

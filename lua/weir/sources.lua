@@ -16,7 +16,7 @@ local function restored_ranges(olds, env)
   for _, o in ipairs(olds) do
     if o.subtask % env.parallelism == env.subtask then
       for _, r in ipairs(o.state.ranges) do
-        ranges[#ranges + 1] = { r[1], r[2] }
+        ranges[#ranges + 1] = { unpack(r) }
       end
     end
   end
@@ -130,6 +130,64 @@ function M.sequence(node, emit, env)
     return { ranges = left }
   end
   function inst.restore(olds) ranges = restored_ranges(olds, env) end
+  return inst
+end
+
+--- nexmark: the Nexmark benchmark's events (weir.nexmark); ranges
+-- { instance, instances, next } of generator instances, next being the
+-- number of events the instance emitted. A fresh subtask i of p is
+-- instance i of p; a subtask that took over several instances in a
+-- restore at another parallelism emits their rest one after the other,
+-- each with its own timestamps.
+function M.nexmark(node, emit, env)
+  local nexmark = require "weir.nexmark"
+  local o = node.generator
+  local ranges = { { env.subtask, env.parallelism, 0 } }
+  local range, generate, size   -- the range being emitted and its instance
+  local inst = {}
+  local function enter()
+    range = ranges[1]
+    if range then
+      local g = nexmark.generator { events = o.events, rate = o.rate,
+        seed = o.seed, base_time = o.base_time, instance = range[1],
+        instances = range[2] }
+      generate, size = g.generate, g.size
+    end
+  end
+  function inst.produce(n)
+    if range ~= ranges[1] then enter() end
+    while range and range[3] >= size do
+      table.remove(ranges, 1)
+      enter()
+    end
+    if not range then return true, 0 end
+    local first = range[3]
+    local stop = math.min(size, first + n) - 1
+    for k = first, stop do
+      range[3] = k + 1
+      emit(generate(k))
+    end
+    return false, stop - first + 1
+  end
+  function inst.snapshot()
+    local left = {}
+    for k, r in ipairs(ranges) do left[k] = { r[1], r[2], r[3] } end
+    return { generator = { events = o.events, rate = o.rate, seed = o.seed,
+      base_time = o.base_time }, ranges = left }
+  end
+  function inst.restore(olds)
+    for _, old in ipairs(olds) do
+      for _, k in ipairs({ "events", "rate", "seed", "base_time" }) do
+        if old.state.generator[k] ~= o[k] then
+          error(string.format("nexmark (%s): the checkpoint's generator has "
+            .. "%s = %s, the job's has %s", node.defined_at, k,
+            tostring(old.state.generator[k]), tostring(o[k])), 0)
+        end
+      end
+    end
+    ranges = restored_ranges(olds, env)
+    range = nil
+  end
   return inst
 end
 
