@@ -161,7 +161,7 @@ Host.__index = Host
 function M.new_host(job, worker, workers)
   return setmetatable({ job = job, options = job.options, plan = job.plan,
     worker = worker, workers = workers, tasks = {}, sinks = {},
-    periodic = {}, channels = {}, aborted = {},
+    periodic = {}, channels = {}, aborted = {}, writing = 0,
     stats = { late_records = 0 } }, Host)
 end
 
@@ -385,9 +385,17 @@ function Host:checkpoint_task(task, id)
       local bytes = checkpoint.encode({ uid = node.uid, kind = node.kind,
         subtask = task.subtask, state = state })
       writes = writes + 1
+      self.writing = self.writing + 1
       local ok2, err = core.snapshot_write_async(path .. "/" .. name, bytes,
         guard(function(werr, size_bytes, checksum)
-          if self.aborted[id] then return end
+          self.writing = self.writing - 1
+          if self.writing == 0 and self.after_writes then
+            local after = self.after_writes
+            self.after_writes = nil
+            after()
+          end
+          -- A stopped host's checkpoints no longer matter.
+          if self.aborted[id] or self.stopped then return end
           if werr then
             error(string.format("checkpoint %d failed: cannot write %s/%s: %s",
               id, path, name, werr), 0)
@@ -701,7 +709,15 @@ local function finish_local(job, state, start_ms, ok, err)
     error(tostring(err.message), 0)
   end
   local coord = state.coord
-  if coord.cancelled then coord:remove_checkpoints() end
+  if coord.cancelled then
+    -- Once no snapshot write is in flight (a background job's may be).
+    local host = state.host
+    if host.writing > 0 then
+      host.after_writes = function() coord:remove_checkpoints() end
+    else
+      coord:remove_checkpoints()
+    end
+  end
   return { name = job.name, checkpoints = coord.checkpoints,
     records = coord:close_metrics(),
     late_records = state.host.stats.late_records,
@@ -921,7 +937,11 @@ end
 -- one). Raises when the savepoint fails (the job goes on).
 function Job:cancel(opts)
   local path = request(self, "cancel", opts and opts.savepoint)
-  wait_for(function() return self.state ~= "running" end)
+  -- Stopped, and its checkpoints removed once its writes landed.
+  local host = self.st.host
+  wait_for(function()
+    return self.state ~= "running" and (not host or host.writing == 0)
+  end)
   if path then return path end
 end
 
