@@ -300,3 +300,14 @@ p:run()
     h.sh("rm -rf " .. h.quote(dir))
   end)
 end)
+
+describe("the discard sink", function()
+  it("drops every record the pipeline computes", function()
+    local seen = 0
+    local p = weir.pipeline { checkpoint_interval = 0 }
+    local s = p:sequence(1, 1000):map(function(x) seen = seen + 1 return x end)
+    assert.matches("^<weir sink: discard ", tostring(s:discard()))
+    p:run()
+    assert.are.equal(1000, seen)
+  end)
+end)

@@ -336,6 +336,13 @@ function Stream:collect()
   return out
 end
 
+--- Sink for benchmarks: drops every record (as Flink's blackhole
+-- connector), so a pipeline's cost is its operators' alone.
+function Stream:discard()
+  return stream(self.pipeline, self.pipeline:add("discard", { self.node }),
+    Sink)
+end
+
 --- Sink for demos: writes each record to stdout (at-least-once).
 function Stream:print()
   return stream(self.pipeline, self.pipeline:add("print", { self.node }),

@@ -195,6 +195,13 @@ function M.collect(node)
   end }
 end
 
+--- discard: drops every record (a "blackhole" sink, for benchmarks: the
+-- pipeline computes its results and the sink costs nothing); they count
+-- as records out.
+function M.discard()
+  return { push = function() end }
+end
+
 --- print: writes tostring(record) to stdout.
 function M.print()
   local stdout = io.stdout
