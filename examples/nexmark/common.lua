@@ -1,0 +1,75 @@
+-- What the Nexmark queries share (see ../../../shared/NEXMARK.md §3 in the
+-- weir sources' design notes, and weir.nexmark): their arguments, the
+-- three event streams with the benchmark's watermark, and the sink.
+--
+-- Every query runs as
+--   weir run examples/nexmark/qN.lua EVENTS [OUTDIR [RATE [SEED]]]
+-- EVENTS events of the generator (over all subtasks), RATE events per
+-- second of event time (default 10,000,000, the V1 suite's, so 10 M
+-- events span one second of event time; specs use lower rates so that
+-- windows fill), and the results written as tab-separated lines into
+-- OUTDIR, exactly once; without OUTDIR (or with "-") they are discarded,
+-- as the benchmark's blackhole sink does.
+local weir = require "weir"
+
+local M = {}
+
+M.OUT_OF_ORDERNESS_MS = 4000  -- the benchmark's watermark delay
+
+--- The query's arguments: { events, out = dir | nil, rate, seed }.
+function M.args()
+  local events = tonumber(arg[1])
+  if not events then
+    error(string.format("usage: weir run %s EVENTS [OUTDIR [RATE [SEED]]]",
+      arg[0] or "qN.lua"), 0)
+  end
+  local out = arg[2]
+  if out == "-" then out = nil end
+  return { events = events, out = out, rate = tonumber(arg[3]) or 10000000,
+    seed = tonumber(arg[4]) or 0 }
+end
+
+--- The pipeline of query `name` and its input: streams.bid,
+-- streams.auction and streams.person, each with event-time timestamps
+-- (date_time) and watermarks 4 s behind the largest timestamp seen.
+-- @param a the query's arguments (M.args())
+-- @return Pipeline, { bid = Stream, auction = Stream, person = Stream }
+function M.source(name, a)
+  local p = weir.pipeline { name = name, checkpoint_interval = 10000 }
+  local events = p:nexmark { events = a.events, rate = a.rate, seed = a.seed }
+    :uid("events")
+    :with_timestamps(function(e) return e.date_time end,
+      { max_out_of_orderness = M.OUT_OF_ORDERNESS_MS }):uid("timestamps")
+  return p, setmetatable({}, { __index = function(t, kind)
+    local s = events:filter(function(e) return e.type == kind end)
+    rawset(t, kind, s)
+    return s
+  end })
+end
+
+--- Ends a query: its results as lines format(record) into a.out, exactly
+-- once, or discarded without a.out. Runs the pipeline.
+function M.finish(p, results, a, format)
+  if a.out then
+    results:write_lines(a.out, format):uid("output")
+  else
+    results:discard():uid("output")
+  end
+  return p:run()
+end
+
+--- 'yyyy-mm-dd' (UTC) of a time in ms, as DATE_FORMAT(t, 'yyyy-MM-dd').
+function M.day(ms) return os.date("!%Y-%m-%d", math.floor(ms / 1000)) end
+
+--- 'HH:MM' (UTC) of a time in ms, as DATE_FORMAT(t, 'HH:mm').
+function M.hm(ms) return os.date("!%H:%M", math.floor(ms / 1000)) end
+
+--- Joins values with tabs (nil as "").
+function M.line(...)
+  local n = select("#", ...)
+  local t = { ... }
+  for i = 1, n do if t[i] == nil then t[i] = "" end end
+  return table.concat(t, "\t", 1, n)
+end
+
+return M

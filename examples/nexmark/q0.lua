@@ -1,0 +1,5 @@
+local nx = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local a = nx.args()
+local p, s = nx.source("q0", a)
+nx.finish(p, s.bid:map(function(b) return b end), a, function(b)
+  return nx.line(b.auction, b.bidder, b.price, b.date_time, b.extra) end)
