@@ -64,6 +64,18 @@ local function assert_near(count, expected, variance, what)
   end
 end
 
+-- Java's Math.abs(Integer.reverse(j)): the 32 bits of j reversed, as a
+-- signed int, whose absolute value is taken (-2^31 stays as it is).
+local function reversed_abs(j)
+  local r = 0
+  for k = 0, 31 do
+    if math.floor(j / 2 ^ k) % 2 == 1 then r = r + 2 ^ (31 - k) end
+  end
+  if r >= 2 ^ 31 then r = r - 2 ^ 32 end
+  if r < 0 and r ~= -2 ^ 31 then r = -r end
+  return r
+end
+
 -- A check inside loops over 100,000 events (luassert's are slower).
 local function check(ok, what, ...)
   if not ok then error(string.format(what, ...), 2) end
@@ -362,8 +374,30 @@ describe("weir.nexmark.generator", function()
     local hot = 0
     for _, name in ipairs({ "Google", "Facebook", "Baidu", "Apple" }) do
       hot = hot + (channels[name] or 0)
+      channels[name] = nil
     end
     assert_near(hot, #typed.bid / 2, #typed.bid / 4, "bids on hot channels")
+    -- The others through channel-0 .. channel-9999, 9 in 10 of them with a
+    -- URL carrying channel_id = Math.abs(Integer.reverse(j)).
+    local distinct, with_id = 0, 0
+    for _, x in ipairs(typed.bid) do
+      local b = x.event
+      local j = tonumber(b.channel:match("^channel%-(%d+)$"))
+      if j and channels[b.channel] then
+        channels[b.channel] = nil
+        distinct = distinct + 1
+        check(j < 10000, "channel %d", j)
+        local id = b.url:match("&channel_id=(%-?%d+)$")
+        if id then
+          with_id = with_id + 1
+          check(tonumber(id) == reversed_abs(j), "channel %d has id %s", j,
+            id)
+        end
+      end
+    end
+    assert.is_true(distinct > 9800, distinct)
+    assert_near(with_id, distinct * 0.9, distinct * 0.09,
+      "channels with a channel_id")
   end)
 
   it("makes the same events for the same seed and others for another",

@@ -8,17 +8,19 @@
 -- * The event with event number n of a generator instance has the event id
 --   e = first_event_id + n. The id alone fixes the event's type (1 person,
 --   3 auctions, 46 bids in every block of 50 ids), its entity ids and the
---   seed of its random draws; n alone fixes its timestamp. So event k of
---   an instance is a pure function of (options, instance, instances, k):
---   a generator can start at any position and a restore resumes exactly.
+--   seed of its random draws; n and the rate fix its timestamp. So event k
+--   of an instance is a pure function of (options, instance, instances,
+--   k): a generator can start at any position and a restore resumes
+--   exactly.
 -- * Instance i of p owns the event ids first_event_id_i + 1 .. + size_i
---   (the split of GeneratorConfig.split); all instances share one event
---   timeline, each emitting every p-th slot of the configured rate.
+--   (the split of GeneratorConfig.split). Each makes rate / p events per
+--   second of event time, event number n of every instance at one time.
 -- * Random draws are SplitMix64 (Steele, Lea, Flood, "Fast Splittable
 --   Pseudorandom Number Generators", OOPSLA 2014; the generator behind
 --   Java's SplittableRandom, which nexmark/nexmark uses), reseeded for
---   every event from (seed, event id): an event's contents do not depend on
---   the instance that makes it, and no generator state outlives an event.
+--   every event from (seed, event id): an event's contents but its times
+--   do not depend on the instance that makes it, and no generator state
+--   outlives an event.
 --   Java's random streams are not reproduced: nexmark/nexmark seeds them
 --   from the clock, so only their distributions are part of the benchmark.
 --
@@ -62,6 +64,9 @@ local EVENTS_FOR_AUCTIONS = floor(NUM_IN_FLIGHT_AUCTIONS * PROPORTION
 local AVG_PERSON_BYTES, AVG_AUCTION_BYTES, AVG_BID_BYTES = 200, 500, 100
 local FIRST_EVENT_ID, FIRST_EVENT_NUMBER = 1, 1     -- nexmark/nexmark's
 local EXTRA_LENGTH = 1048576          -- the string extras are cut from
+local EXTRA_OFFSETS = 32              -- where extras are cut from it
+-- The longest extra: 1.2 times the largest average size.
+local MAX_EXTRA = 600
 local CHARS_LENGTH = 65536            -- the string names are cut from
 -- floor((2^63 - 1) / (PROPORTION * the largest average size)): the events
 -- of an "unbounded" generator (events = 0), as GeneratorConfig has it.
@@ -88,7 +93,9 @@ M.fields = {
 local GOLDEN_GAMMA = 0x9e3779b97f4a7c15ULL
 local MIX1, MIX2 = 0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL
 
--- Stafford's "Mix13" finalizer, SplitMix64's output function.
+-- SplitMix64's output function: David Stafford's "Mix13" finalizer
+-- ("Better Bit Mixing - Improving on MurmurHash3's 64-bit Finalizer",
+-- 2011).
 local function mix64(z)
   z = bxor(z, rshift(z, 30)) * MIX1
   z = bxor(z, rshift(z, 27)) * MIX2
@@ -102,7 +109,8 @@ local state = ffi.new("uint64_t[1]")
 -- The event path's functions make no tail calls (`return (f(x))` is not
 -- one): LuaJIT counts tail calls against its loop-unroll limit and gives
 -- up compiling a trace that makes more than 15, and an event makes up to
--- 30 draws. mix64 is written out in the draws for the same reason.
+-- 30 draws. mix64 is written out in the draws, so that a draw is one
+-- call.
 
 -- A uniform integer in [0, k) for 1 <= k <= 2^53, from the top 53 bits of
 -- the next SplitMix64 output (bias below 2^-33 for the bounds used here).
@@ -203,14 +211,15 @@ local function build_pools()
     return bit.bswap(x)
   end
 
-  local p = { names = {}, card_groups = {}, channels = {}, channel_urls = {},
-    hot_urls = {}, next_letter = {}, last_letter = {} }
+  local p = { names = {}, two_digits = {}, hot_urls = {}, channels = {},
+    channel_urls = {}, next_letter = ffi.new("int32_t[?]", CHARS_LENGTH + 1),
+    last_letter = ffi.new("int32_t[?]", CHARS_LENGTH + 1) }
   for i, first in ipairs(FIRST_NAMES) do
     for j, last in ipairs(LAST_NAMES) do
       p.names[(i - 1) * #LAST_NAMES + j] = first .. " " .. last
     end
   end
-  for g = 0, 9999 do p.card_groups[g + 1] = string.format("%04d", g) end
+  for d = 0, 99 do p.two_digits[d + 1] = string.format("%02d", d) end
   for i = 1, #HOT_CHANNELS do p.hot_urls[i] = base_url() end
   -- BidGenerator's channel cache: 9 in 10 URLs carry a channel_id.
   for j = 0, CHANNELS_NUMBER - 1 do
@@ -253,12 +262,18 @@ local function build_pools()
     left = left - 1
   end
   p.extra = chars_to_string(t)
+  p.extra_offsets = {}
+  for slot = 0, EXTRA_OFFSETS - 1 do
+    p.extra_offsets[slot] = below(EXTRA_LENGTH - MAX_EXTRA)
+  end
   return p
 end
 
 -- -- Parts of events --------------------------------------------------------
 
-local chars, next_letter, last_letter, extra_chars, names, card_groups
+local chars, next_letter, last_letter, extra_chars, names, two_digits
+local extra_offsets
+local extra_slices = {}     -- size -> slot -> the extra string
 local channels, channel_urls, hot_urls
 
 local function load_pools()
@@ -266,8 +281,9 @@ local function load_pools()
   pools = build_pools()
   chars, extra_chars, names = pools.chars, pools.extra, pools.names
   next_letter, last_letter = pools.next_letter, pools.last_letter
-  card_groups, channels = pools.card_groups, pools.channels
-  channel_urls, hot_urls = pools.channel_urls, pools.hot_urls
+  two_digits, hot_urls = pools.two_digits, pools.hot_urls
+  extra_offsets = pools.extra_offsets
+  channels, channel_urls = pools.channels, pools.channel_urls
 end
 
 -- StringsGenerator.nextString(max_length): 3 .. max_length - 1 characters
@@ -285,16 +301,30 @@ end
 
 -- StringsGenerator.nextExtra: filler that brings an event of current_size
 -- bytes to avg_size on average: d = avg_size - current_size characters
--- +-20% (uniform in [0.8 d, 1.2 d)), cut at a random offset out of one
--- long string as nexmark/nexmark does.
+-- +-20% (uniform in [0.8 d, 1.2 d)), cut out of one long string as
+-- nexmark/nexmark does. Where nexmark/nexmark cuts at any offset, this
+-- cuts at one of EXTRA_OFFSETS and keeps the slices: making a new string
+-- costs LuaJIT a lookup in its string table and a sweep later, more than
+-- making the rest of the event.
 local function random_extra(current_size, avg_size)
   if current_size > avg_size then return "" end
   local d = avg_size - current_size
   local delta = floor(0.2 * d + 0.5)                  -- Math.round
   local size = d - delta
   if delta > 0 then size = size + uniform(2 * delta) end
-  local offset = uniform(EXTRA_LENGTH - size)
-  return (sub(extra_chars, offset + 1, offset + size))
+  local slot = uniform(EXTRA_OFFSETS)
+  local slices = extra_slices[size]
+  if not slices then
+    slices = {}
+    extra_slices[size] = slices
+  end
+  local extra = slices[slot]
+  if not extra then
+    local offset = extra_offsets[slot]
+    extra = sub(extra_chars, offset + 1, offset + size)
+    slices[slot] = extra
+  end
+  return extra
 end
 
 -- PriceGenerator.nextPrice: cents, log-uniform from 100 to 10^8.
@@ -323,10 +353,10 @@ local function person(id, date_time)
   local name = names[uniform(#FIRST_NAMES) * #LAST_NAMES
     + uniform(#LAST_NAMES) + 1]
   local email = random_string(7) .. "@" .. random_string(5) .. ".com"
-  local card = card_groups[uniform(10000) + 1] .. " "
-    .. card_groups[uniform(10000) + 1] .. " "
-    .. card_groups[uniform(10000) + 1] .. " "
-    .. card_groups[uniform(10000) + 1]
+  local card = two_digits[uniform(100) + 1] .. two_digits[uniform(100) + 1]
+    .. " " .. two_digits[uniform(100) + 1] .. two_digits[uniform(100) + 1]
+    .. " " .. two_digits[uniform(100) + 1] .. two_digits[uniform(100) + 1]
+    .. " " .. two_digits[uniform(100) + 1] .. two_digits[uniform(100) + 1]
   local city = US_CITIES[uniform(#US_CITIES) + 1]
   local st = US_STATES[uniform(#US_STATES) + 1]
   local extra = random_extra(8 + #name + #email + #card + #city + #st,
