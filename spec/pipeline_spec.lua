@@ -1,3 +1,4 @@
+local h = require "helpers"
 local weir = require "weir"
 
 -- Runs a pipeline without checkpoints and returns what it collected.
@@ -248,6 +249,42 @@ describe("parallelism", function()
       assert.same(want, out)
     end
     os.remove(path)
+  end)
+
+  it("reads several files, as a list or a glob, each line once", function()
+    local dir = h.tmpdir()
+    -- Files of different sizes, one empty, one without a final newline.
+    local expected = {}
+    local sizes = { a = 3000, b = 17, c = 0, d = 900 }
+    for name, n in pairs(sizes) do
+      local f = io.open(dir .. "/" .. name .. ".txt", "wb")
+      for i = 1, n do
+        local line = name .. string.rep("x", i % 41) .. i
+        f:write(line, i < n and "\n" or (name == "d" and "" or "\n"))
+        expected[#expected + 1] = line
+      end
+      f:close()
+    end
+    h.write_file(dir .. "/other.log", "not read\n")
+    table.sort(expected)
+    local inputs = { dir .. "/*.txt", dir .. "/?.txt", { dir .. "/d.txt",
+      dir .. "/a.txt", dir .. "/b.txt", dir .. "/c.txt" } }
+    for _, input in ipairs(inputs) do
+      for _, parallelism in ipairs({ 1, 2, 3, 7 }) do
+        local p = weir.pipeline { checkpoint_interval = 0,
+                                  parallelism = parallelism }
+        local out = p:read_lines(input):collect()
+        p:run()
+        table.sort(out)
+        assert.same(expected, out)
+      end
+    end
+    local p = weir.pipeline { checkpoint_interval = 0 }
+    p:read_lines(dir .. "/*.csv"):collect()
+    assert.has_error(function() p:run() end, "read_lines ("
+      .. "spec/pipeline_spec.lua:" .. debug.getinfo(1, "l").currentline - 2
+      .. "): no file matches " .. dir .. "/*.csv")
+    h.sh("rm -rf " .. h.quote(dir))
   end)
 end)
 

@@ -22,10 +22,10 @@ describe("recovery after kill -9", function()
     h.assert_exactly_once(out, reference, total)
   end
 
-  local function args(case)
+  local function args(case, files)
     return { "run", "--restore", "latest", "--checkpoint-interval", "50",
-      "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT, input,
-      dir .. "/" .. case .. "/out" }
+      "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT,
+      files or input, dir .. "/" .. case .. "/out" }
   end
 
   local function newest(case)
@@ -35,17 +35,17 @@ describe("recovery after kill -9", function()
 
   -- Runs the job, waiting in each run for `moment` and then killing it,
   -- once per entry of moments; then restores until the job finishes.
-  local function kill_at(case, moments)
+  local function kill_at(case, moments, files)
     for _, moment in ipairs(moments) do
       local before = newest(case)
-      local proc = h.spawn_weir(args(case))
+      local proc = h.spawn_weir(args(case, files))
       moment(proc, case, before)
       h.kill(proc, "KILL")
       local r = h.wait_exit(proc)
       assert.are.equal(137, r.status, "the job ended before the kill: "
         .. tostring(r.stderr))
     end
-    local r = h.run_weir(args(case))
+    local r = h.run_weir(args(case, files))
     assert.are.equal(0, r.status, r.stderr)
     return r
   end
@@ -58,6 +58,19 @@ describe("recovery after kill -9", function()
   end
 
   local function at_once() end
+
+  it("restores a job reading several files (a glob) after kills",
+    function()
+      -- The input in three files: the same lines, so the same reference.
+      h.sh("mkdir -p " .. h.quote(dir .. "/parts"))
+      for k = 1, 3 do
+        h.sh(string.format("cp %s %s/parts/part%d.txt", h.quote(h.shakespeare),
+          h.quote(dir), k))
+      end
+      kill_at("glob", { after_checkpoints(2), after_checkpoints(3) },
+        dir .. "/parts/*.txt")
+      assert_exactly_once(dir .. "/glob/out")
+    end)
 
   it("has an uninterrupted run equal to the reference", function()
     local r = h.run_weir(args("plain"))

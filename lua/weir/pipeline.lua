@@ -149,14 +149,26 @@ local function stream(p, node, mt)
   return setmetatable({ pipeline = p, node = node }, mt or Stream)
 end
 
---- Source: the lines of a text file, without their newline; its position
--- in a checkpoint is a byte offset. Bounded: when it ends the job takes a
--- final checkpoint and finishes.
--- @param path string
+--- Source: the lines of text files, without their newline; its position
+-- in a checkpoint is a byte offset per file. Subtasks read equal shares
+-- of all the bytes, cut at line boundaries. Bounded: when it ends the job
+-- takes a final checkpoint and finishes.
+-- @param path a file, a list of files, or a glob: * and ? in the last
+--   component ("logs/*.log"), expanded in name order when the job starts
+--   (no match is an error)
 -- @return Stream of strings
 function Pipeline:read_lines(path)
-  if type(path) ~= "string" then
-    error("read_lines: expected a file path, got " .. type(path), 2)
+  if type(path) == "table" then
+    if #path == 0 then error("read_lines: the list of files is empty", 2) end
+    for i, v in ipairs(path) do
+      if type(v) ~= "string" then
+        error("read_lines: file " .. i .. " of the list is a " .. type(v)
+          .. ", not a path", 2)
+      end
+    end
+  elseif type(path) ~= "string" then
+    error("read_lines: expected a file path, a list of them or a glob, got "
+      .. type(path), 2)
   end
   return stream(self, self:add("read_lines", {}, { path = path }))
 end

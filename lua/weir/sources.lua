@@ -8,6 +8,8 @@
 --   restore(olds)       takes the ranges of the old subtasks j with
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
+local core = require "weir.core"
+
 local M = {}
 
 -- The ranges old subtasks left that fall to this subtask.
@@ -23,57 +25,122 @@ local function restored_ranges(olds, env)
   return ranges
 end
 
---- read_lines: ranges of byte offsets { from, to } (to exclusive; lines
--- that start before `to` belong to the range). A fresh subtask i of p
--- reads the lines that start in the i-th of p equal parts of the file.
+-- The files node.path names: one path, a list of paths, or a pattern with
+-- * and ? in its last component (a glob), expanded in name order.
+local function input_files(node)
+  local path = node.path
+  if type(path) == "table" then return path end
+  local dir, name = path:match("^(.*)/([^/]*)$")
+  if not dir then dir, name = ".", path end
+  if not name:find("[*?]") then return { path } end
+  local pattern = "^" .. name:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0")
+    :gsub("%*", ".*"):gsub("%?", ".") .. "$"
+  local names = core.scandir(dir == "" and "/" or dir) or {}
+  table.sort(names)
+  local files = {}
+  for _, n in ipairs(names) do
+    if n:match(pattern) then
+      files[#files + 1] = (dir == "." and not path:find("^%./")) and n
+        or dir .. "/" .. n
+    end
+  end
+  if #files == 0 then
+    error(string.format("read_lines (%s): no file matches %s",
+      node.defined_at, path), 0)
+  end
+  return files
+end
+
+-- How node.path reads in a message and in a checkpoint.
+local function describe_input(path)
+  if type(path) == "table" then return table.concat(path, ", ") end
+  return path
+end
+
+--- read_lines: ranges { from, to, file } of byte offsets in a file (to
+-- exclusive; lines that start before `to` belong to the range). The input
+-- is one file, several, or a glob; a fresh subtask i of p reads the lines
+-- that start in the i-th of p equal parts of all the input's bytes (the
+-- files one after the other), so a part may span files.
 function M.read_lines(node, emit, env)
   local f, ranges, r, offset, stop = nil, nil, 1, nil, nil
+  local current  -- the file f reads
   local inst = {}
+  local function open_file(path)
+    if f and current == path then return end
+    if f then f:close() end
+    local err
+    f, err = io.open(path, "rb")
+    if not f then
+      error(string.format("read_lines (%s): cannot open input: %s",
+        node.defined_at, err), 0)
+    end
+    current = path
+  end
   local function enter(k)
     r = k
     local range = ranges[k]
     if range then
       offset, stop = range[1], range[2]
+      open_file(range[3])
       f:seek("set", offset)
     else
       offset, stop = nil, nil
     end
   end
+  -- The offset of the first line that starts at or after byte `from`.
+  local function line_start(from)
+    if from == 0 then return 0 end
+    f:seek("set", from - 1)
+    local rest = f:read("*l")
+    return from - 1 + (rest and #rest + 1 or 0)
+  end
   function inst.open()
-    local err
-    f, err = io.open(node.path, "rb")
-    if not f then
-      error(string.format("read_lines (%s): cannot open input: %s",
-        node.defined_at, err), 0)
-    end
-    local size = f:seek("end")
-    if size == nil then
-      error(string.format("read_lines (%s): input %s is not a readable file",
-        node.defined_at, node.path), 0)
+    local files = input_files(node)
+    local sizes, total = {}, 0
+    for k, path in ipairs(files) do
+      open_file(path)
+      sizes[k] = f:seek("end")
+      if sizes[k] == nil then
+        error(string.format("read_lines (%s): input %s is not a readable "
+          .. "file", node.defined_at, path), 0)
+      end
+      total = total + sizes[k]
     end
     if not ranges then
       local i, p = env.subtask, env.parallelism
-      local from = math.floor(size * i / p)
-      local to = i == p - 1 and math.huge or math.floor(size * (i + 1) / p)
-      if from > 0 then
-        -- Start after the end of the line that holds byte from - 1.
-        f:seek("set", from - 1)
-        local rest = f:read("*l")
-        from = from - 1 + (rest and #rest + 1 or 0)
+      local first = math.floor(total * i / p)
+      local last = i == p - 1 and math.huge or math.floor(total * (i + 1) / p)
+      ranges = {}
+      local base = 0
+      for k, path in ipairs(files) do
+        local from, to = first - base, last - base
+        if from < sizes[k] and to > 0 then
+          open_file(path)
+          from = line_start(math.max(from, 0))
+          if to >= sizes[k] then to = math.huge end
+          if from < sizes[k] and from < to then
+            ranges[#ranges + 1] = { from, to, path }
+          end
+        end
+        base = base + sizes[k]
       end
-      ranges = { { from, to } }
     end
     enter(1)
   end
   function inst.produce(n)
-    local read = f.read
+    local read = f and f.read
     for i = 1, n do
-      while offset and offset >= stop do enter(r + 1) end
+      while offset and offset >= stop do
+        enter(r + 1)
+        read = f.read
+      end
       if not ranges[r] then return true, i - 1 end
       local record = read(f, "*l")
       if record == nil then
         enter(r + 1)
         if not ranges[r] then return true, i - 1 end
+        read = f.read
       else
         offset = offset + #record + 1
         emit(record)
@@ -83,16 +150,22 @@ function M.read_lines(node, emit, env)
   end
   function inst.snapshot()
     local left = {}
-    if ranges[r] then left[1] = { offset, stop } end
+    if ranges[r] then left[1] = { offset, stop, ranges[r][3] } end
     for k = r + 1, #ranges do left[#left + 1] = ranges[k] end
-    return { path = node.path, ranges = left }
+    return { path = describe_input(node.path), ranges = left }
   end
   function inst.restore(olds)
+    local path = describe_input(node.path)
     for _, o in ipairs(olds) do
-      if o.state.path ~= node.path then
+      if o.state.path ~= path then
         error(string.format("read_lines (%s): the checkpoint's position is "
           .. "in %s, the job reads %s", node.defined_at, o.state.path,
-          node.path), 0)
+          path), 0)
+      end
+      -- Ranges of checkpoints from before several files were read name
+      -- no file: theirs is the one path.
+      for _, range in ipairs(o.state.ranges) do
+        range[3] = range[3] or o.state.path
       end
     end
     ranges = restored_ranges(olds, env)
