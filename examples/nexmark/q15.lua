@@ -1,0 +1,89 @@
+-- Nexmark q15, bidding statistics: per day, the number of bids, of
+-- distinct bidders and of distinct auctions, overall and per price rank.
+--
+--   SELECT DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') as `day`,
+--     count(*) AS total_bids,
+--     count(*) filter (where price < 10000) AS rank1_bids,
+--     count(*) filter (where price >= 10000 and price < 1000000)
+--       AS rank2_bids,
+--     count(*) filter (where price >= 1000000) AS rank3_bids,
+--     count(distinct bidder) AS total_bidders,
+--     count(distinct bidder) filter (where price < 10000) AS rank1_bidders,
+--     ... (rank2_bidders, rank3_bidders likewise)
+--     count(distinct auction) AS total_auctions,
+--     ... (rank1_auctions, rank2_auctions, rank3_auctions likewise)
+--   FROM bid
+--   GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
+--
+-- Output: day, total_bids, rank1_bids, rank2_bids, rank3_bids,
+-- total_bidders, rank1_bidders, rank2_bidders, rank3_bidders,
+-- total_auctions, rank1_auctions, rank2_auctions, rank3_auctions. The key
+-- of a row is the day: every bid makes a new row for its day, which
+-- replaces the day's previous one.
+--
+-- Keyed by the day's number (days since the epoch, UTC); the date is
+-- formatted only for the output. The distinct counts keep, per day, one
+-- set of bidders and one of auctions, each value with the price ranks it
+-- was seen in (bits of a number), rather than a set per rank.
+local nx = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local bit = require "bit"
+local a = nx.args()
+local p, s = nx.source("q15", a)
+
+local DAY_MS = 86400000
+local floor, band = math.floor, bit.band
+
+-- Where a price's rank is counted: counts[1] counts every rank, counts[2]
+-- rank 1 (below 10,000), counts[3] rank 2 (below 1,000,000), counts[4]
+-- rank 3.
+local function rank_index(price)
+  if price < 10000 then return 2 elseif price < 1000000 then return 3 end
+  return 4
+end
+
+-- The bit that marks a value as seen in the rank of a counts index.
+local RANK_BIT = { [2] = 1, [3] = 2, [4] = 4 }
+
+-- Counts value v, of rank index i, among the distinct values: seen maps
+-- each value to the bits of the ranks it was seen in.
+local function count_distinct(counts, seen, v, i)
+  local bits = seen[v]
+  if bits == nil then
+    counts[1] = counts[1] + 1
+    bits = 0
+  end
+  local rank_bit = RANK_BIT[i]
+  if band(bits, rank_bit) == 0 then
+    counts[i] = counts[i] + 1
+    seen[v] = bits + rank_bit
+  end
+end
+
+-- The state of a day, the row emitted: day (days since the epoch); bids,
+-- bidders and auctions, counts indexed as rank_index's; bidder_ranks and
+-- auction_ranks, the seen sets of count_distinct.
+local results = s.bid
+  :key_by(function(bid) return floor(bid.date_time / DAY_MS) end)
+  :process(function(ctx, bid)
+    local row = ctx.state
+    local bids = row.bids
+    if not bids then
+      bids = { 0, 0, 0, 0 }
+      row.day, row.bids, row.bidders, row.auctions = ctx.key, bids,
+        { 0, 0, 0, 0 }, { 0, 0, 0, 0 }
+      row.bidder_ranks, row.auction_ranks = {}, {}
+    end
+    local i = rank_index(bid.price)
+    bids[1] = bids[1] + 1
+    bids[i] = bids[i] + 1
+    count_distinct(row.bidders, row.bidder_ranks, bid.bidder, i)
+    count_distinct(row.auctions, row.auction_ranks, bid.auction, i)
+    ctx:emit(row)
+  end):uid("statistics")
+
+nx.finish(p, results, a, function(row)
+  local b, n, au = row.bids, row.bidders, row.auctions
+  return string.format("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d"
+    .. "\t%d", nx.day(row.day * DAY_MS), b[1], b[2], b[3], b[4],
+    n[1], n[2], n[3], n[4], au[1], au[2], au[3], au[4])
+end)

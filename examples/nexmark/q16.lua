@@ -1,0 +1,97 @@
+-- Nexmark q16, channel statistics: per channel and day, the number of
+-- bids, of distinct bidders and of distinct auctions, overall and per
+-- price rank, and the last minute with a bid.
+--
+--   SELECT channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') as `day`,
+--     max(DATE_FORMAT(`dateTime`, 'HH:mm')) as `minute`,
+--     count(*) AS total_bids,
+--     count(*) filter (where price < 10000) AS rank1_bids,
+--     ... (rank2_bids, rank3_bids as in q15)
+--     count(distinct bidder) AS total_bidders,
+--     ... (rank1_bidders .. rank3_bidders as in q15)
+--     count(distinct auction) AS total_auctions,
+--     ... (rank1_auctions .. rank3_auctions as in q15)
+--   FROM bid
+--   GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
+--
+-- Output: channel, day, minute, total_bids, rank1_bids, rank2_bids,
+-- rank3_bids, total_bidders, rank1_bidders, rank2_bidders, rank3_bidders,
+-- total_auctions, rank1_auctions, rank2_auctions, rank3_auctions. The key
+-- of a row is (channel, day): every bid makes a new row for its channel
+-- and day, which replaces the previous one.
+--
+-- Keyed by channel; a channel's state holds a row per day (days since the
+-- epoch, UTC), formatted as a date only for the output. The latest minute
+-- of a day is that of its latest bid, kept as a time. State grows with
+-- the distinct bidders and auctions of each channel and day (about 10,000
+-- channels): each is kept once, in one set of bidders and one of
+-- auctions, with the price ranks it was seen in as bits of a number,
+-- rather than in a set per rank.
+local nx = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local bit = require "bit"
+local a = nx.args()
+local p, s = nx.source("q16", a)
+
+local DAY_MS = 86400000
+local floor, band = math.floor, bit.band
+
+-- Where a price's rank is counted: counts[1] counts every rank, counts[2]
+-- rank 1 (below 10,000), counts[3] rank 2 (below 1,000,000), counts[4]
+-- rank 3.
+local function rank_index(price)
+  if price < 10000 then return 2 elseif price < 1000000 then return 3 end
+  return 4
+end
+
+-- The bit that marks a value as seen in the rank of a counts index.
+local RANK_BIT = { [2] = 1, [3] = 2, [4] = 4 }
+
+-- Counts value v, of rank index i, among the distinct values: seen maps
+-- each value to the bits of the ranks it was seen in.
+local function count_distinct(counts, seen, v, i)
+  local bits = seen[v]
+  if bits == nil then
+    counts[1] = counts[1] + 1
+    bits = 0
+  end
+  local rank_bit = RANK_BIT[i]
+  if band(bits, rank_bit) == 0 then
+    counts[i] = counts[i] + 1
+    seen[v] = bits + rank_bit
+  end
+end
+
+-- The state of a channel: its row of each day, the row emitted: channel,
+-- day (days since the epoch), last (the time of the latest bid); bids,
+-- bidders and auctions, counts indexed as rank_index's; bidder_ranks and
+-- auction_ranks, the seen sets of count_distinct.
+local results = s.bid
+  :key_by(function(bid) return bid.channel end)
+  :process(function(ctx, bid)
+    local t = bid.date_time
+    local day = floor(t / DAY_MS)
+    local row = ctx.state[day]
+    if not row then
+      row = { channel = ctx.key, day = day, last = t, bids = { 0, 0, 0, 0 },
+        bidders = { 0, 0, 0, 0 }, auctions = { 0, 0, 0, 0 },
+        bidder_ranks = {}, auction_ranks = {} }
+      ctx.state[day] = row
+    elseif t > row.last then
+      row.last = t
+    end
+    local i = rank_index(bid.price)
+    local bids = row.bids
+    bids[1] = bids[1] + 1
+    bids[i] = bids[i] + 1
+    count_distinct(row.bidders, row.bidder_ranks, bid.bidder, i)
+    count_distinct(row.auctions, row.auction_ranks, bid.auction, i)
+    ctx:emit(row)
+  end):uid("statistics")
+
+nx.finish(p, results, a, function(row)
+  local b, n, au = row.bids, row.bidders, row.auctions
+  return string.format("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d"
+    .. "\t%d\t%d\t%d\t%d", row.channel, nx.day(row.day * DAY_MS),
+    nx.hm(row.last), b[1], b[2], b[3], b[4], n[1], n[2], n[3], n[4],
+    au[1], au[2], au[3], au[4])
+end)
