@@ -321,6 +321,8 @@ describe("weir.nexmark.generator", function()
       return 8 + #a.item_name + #a.description + 40 + #a.extra
     end)
     local bid = sizes(typed.bid, 100, function(b) return 32 + #b.extra end)
+    -- And so within 1% of the averages (the 5 sigma bounds above are
+    -- 1.8, 2.9 and 0.13 bytes of the mean sizes).
     assert.is_true(math.abs(person - 200) < 2, person)
     assert.is_true(math.abs(auction - 500) < 5, auction)
     assert.is_true(math.abs(bid - 100) < 1, bid)
