@@ -59,11 +59,17 @@ local function count_distinct(counts, seen, v, i)
   end
 end
 
--- The state of a day, the row emitted: day (days since the epoch); bids,
--- bidders and auctions, counts indexed as rank_index's; bidder_ranks and
--- auction_ranks, the seen sets of count_distinct.
+-- Only the columns the query reads go to the keyed operator (as Flink's
+-- planner prunes the others): less to serialize between workers.
 local results = s.bid
+  :map(function(bid)
+    return { auction = bid.auction, bidder = bid.bidder, price = bid.price,
+      date_time = bid.date_time }
+  end)
   :key_by(function(bid) return floor(bid.date_time / DAY_MS) end)
+  -- The state of a day, the row emitted: day (days since the epoch); bids,
+  -- bidders and auctions, counts indexed as rank_index's; bidder_ranks and
+  -- auction_ranks, the seen sets of count_distinct.
   :process(function(ctx, bid)
     local row = ctx.state
     local bids = row.bids

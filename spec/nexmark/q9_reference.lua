@@ -11,8 +11,8 @@
 --     WHERE A.id = B.auction
 --       AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires)
 --   WHERE rownum <= 1;
--- Bids of equal price and time are ordered by bidder, channel, url and
--- extra, as examples/nexmark/q9.lua orders them.
+-- Bids of equal price and time are ordered by bidder, then extra, as
+-- examples/nexmark/q9.lua orders them.
 -- @param events the generator's events (weir.nexmark), in any order
 -- @param opts unused (the signature of every query's reference)
 -- @return the final table: { [auction id as a string] = the row's 15
@@ -35,8 +35,6 @@ return function(events, opts)
       if b.price ~= c.price then return b.price > c.price end
       if b.date_time ~= c.date_time then return b.date_time < c.date_time end
       if b.bidder ~= c.bidder then return b.bidder < c.bidder end
-      if b.channel ~= c.channel then return b.channel < c.channel end
-      if b.url ~= c.url then return b.url < c.url end
       return b.extra < c.extra
     end)
     local a, b = auctions[id], list[1]
