@@ -11,13 +11,14 @@
 -- Output columns: bidder, bid_count, starttime, endtime (the window's
 -- bounds, wall-clock ms).
 --
--- A bidder's window opens at its first bid and is the 10 s window of the
--- wall clock then; the bids that follow count in it until its
--- processing-time timer fires, at the first turn of the event loop after
--- the window's end. (The clock is read once per window, not per bid.)
--- When bounded input ends, processing-time timers still pending do not
--- fire in weir, so the windows still open are emitted then, as they
--- stand.
+-- A bidder's window opens with its first bid since its last window
+-- closed: the 10 s window of the wall clock at that moment. The clock is
+-- read then, not for every bid as Flink does, so the window closes when
+-- its processing-time timer fires, at the first turn of the event loop
+-- after the window's end, and the bids processed in between still count
+-- in it. When bounded input ends, processing-time timers still pending do
+-- not fire in weir, so the windows still open are emitted then, with the
+-- bids they have.
 local nx = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
 
 local WINDOW_MS = 10000

@@ -35,9 +35,11 @@ local WINDOW_MS = 10000
 local a = nx.args()
 local p, s = nx.source("q7", a)
 
--- The highest price this subtask has seen per window end (a cache, not
--- state: after a restore it starts empty, which only lets more bids
--- through).
+-- The highest price this subtask has seen per window end. A cache, not
+-- state: each price in it is a bid's that reached the window's subtask
+-- before the last checkpoint or comes again when the job restores, so
+-- whatever it holds (empty after a restore in a fresh process) it hides no
+-- bid the window needs.
 local seen_top = {}
 
 -- Sends a bid on as { window_end, bid } to the window it can join with,
