@@ -36,7 +36,8 @@ local function ranks_before(b, c)
   return b.extra < c.extra
 end
 
--- The row emitted, reused: the sink formats it before the next.
+-- The row emitted, reused: the sink, chained to the operator below, formats
+-- it before the next.
 local row = {}
 
 local results = s.bid
@@ -45,15 +46,16 @@ local results = s.bid
     local top = ctx.state
     local n = #top
     if n == TOP and not ranks_before(bid, top[TOP]) then return end
-    -- Insertion: the bids that rank after bid move down one place; the
-    -- last of a full top 10 falls out.
-    local r = n < TOP and n + 1 or TOP
+    -- The bids that rank after bid move down one place; the last of a
+    -- full top 10 falls out.
+    local last = n < TOP and n + 1 or TOP
+    local r = last
     while r > 1 and ranks_before(bid, top[r - 1]) do
       top[r] = top[r - 1]
       r = r - 1
     end
     top[r] = bid
-    for rank = r, n < TOP and n + 1 or TOP do
+    for rank = r, last do
       row.bid, row.rank = top[rank], rank
       ctx:emit(row)
     end

@@ -27,7 +27,8 @@ local p, s = nx.source("q20", a)
 local auctions = s.auction:key_by(function(auction) return auction.id end)
 local bids = s.bid:key_by(function(bid) return bid.auction end)
 
--- The row emitted, reused: the sink formats it before the next.
+-- The row emitted, reused: the sink, chained to the operator below, formats
+-- it before the next.
 local row = {}
 local function emit(ctx, bid, auction)
   row.bid, row.auction = bid, auction

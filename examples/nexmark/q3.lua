@@ -39,7 +39,8 @@ local auctions = s.auction
   end)
   :key_by(function(auction) return auction.seller end)
 
--- The row emitted, reused: the sink formats it before the next.
+-- The row emitted, reused: the sink, chained to the operator below, formats
+-- it before the next.
 local row = {}
 local function emit(ctx, seller, id)
   row.seller, row.id = seller, id

@@ -73,10 +73,9 @@ local results = auctions:connect(bids):process {
     st.auction = auction
     local waiting = st.waiting
     if waiting then
-      local changed = false
-      for i = 1, #waiting do changed = offer(st, waiting[i]) or changed end
+      for i = 1, #waiting do offer(st, waiting[i]) end
       st.waiting = nil
-      if changed then ctx:emit(st) end
+      if st.best then ctx:emit(st) end
     end
   end,
   right = function(ctx, bid)
