@@ -322,6 +322,17 @@ describe("event time", function()
       end)
       assert.same({ 0, 1 }, sorted(out))
     end)
+
+    it("tell the wall clock through ctx:processing_time()", function()
+      local before = os.time() * 1000
+      local out = run(function(p)
+        return p:sequence(1, 1):key_by(function(x) return x end)
+          :process(function(ctx) ctx:emit(ctx:processing_time()) end)
+      end)
+      local after = (os.time() + 1) * 1000
+      assert.are.equal(1, #out)
+      assert.is_true(out[1] >= before and out[1] <= after, out[1])
+    end)
   end)
 
   describe("idle_timeout", function()

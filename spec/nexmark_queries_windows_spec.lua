@@ -1,4 +1,4 @@
--- The Nexmark queries q1, q2, q5, q7, q8, q11, q12, q14, q21 and q22
+-- The Nexmark queries q0, q1, q2, q5, q7, q8, q11, q12, q14, q21 and q22
 -- (examples/nexmark) run by `weir run` at parallelism 1 and 2 on a small
 -- generated stream, their committed output against plain-Lua references
 -- (spec/nexmark/qN_reference.lua) over the same events; and q5 after
@@ -42,6 +42,7 @@ end
 -- (5 tumbling windows), 500 s at 100/s; q14 spans 28 hours so that every
 -- time of day comes up.
 local QUERIES = {
+  { "q0", rate = 1000, min_lines = 45000 },
   { "q1", rate = 1000, min_lines = 45000 },
   { "q2", rate = 1000, min_lines = 100 },
   { "q5", rate = 100, min_lines = 200 },

@@ -64,12 +64,4 @@ function M.day(ms) return os.date("!%Y-%m-%d", math.floor(ms / 1000)) end
 --- 'HH:MM' (UTC) of a time in ms, as DATE_FORMAT(t, 'HH:mm').
 function M.hm(ms) return os.date("!%H:%M", math.floor(ms / 1000)) end
 
---- Joins values with tabs (nil as "").
-function M.line(...)
-  local n = select("#", ...)
-  local t = { ... }
-  for i = 1, n do if t[i] == nil then t[i] = "" end end
-  return table.concat(t, "\t", 1, n)
-end
-
 return M

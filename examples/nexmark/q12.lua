@@ -45,8 +45,7 @@ local counts = s.bid
       st.count = st.count + 1
       return
     end
-    -- Whole seconds suffice: windows start at multiples of 10 s.
-    local now_ms = os.time() * 1000
+    local now_ms = ctx:processing_time()
     st.start, st.count = now_ms - now_ms % WINDOW_MS, 1
     ctx:processing_timer(st.start + WINDOW_MS)
   end, { on_timer = emit_window, finish = emit_window })

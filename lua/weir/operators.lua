@@ -224,6 +224,10 @@ local function keyed_process(node, emit, env, fns)
     end
     timers:add(current_entry, t)
   end
+  local wall_ms = env.wall_ms
+  --- ctx:processing_time() -> the wall clock in ms since the epoch, the
+  -- time processing-time timers compare with.
+  function ctx.processing_time() return wall_ms() end
   function ctx.processing_timer(_, t)
     if not on_timer then
       error("ctx:processing_timer(t): give process an on_timer option to "

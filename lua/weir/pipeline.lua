@@ -372,6 +372,7 @@ end
 --- Keyed: calls fn(ctx, record) with ctx.key, ctx.state (the key's own
 -- table, kept in every checkpoint), ctx.timestamp, ctx.watermark and
 -- ctx:emit(v); ctx:timer(ms) and ctx:processing_timer(ms) register timers
+-- (ctx:processing_time() is the wall clock they compare with, in ms)
 -- (one per key and time) that call opts.on_timer(ctx, ms).
 -- opts.finish(ctx) runs once per key with non-empty state when bounded
 -- input ends.
