@@ -20,6 +20,12 @@ void wr__lua_open_barrier(lua_State* L);
 void wr__lua_open_snapshot(lua_State* L);
 void wr__lua_open_net(lua_State* L);
 void wr__lua_open_process(lua_State* L);
+void wr__lua_open_heartbeat(lua_State* L);
+
+/* Parses "tcp:HOST:PORT" (IPv4 or IPv6 HOST) into sa. Returns 0 or
+** UV_EINVAL. */
+struct sockaddr_storage;
+int wr__parse_tcp(const char* address, struct sockaddr_storage* sa);
 void wr__lua_open_editline(lua_State* L);
 
 /* Registers metatable mt whose __index holds methods (a userdata class). */

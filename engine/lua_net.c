@@ -34,7 +34,7 @@ static lconn_t** check_conn(lua_State* L, const char* mt) {
   return box;
 }
 
-static int parse_tcp(const char* address, struct sockaddr_storage* sa) {
+int wr__parse_tcp(const char* address, struct sockaddr_storage* sa) {
   char host[256];
   const char* colon = strrchr(address + 4, ':');
   size_t n;
@@ -239,7 +239,7 @@ static int l_listen(lua_State* L) {
   s = new_conn(L, SERVER_MT, tcp);
   if (tcp) {
     struct sockaddr_storage sa;
-    r = parse_tcp(address, &sa);
+    r = wr__parse_tcp(address, &sa);
     if (r == 0) r = uv_tcp_bind(&s->u.tcp, (struct sockaddr*) &sa, 0);
   } else {
     uv_fs_t req;
@@ -325,7 +325,7 @@ static int l_connect(lua_State* L) {
   req->data = c;
   if (tcp) {
     struct sockaddr_storage sa;
-    r = parse_tcp(address, &sa);
+    r = wr__parse_tcp(address, &sa);
     if (r == 0)
       r = uv_tcp_connect(req, &c->u.tcp, (struct sockaddr*) &sa, connect_cb);
   } else {

@@ -129,3 +129,20 @@ describe("checkpoint_timeout", function()
     h.sh("rm -rf " .. h.quote(dir))
   end)
 end)
+
+describe("heartbeats", function()
+  it("go on while a worker's thread is busy in one long step, so the "
+    .. "worker is not taken for hung", function()
+      local dir = h.tmpdir()
+      local r = h.run_weir({ "run", "--parallelism", "2",
+        "--heartbeat-timeout", "1000", "--checkpoint-dir", dir .. "/ck",
+        "spec/fixtures/busy_worker.lua", dir .. "/out" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.is_nil(r.stderr:match("heartbeat"), r.stderr)
+      assert.is_nil(r.stderr:match("restart"), r.stderr)
+      local lines = h.committed_lines(dir .. "/out")
+      assert.are.same({ "1", "10", "2", "3", "4", "5", "6", "7", "8", "9" },
+        lines)
+      h.sh("rm -rf " .. h.quote(dir))
+    end)
+end)

@@ -27,6 +27,7 @@ local M = {}
 
 M.CREDITS = 8                 -- batches a receiver grants per channel
 M.HEARTBEAT_MS = 200          -- a worker's heartbeat period
+M.METRICS_MS = 1000           -- a worker's metrics period
 M.SET_UP_GRACE = 10           -- heartbeat timeouts a worker may set up in
 
 local encode, decode = buffer.encode, buffer.decode
@@ -62,7 +63,7 @@ function M.run_worker(job)
     out:encode(item)
     return out:get()
   end
-  local server, heartbeat
+  local server, heartbeat, metrics_timer
 
   local function send_control(msg)
     if control then control:send(encode(msg)) end
@@ -166,7 +167,8 @@ function M.run_worker(job)
   end
 
   local function shutdown(status)
-    if heartbeat then heartbeat:close() heartbeat = nil end
+    if heartbeat then heartbeat:stop() heartbeat = nil end
+    if metrics_timer then metrics_timer:close() metrics_timer = nil end
     if server then server:close() server = nil end
     host:close()
     if profile then require("jit.p").stop() end
@@ -178,7 +180,8 @@ function M.run_worker(job)
   -- connection has flushed.
   local function stop_gracefully()
     send_control({ t = "metrics", samples = host:metrics() })
-    if heartbeat then heartbeat:close() heartbeat = nil end
+    if heartbeat then heartbeat:stop() heartbeat = nil end
+    if metrics_timer then metrics_timer:close() metrics_timer = nil end
     if server then server:close() server = nil end
     for j, conn in pairs(peers) do
       conn:close()
@@ -262,20 +265,23 @@ function M.run_worker(job)
       if cerr then error("cannot reach the coordinator: " .. cerr, 0) end
       control = conn
       conn:on_frame(guard(on_control))
+      -- Heartbeats come from a thread of their own, on a connection of
+      -- their own: they go on while this thread is busy for long (a large
+      -- snapshot), and stop only with the process.
+      local herr
+      heartbeat, herr = core.heartbeat(ctx.coordinator,
+        encode({ t = "hb", worker = w }), M.HEARTBEAT_MS)
+      if not heartbeat then
+        error("cannot send heartbeats to the coordinator: " .. herr, 0)
+      end
       set_up()
       -- Peers connect once every worker said hello: this worker's socket
       -- is listening by then.
       send_control({ t = "hello", worker = w, address = server:address() })
-      local beats = 0
-      heartbeat = core.timer(function()
-        beats = beats + 1
-        if beats % 5 == 0 then
-          send_control({ t = "metrics", samples = host:metrics() })
-        else
-          send_control({ t = "hb" })
-        end
+      metrics_timer = core.timer(function()
+        send_control({ t = "metrics", samples = host:metrics() })
       end)
-      heartbeat:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
+      metrics_timer:start(M.METRICS_MS, M.METRICS_MS)
       set_up_done = true
     end)))
     core.run()
@@ -286,7 +292,8 @@ function M.run_worker(job)
     end
     send_control({ t = "error", worker = w, message = tostring(err.message),
                    fatal = not set_up_done })
-    if heartbeat then heartbeat:close() heartbeat = nil end
+    if heartbeat then heartbeat:stop() heartbeat = nil end
+    if metrics_timer then metrics_timer:close() metrics_timer = nil end
     if server then server:close() server = nil end
     host.stopped = true
     if host.idle then host.idle:close() host.idle = nil end
@@ -483,17 +490,20 @@ function M.run_coordinator(job, jobmod)
   local ok, err = xpcall(function()
     server = assert(core.listen(run_dir .. "/coordinator.sock",
       guard(function(conn)
-        local wk
+        -- A worker's control connection, or its heartbeats' (whose
+        -- messages are all "hb").
+        local wk, beats
         conn:on_frame(guard(function(bytes)
           if not bytes then
             conn:close()
-            if wk then wk.conn = nil end
+            if wk and not beats then wk.conn = nil end
             return
           end
           if not wk then
             local msg = decode(bytes)
             wk = attempt_state.workers[msg.worker + 1]
-            wk.conn = conn
+            beats = msg.t == "hb"
+            if not beats then wk.conn = conn end
           end
           on_message(wk, bytes)
         end))
