@@ -207,6 +207,29 @@ function M.repeat_file(src, dst, times)
   f:close()
 end
 
+--- Runs `weir ARGS...` once per entry k of ks, each time killing it with
+-- SIGKILL once k more checkpoints of the job in job_dir completed (raises
+-- if the job ended before the kill); then runs it once more to the end
+-- and returns that run's result (see run_weir). args should hold
+-- --restore latest.
+function M.kill_after_checkpoints(args, job_dir, ks)
+  for _, k in ipairs(ks) do
+    local ids = M.complete_checkpoints(job_dir)
+    local before = ids[#ids] or 0
+    local proc = M.spawn_weir(args)
+    M.wait_until(function()
+      local now = M.complete_checkpoints(job_dir)
+      return (now[#now] or 0) >= before + k
+    end, 30000, "checkpoint " .. (before + k))
+    M.kill(proc, "KILL")
+    local status = M.wait_exit(proc).status
+    if status ~= 137 then
+      error("the job ended before the kill (status " .. status .. ")", 2)
+    end
+  end
+  return M.run_weir(args)
+end
+
 --- Lists a job's checkpoint directories that have a manifest.
 function M.complete_checkpoints(job_dir)
   local out = {}

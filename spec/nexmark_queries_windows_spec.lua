@@ -296,19 +296,7 @@ describe("nexmark q5 after kill -9", function()
         "examples/nexmark/q5.lua", tostring(N), dir .. "/out",
         tostring(RATE), tostring(SEED) }
       local job_dir = dir .. "/ck/q5"
-      for _, k in ipairs({ 1, 2 }) do
-        local ids = h.complete_checkpoints(job_dir)
-        local before = ids[#ids] or 0
-        local proc = h.spawn_weir(args)
-        h.wait_until(function()
-          local now = h.complete_checkpoints(job_dir)
-          return (now[#now] or 0) >= before + k
-        end, 30000, "checkpoint " .. (before + k))
-        h.kill(proc, "KILL")
-        assert.are.equal(137, h.wait_exit(proc).status,
-          "the job ended before the kill")
-      end
-      local r = h.run_weir(args)
+      local r = h.kill_after_checkpoints(args, job_dir, { 1, 2 })
       assert.are.equal(0, r.status, r.stderr)
       assert.matches("restored from", r.stderr)
       assert.is_true(#expected >= 1500, #expected .. " lines")

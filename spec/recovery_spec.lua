@@ -195,19 +195,8 @@ describe("recovery of event-time windows after kill -9", function()
 
   it("emits exactly those windows after kills at several checkpoints",
     function()
-      for _, k in ipairs({ 1, 3, 2 }) do
-        local ids = h.complete_checkpoints(dir .. "/kills/ck/status_windows")
-        local before = ids[#ids] or 0
-        local proc = h.spawn_weir(args("kills"))
-        h.wait_until(function()
-          local now = h.complete_checkpoints(dir .. "/kills/ck/status_windows")
-          return (now[#now] or 0) >= before + k
-        end, 30000, "checkpoint " .. (before + k))
-        h.kill(proc, "KILL")
-        assert.are.equal(137, h.wait_exit(proc).status,
-          "the job ended before the kill")
-      end
-      local r = h.run_weir(args("kills"))
+      local r = h.kill_after_checkpoints(args("kills"),
+        dir .. "/kills/ck/status_windows", { 1, 3, 2 })
       assert.are.equal(0, r.status, r.stderr)
       h.assert_exactly_once(dir .. "/kills/out", reference, total)
     end)

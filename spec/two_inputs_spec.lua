@@ -234,19 +234,7 @@ describe("two-input operators after kill -9", function()
   it("gives exactly that output after kills at several checkpoints",
     function()
       local job_dir = dir .. "/kills/ck/two_inputs"
-      for _, k in ipairs({ 1, 2, 1 }) do
-        local ids = h.complete_checkpoints(job_dir)
-        local before = ids[#ids] or 0
-        local proc = h.spawn_weir(args("kills"))
-        h.wait_until(function()
-          local now = h.complete_checkpoints(job_dir)
-          return (now[#now] or 0) >= before + k
-        end, 30000, "checkpoint " .. (before + k))
-        h.kill(proc, "KILL")
-        assert.are.equal(137, h.wait_exit(proc).status,
-          "the job ended before the kill")
-      end
-      local r = h.run_weir(args("kills"))
+      local r = h.kill_after_checkpoints(args("kills"), job_dir, { 1, 2, 1 })
       assert.are.equal(0, r.status, r.stderr)
       assert.matches("restored from", r.stderr)
       assert_output("kills")
