@@ -64,4 +64,35 @@ function M.day(ms) return os.date("!%Y-%m-%d", math.floor(ms / 1000)) end
 --- 'HH:MM' (UTC) of a time in ms, as DATE_FORMAT(t, 'HH:mm').
 function M.hm(ms) return os.date("!%H:%M", math.floor(ms / 1000)) end
 
+-- -- Price ranks (q15, q16) --------------------------------------------------
+
+local band = require("bit").band
+
+--- Where a price's rank is counted in an array of counts: counts[1]
+-- counts every rank, counts[2] rank 1 (below 10,000), counts[3] rank 2
+-- (below 1,000,000), counts[4] rank 3.
+function M.rank_index(price)
+  if price < 10000 then return 2 elseif price < 1000000 then return 3 end
+  return 4
+end
+
+-- The bit that marks a value as seen in the rank of a counts index.
+local RANK_BIT = { [2] = 1, [3] = 2, [4] = 4 }
+
+--- COUNT(DISTINCT v), overall and per rank: counts value v, of rank index
+-- i (M.rank_index), into counts; seen maps each value to the bits of the
+-- ranks it was seen in (one set for every rank, rather than a set each).
+function M.count_distinct(counts, seen, v, i)
+  local bits = seen[v]
+  if bits == nil then
+    counts[1] = counts[1] + 1
+    bits = 0
+  end
+  local rank_bit = RANK_BIT[i]
+  if band(bits, rank_bit) == 0 then
+    counts[i] = counts[i] + 1
+    seen[v] = bits + rank_bit
+  end
+end
+
 return M

@@ -28,38 +28,13 @@
 -- auctions, with the price ranks it was seen in as bits of a number,
 -- rather than in a set per rank.
 local nx = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
-local bit = require "bit"
 local a = nx.args()
 local p, s = nx.source("q16", a)
 
 local DAY_MS = 86400000
-local floor, band = math.floor, bit.band
+local floor = math.floor
 
--- Where a price's rank is counted: counts[1] counts every rank, counts[2]
--- rank 1 (below 10,000), counts[3] rank 2 (below 1,000,000), counts[4]
--- rank 3.
-local function rank_index(price)
-  if price < 10000 then return 2 elseif price < 1000000 then return 3 end
-  return 4
-end
-
--- The bit that marks a value as seen in the rank of a counts index.
-local RANK_BIT = { [2] = 1, [3] = 2, [4] = 4 }
-
--- Counts value v, of rank index i, among the distinct values: seen maps
--- each value to the bits of the ranks it was seen in.
-local function count_distinct(counts, seen, v, i)
-  local bits = seen[v]
-  if bits == nil then
-    counts[1] = counts[1] + 1
-    bits = 0
-  end
-  local rank_bit = RANK_BIT[i]
-  if band(bits, rank_bit) == 0 then
-    counts[i] = counts[i] + 1
-    seen[v] = bits + rank_bit
-  end
-end
+local rank_index, count_distinct = nx.rank_index, nx.count_distinct
 
 -- Only the columns the query reads go to the keyed operator (as Flink's
 -- planner prunes the others): less to serialize between workers.
