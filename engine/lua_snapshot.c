@@ -43,12 +43,14 @@ static int l_snapshot_read(lua_State* L) {
 typedef struct {
   wr_snapshot_write_t req;
   int fn_ref;
+  int bytes_ref;  /* the Lua string written, kept alive until the end */
 } lwrite_t;
 
 static void write_cb(wr_snapshot_write_t* req, int status) {
   lwrite_t* w = (lwrite_t*) req;
   lua_State* L = wr__lua_state();
   int fn_ref = w->fn_ref;
+  luaL_unref(L, LUA_REGISTRYINDEX, w->bytes_ref);
   if (status < 0) {
     lua_pushstring(L, wr_strerror(status));
     lua_pushnil(L);
@@ -66,7 +68,9 @@ static void write_cb(wr_snapshot_write_t* req, int status) {
 
 /* core.snapshot_write_async(path, bytes, fn) -> true | nil, message, code.
 ** Compresses and writes on the thread pool; later, on the loop, calls
-** fn(err_message_or_nil, size_bytes, checksum, duration_ms). */
+** fn(err_message_or_nil, size_bytes, checksum, duration_ms). The thread
+** reads the Lua string itself (strings neither change nor move), which
+** stays referenced until then: no copy. */
 static int l_snapshot_write_async(lua_State* L) {
   size_t len;
   const char* path = luaL_checkstring(L, 1);
@@ -78,10 +82,13 @@ static int l_snapshot_write_async(lua_State* L) {
   if (w == NULL) return luaL_error(L, "out of memory");
   lua_pushvalue(L, 3);
   w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  r = wr_snapshot_write_start(wr__lua_loop(), &w->req, path, data, len,
-                              write_cb);
+  lua_pushvalue(L, 2);
+  w->bytes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  r = wr_snapshot_write_start_borrowed(wr__lua_loop(), &w->req, path, data,
+                                       len, write_cb);
   if (r < 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, w->bytes_ref);
     free(w);
     return wr__lua_push_error(L, r);
   }

@@ -157,7 +157,7 @@ int wr_snapshot_read(const char* path, char** data, size_t* len,
 static void write_work(uv_work_t* work) {
   wr_snapshot_write_t* req = work->data;
   uint64_t start = uv_hrtime();
-  req->status = wr_snapshot_write(req->path, req->bytes, req->len,
+  req->status = wr_snapshot_write(req->path, req->content, req->len,
                                   &req->size_bytes, &req->checksum);
   req->duration_ns = uv_hrtime() - start;
 }
@@ -168,21 +168,23 @@ static void write_after(uv_work_t* work, int status) {
   free(req->bytes);
   req->path = NULL;
   req->bytes = NULL;
+  req->content = NULL;
   if (status < 0) req->status = status;  /* UV_ECANCELED */
   req->cb(req, req->status);
 }
 
-int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
-                            const char* path, const void* data, size_t len,
-                            wr_snapshot_write_cb cb) {
+static int write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                       const char* path, const void* data, size_t len,
+                       wr_snapshot_write_cb cb, int copy) {
   int r;
   req->path = strdup(path);
-  req->bytes = malloc(len ? len : 1);
-  if (req->path == NULL || req->bytes == NULL) {
+  req->bytes = copy ? malloc(len ? len : 1) : NULL;
+  if (req->path == NULL || (copy && req->bytes == NULL)) {
     r = WR_ENOMEM;
     goto fail_alloc;
   }
-  memcpy(req->bytes, data, len);
+  if (copy) memcpy(req->bytes, data, len);
+  req->content = copy ? req->bytes : data;
   req->len = len;
   req->cb = cb;
   req->status = 0;
@@ -199,5 +201,19 @@ fail_alloc:
   free(req->bytes);
   req->path = NULL;
   req->bytes = NULL;
+  req->content = NULL;
   return r;
+}
+
+int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                            const char* path, const void* data, size_t len,
+                            wr_snapshot_write_cb cb) {
+  return write_start(loop, req, path, data, len, cb, 1);
+}
+
+int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
+                                     wr_snapshot_write_t* req,
+                                     const char* path, const void* data,
+                                     size_t len, wr_snapshot_write_cb cb) {
+  return write_start(loop, req, path, data, len, cb, 0);
 }

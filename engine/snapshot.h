@@ -53,7 +53,8 @@ struct wr_snapshot_write_s {
   void* data;             /* free for the caller's use */
   uv_work_t work;         /* thread-pool request */
   char* path;             /* owned copy of the target path */
-  char* bytes;            /* owned copy of the content to write */
+  char* bytes;            /* owned copy of the content, or NULL */
+  const char* content;    /* the content to write: bytes, or borrowed */
   size_t len;             /* content size in bytes */
   uint64_t size_bytes;    /* result: size of the written file */
   uint32_t checksum;      /* result: content checksum */
@@ -68,5 +69,13 @@ struct wr_snapshot_write_s {
 int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
                             const char* path, const void* data, size_t len,
                             wr_snapshot_write_cb cb);
+
+/* Like wr_snapshot_write_start, but data is not copied: the caller keeps
+** its len bytes alive and unchanged until cb (for large snapshots, whose
+** copy would cost the loop thread a pass over every byte). */
+int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
+                                     wr_snapshot_write_t* req,
+                                     const char* path, const void* data,
+                                     size_t len, wr_snapshot_write_cb cb);
 
 #endif

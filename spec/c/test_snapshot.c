@@ -105,6 +105,44 @@ static void file_round_trip_is_durable(void) {
   rmdir(dir);
 }
 
+static void async_done(wr_snapshot_write_t* req, int status) {
+  *(int*) req->data = status == 0 ? 1 : -1;
+}
+
+/* Both asynchronous writes, copied and borrowed, write the content; a
+** borrowed write reads the caller's bytes on the thread pool. */
+static void async_writes_copied_and_borrowed(void) {
+  char dir[] = "/tmp/weir-ctest-XXXXXX", path[64];
+  size_t len, out_len;
+  uint64_t size;
+  uint32_t c;
+  char *data = sample(&len), *out;
+  int borrowed;
+  CHECK(mkdtemp(dir) != NULL);
+  for (borrowed = 0; borrowed < 2; borrowed++) {
+    wr_snapshot_write_t req;
+    int done = 0;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    req.data = &done;
+    snprintf(path, sizeof(path), "%s/op-%d.snap", dir, borrowed);
+    CHECK((borrowed ? wr_snapshot_write_start_borrowed(&loop, &req, path,
+               data, len, async_done)
+                    : wr_snapshot_write_start(&loop, &req, path, data, len,
+               async_done)) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(done == 1);
+    CHECK(wr_snapshot_read(path, &out, &out_len, &size, &c) == 0);
+    CHECK(out_len == len && memcmp(out, data, len) == 0);
+    CHECK(size == req.size_bytes && c == req.checksum);
+    free(out);
+    unlink(path);
+    uv_loop_close(&loop);
+  }
+  free(data);
+  rmdir(dir);
+}
+
 static void write_to_missing_dir_fails_cleanly(void) {
   uint64_t size;
   uint32_t c;
@@ -121,5 +159,7 @@ const wr_test_t wr_snapshot_tests[] = {
   { "snapshot: file round trip is durable", file_round_trip_is_durable },
   { "snapshot: write to missing dir fails cleanly",
     write_to_missing_dir_fails_cleanly },
+  { "snapshot: async writes, copied and borrowed",
+    async_writes_copied_and_borrowed },
   { NULL, NULL }
 };
