@@ -136,6 +136,24 @@ describe("running jobs", function()
       h.assert_exactly_once(dir .. "/cancel/out", reference, total)
     end)
 
+  it("cancels a job that is still starting", function()
+    local proc = h.spawn_weir({ "run", "--parallelism", "2",
+      "--checkpoint-dir", ck("starting"), "spec/fixtures/slow_start.lua",
+      dir .. "/starting/out" })
+    local job_dir = ck("starting") .. "/slow_start"
+    h.wait_until(function()
+      return core.stat(job_dir .. "/coordinator.sock")
+    end, 10000, "the job's control socket")
+    local r = h.run_weir({ "jobs", "--checkpoint-dir", ck("starting") })
+    assert.matches("slow_start +%d+ starting ", r.stdout)
+    r = h.run_weir({ "cancel", job_dir })
+    assert.are.equal(0, r.status, r.stderr)
+    r = h.wait_exit(proc, 20000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("job 'slow_start' was cancelled", r.stderr)
+    assert.are.same({}, (h.committed_lines(dir .. "/starting/out")))
+  end)
+
   it("keeps the newest checkpoints on cancel with --retain-on-cancel",
     function()
       local proc = start("retain", 1, { "--retain-on-cancel" })

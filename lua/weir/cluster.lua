@@ -409,7 +409,7 @@ function M.run_coordinator(job, jobmod)
       end
     elseif msg.t == "ready" then
       st.ready = st.ready + 1
-      if st.ready == workers and st.finished_job then
+      if st.ready == workers and (st.finished_job or coord.cancelled) then
         coord:finish()
       elseif st.ready == workers then
         for _, other in ipairs(st.workers) do other:send({ t = "start" }) end

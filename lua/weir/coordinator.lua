@@ -342,10 +342,14 @@ end
 --   fn(nil, savepoint path|nil) once the job is stopping
 function Coordinator:cancel(dir, cb)
   if dir then return self:savepoint(dir, cb, true) end
-  if self.stopped then return cb("the job is already stopping") end
+  if self.stopped or self.cancelled then
+    return cb("the job is already stopping")
+  end
   self.cancelled = {}
   cb(nil)
-  self:finish()
+  -- A job still starting stops once its tasks are ready (the runner sees
+  -- cancelled then).
+  if self.started then self:finish() end
 end
 
 --- After a cancelled job stopped: removes its checkpoints, or with
