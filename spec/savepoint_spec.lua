@@ -154,6 +154,29 @@ describe("running jobs", function()
     assert.are.same({}, (h.committed_lines(dir .. "/starting/out")))
   end)
 
+  it("cancels a job waiting to restart after a failure", function()
+    local proc = h.spawn_weir({ "run", "--parallelism", "2",
+      "--checkpoint-dir", ck("restarting"), "spec/fixtures/slow_restart.lua",
+      input, dir .. "/restarting/out" })
+    local job_dir = ck("restarting") .. "/slow_restart"
+    h.wait_until(function()
+      return #h.complete_checkpoints(job_dir) >= 1
+    end, 20000, "a checkpoint")
+    h.kill({ pid = h.workers_of(proc.pid)[1] }, "KILL")
+    h.wait_until(function()
+      return (h.read_file(proc.dir .. "/err") or ""):match("restarting")
+    end, 10000, "the restart to be planned")
+    local start = core.monotonic_ms()
+    local r = h.run_weir({ "cancel", job_dir })
+    assert.are.equal(0, r.status, r.stderr)
+    r = h.wait_exit(proc, 20000)
+    -- Well before the restart's 5 s delay.
+    assert.is_true(core.monotonic_ms() - start < 4000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("job 'slow_restart' was cancelled", r.stderr)
+    assert.are.equal(1, select(2, r.stderr:gsub("restarting", "")))
+  end)
+
   it("keeps the newest checkpoints on cancel with --retain-on-cancel",
     function()
       local proc = start("retain", 1, { "--retain-on-cancel" })

@@ -373,6 +373,7 @@ function M.run_coordinator(job, jobmod)
     coord:close(reason)
     local delay = not fatal and strategy:next_delay(core.monotonic_ms())
     kill_all(function()
+      if outcome then return end  -- cancelled meanwhile
       if fatal then
         finish({ message = cause })
         return
@@ -537,6 +538,17 @@ function M.run_coordinator(job, jobmod)
           for _, sample in ipairs(wk.samples or {}) do out[#out + 1] = sample end
         end
         return out
+      end,
+      -- Cancelled between attempts: no restart comes.
+      function(cb)
+        if outcome then return cb("the job is already stopping") end
+        if attempt_state.delay_timer then
+          attempt_state.delay_timer:close()
+          attempt_state.delay_timer = nil
+        end
+        coord.cancelled = {}
+        cb(nil)
+        finish({ ok = true })
       end)
     start_attempt(false)
     core.run()

@@ -371,8 +371,9 @@ end
 -- the status (parallelism, restarts); metrics() returns per-task samples
 -- (see weir.job Host:metrics). Returns the control server, or nil after
 -- a warning when there cannot be one; raises when another process runs
--- the job from the same directory.
-function M.serve_control(job, current, info, metrics_fn)
+-- the job from the same directory. cancel_idle(cb), if given, cancels
+-- the job while it has no coordinator (between a failure and its restart).
+function M.serve_control(job, current, info, metrics_fn, cancel_idle)
   local start_ms = core.monotonic_ms()
   -- Directories made only for the socket are removed with it.
   local made = {}
@@ -416,6 +417,9 @@ function M.serve_control(job, current, info, metrics_fn)
       c:savepoint(dir, cb)
     end,
     cancel = function(dir, cb)
+      if not current() and not dir and cancel_idle then
+        return cancel_idle(cb)
+      end
       local c = with_coord(cb)
       if c then c:cancel(dir, cb) end
     end,
