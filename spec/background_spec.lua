@@ -129,4 +129,27 @@ describe("a pipeline in the background", function()
     job:cancel()
     assert.are.equal("cancelled", job:status().state)
   end)
+
+  it("or submitted as a job of its own: savepoint, cancel, and a restore "
+    .. "that finishes exactly once", function()
+      local out, ck = dir .. "/submit/out", dir .. "/submit/ck"
+      local function submit(restore)
+        return weir.submit("spec/fixtures/paced_count.lua", { args = { input,
+          out, "50" }, parallelism = 2, checkpoint_dir = ck,
+          restore = restore })
+      end
+      local s = submit()
+      assert.matches("^<weir submission spec/fixtures/paced_count.lua, "
+        .. "pid %d+>$", tostring(s))
+      local sp = s:savepoint(dir .. "/submit/sp")
+      assert.matches("/submit/sp/savepoint%-running_count%-%d+$", sp)
+      local status = s:status()
+      assert.are.equal("running", status.state)
+      assert.are.equal(2, status.parallelism)
+      local sp2 = weir.cancel(s, { savepoint = dir .. "/submit/sp" })
+      assert.are_not.equal(sp, sp2)
+      assert.are.same({ state = "exited", exit_status = 0 }, s:status())
+      assert.are.equal(0, submit(sp2):wait())
+      h.assert_exactly_once(out, reference, total)
+    end)
 end)

@@ -58,6 +58,15 @@ local function request(job, msg, checkpoint_dir, wait_end)
   return r
 end
 
+--- Starts a pipeline script as a job of its own, as `weir run` would
+-- (worker processes and all), and returns a submission to follow it:
+-- :status(), :savepoint(dir), :cancel{ savepoint = dir }, :wait(). See
+-- weir.submit for its options (args, parallelism, checkpoint_dir,
+-- restore, flags).
+function M.submit(script, opts)
+  return require("weir.submit").submit(script, opts)
+end
+
 --- Lists the running jobs under checkpoint_dir (default "checkpoints"):
 -- { { job, pid, state, parallelism, uptime_ms, checkpoints, restarts,
 -- last_checkpoint, job_dir } }, this process's background job included.
@@ -71,7 +80,9 @@ end
 -- @param opts { checkpoint_dir = where to find a job given by name }
 function M.savepoint(job, dir, opts)
   local jobmod = require "weir.job"
-  if jobmod.is_job(job) then return job:savepoint(dir) end
+  if jobmod.is_job(job) or require("weir.submit").is_submission(job) then
+    return job:savepoint(dir)
+  end
   local control = require "weir.control"
   local jd = job_dir(job, opts and opts.checkpoint_dir)
   return request(job, { t = "savepoint",
@@ -86,11 +97,14 @@ end
 function M.cancel(job, opts)
   opts = opts or {}
   local jobmod = require "weir.job"
-  if jobmod.is_job(job) then return job:cancel(opts) end
+  if jobmod.is_job(job) or require("weir.submit").is_submission(job) then
+    return job:cancel(opts)
+  end
   local control = require "weir.control"
-  return request(job, { t = "cancel",
+  local path = request(job, { t = "cancel",
     dir = opts.savepoint and control.absolute(opts.savepoint) },
     opts.checkpoint_dir, true).path
+  if path then return path end
 end
 
 --- Per-task metrics of a running job: { { task, operator, subtask,

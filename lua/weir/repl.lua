@@ -224,7 +224,11 @@ In the background (the prompt stays; the job runs while it waits):
   job:status()   job:metrics()   sp = job:savepoint("savepoints")
   job:cancel()   job:wait()      weir.jobs()   weir.inspect(sp)
 weir.savepoint, weir.cancel and weir.metrics reach jobs of other
-processes too, by name or job directory.]]
+processes too, by name or job directory. A script runs as a job of its
+own, with worker processes, through weir.submit:
+  s = weir.submit("examples/wordcount.lua", { args = { "in.txt", "out" },
+    parallelism = 2 })
+  s:status()   s:savepoint("savepoints")   s:cancel()   s:wait()]]
   io.stdout:write(table.concat(out, "\n"), "\n")
 end
 
