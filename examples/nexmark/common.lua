@@ -64,6 +64,17 @@ function M.day(ms) return os.date("!%Y-%m-%d", math.floor(ms / 1000)) end
 --- 'HH:MM' (UTC) of a time in ms, as DATE_FORMAT(t, 'HH:mm').
 function M.hm(ms) return os.date("!%H:%M", math.floor(ms / 1000)) end
 
+--- Keeps record in state.waiting (a list) until the record it joins with
+-- arrives: a bid may come before its auction (q4, q9, q20).
+function M.hold(state, record)
+  local waiting = state.waiting
+  if not waiting then
+    waiting = {}
+    state.waiting = waiting
+  end
+  waiting[#waiting + 1] = record
+end
+
 -- -- Price ranks (q15, q16) --------------------------------------------------
 
 local band = require("bit").band

@@ -58,12 +58,7 @@ local results = auctions:connect(bids):process {
     if auction then
       emit(ctx, bid, auction)
     elseif auction == nil then
-      local waiting = st.waiting
-      if not waiting then
-        waiting = {}
-        st.waiting = waiting
-      end
-      waiting[#waiting + 1] = bid
+      nx.hold(st, bid)
     end
   end,
 }:uid("join")

@@ -87,12 +87,7 @@ local finals = auctions:connect(bids):process {
           final = st.final })
       end
     else
-      local waiting = st.waiting
-      if not waiting then
-        waiting = {}
-        st.waiting = waiting
-      end
-      waiting[#waiting + 1] = bid
+      nx.hold(st, bid)
     end
   end,
 }:uid("winning_prices")

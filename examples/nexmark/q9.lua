@@ -83,12 +83,7 @@ local results = auctions:connect(bids):process {
     if st.auction then
       if offer(st, bid) then ctx:emit(st) end
     else
-      local waiting = st.waiting
-      if not waiting then
-        waiting = {}
-        st.waiting = waiting
-      end
-      waiting[#waiting + 1] = bid
+      nx.hold(st, bid)
     end
   end,
 }:uid("winning_bids")
