@@ -1,23 +1,6 @@
 -- The body of scripts/bench-nexmark (see there).
 local core = require "weir.core"
-local ffi = require "ffi"
-
-ffi.cdef [[
-struct nexmark_timeval { long tv_sec; long tv_usec; };
-struct nexmark_rusage { struct nexmark_timeval ru_utime, ru_stime;
-  long pad[14]; };
-int getrusage(int who, struct nexmark_rusage *usage);
-]]
-local RUSAGE_CHILDREN = -1
-
--- CPU seconds (user + system) of every finished child process so far,
--- their own children (the workers) included.
-local function children_cpu()
-  local u = ffi.new("struct nexmark_rusage")
-  ffi.C.getrusage(RUSAGE_CHILDREN, u)
-  return tonumber(u.ru_utime.tv_sec) + tonumber(u.ru_utime.tv_usec) / 1e6
-    + tonumber(u.ru_stime.tv_sec) + tonumber(u.ru_stime.tv_usec) / 1e6
-end
+local children_cpu = dofile("scripts/bench/cpu.lua")
 
 -- Flink 1.13's events per core-second, nexmark/nexmark's published V1
 -- table (NEXMARK.md §4.2: 100 M events, 8 TaskManagers).
