@@ -158,7 +158,8 @@ describe("a crash between the steps of publishing or removing a checkpoint",
       "checkpoint.after_manifest", "removal.after_manifest",
       "removal.mid_files" }) do
       it("leaves an intact checkpoint to restore: " .. step, function()
-        local ck, out = dir .. "/" .. step .. "/ck", dir .. "/" .. step .. "/out"
+        local ck = dir .. "/" .. step .. "/ck"
+        local out = dir .. "/" .. step .. "/out"
         local args = { "run", "--parallelism", "2", "--retain", "1",
           "--checkpoint-interval", "20", "--checkpoint-dir", ck,
           "spec/fixtures/paced_count.lua", input, out, "20" }

@@ -237,7 +237,9 @@ function M.checkpoints(argv)
     table.sort(names)
     for _, name in ipairs(names) do
       local list = checkpoint.describe(dir .. "/" .. name, warn)
-      if #list > 0 then jobs[#jobs + 1] = { dir = dir .. "/" .. name, list = list } end
+      if #list > 0 then
+        jobs[#jobs + 1] = { dir = dir .. "/" .. name, list = list }
+      end
     end
   end
   if #jobs == 0 then
@@ -286,7 +288,9 @@ function M.inspect(argv)
       i = i + 1
     end
   end
-  if not path then return fail("no snapshot given (see weir inspect --help)") end
+  if not path then
+    return fail("no snapshot given (see weir inspect --help)")
+  end
   if opts.format ~= "lua" and opts.format ~= "json" then
     return fail("--format must be lua or json")
   end
@@ -423,12 +427,16 @@ function M.savepoint(argv)
   end
   local args, err = parse_job_args(argv, "savepoint")
   if not args then return fail(err) end
-  if not args[1] then return fail("no job given (see weir savepoint --help)") end
+  if not args[1] then
+    return fail("no job given (see weir savepoint --help)")
+  end
   local control = require "weir.control"
   local dir = control.job_dir(args[1], args.checkpoint_dir)
   local target = control.absolute(args[2] or dir .. "/savepoints")
   local r, rerr = control.request(dir, { t = "savepoint", dir = target })
-  if not r then return fail("savepoint of " .. args[1] .. " failed: " .. rerr) end
+  if not r then
+    return fail("savepoint of " .. args[1] .. " failed: " .. rerr)
+  end
   io.stdout:write(r.path, "\n")
   return 0
 end

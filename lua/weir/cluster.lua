@@ -535,7 +535,9 @@ function M.run_coordinator(job, jobmod)
       function()
         local out = {}
         for _, wk in ipairs(attempt_state.workers or {}) do
-          for _, sample in ipairs(wk.samples or {}) do out[#out + 1] = sample end
+          for _, sample in ipairs(wk.samples or {}) do
+            out[#out + 1] = sample
+          end
         end
         return out
       end,

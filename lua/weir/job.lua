@@ -603,7 +603,9 @@ function Host:metrics()
   local out = {}
   for _, task in ipairs(self.tasks) do
     local records_out = 0
-    for _, w in ipairs(task.outputs) do records_out = records_out + w.records end
+    for _, w in ipairs(task.outputs) do
+      records_out = records_out + w.records
+    end
     backpressured(task)
     out[#out + 1] = { task = task.id, operator = task.chain.head.uid,
       subtask = task.subtask, source = task.source,

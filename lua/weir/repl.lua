@@ -213,13 +213,16 @@ For example:
   p:run()
   squares
 
-In the background (the prompt stays; the job runs while it waits):
+In the background (the prompt stays; the job runs while it waits; a
+chain over several lines goes in do ... end, or each line would run alone):
   p = weir.pipeline { name = "wc" }
-  p:read_lines("examples/data/tinyshakespeare.txt")
-    :flat_map(function(l, emit) for w in l:gmatch("%a+") do emit(w) end end)
-    :key_by(function(w) return w end)
-    :reduce(function(a, b) return a end):uid("words")
-    :write_lines("out/wc"):uid("output")
+  do
+    p:read_lines("examples/data/tinyshakespeare.txt")
+      :flat_map(function(l, emit) for w in l:gmatch("%a+") do emit(w) end end)
+      :key_by(function(w) return w end)
+      :reduce(function(a, b) return a end):uid("words")
+      :write_lines("out/wc"):uid("output")
+  end
   job = p:start()
   job:status()   job:metrics()   sp = job:savepoint("savepoints")
   job:cancel()   job:wait()      weir.jobs()   weir.inspect(sp)
