@@ -43,7 +43,8 @@ static int l_snapshot_read(lua_State* L) {
 typedef struct {
   wr_snapshot_write_t req;
   int fn_ref;
-  int bytes_ref;  /* the Lua string written, kept alive until the end */
+  int bytes_ref;  /* the Lua string or table of strings written, kept
+                  ** alive (and unchanged) until the end */
 } lwrite_t;
 
 static void write_cb(wr_snapshot_write_t* req, int status) {
@@ -66,26 +67,49 @@ static void write_cb(wr_snapshot_write_t* req, int status) {
   luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
 }
 
-/* core.snapshot_write_async(path, bytes, fn) -> true | nil, message, code.
-** Compresses and writes on the thread pool; later, on the loop, calls
-** fn(err_message_or_nil, size_bytes, checksum, duration_ms). The thread
-** reads the Lua string itself (strings neither change nor move), which
-** stays referenced until then: no copy. */
+/* core.snapshot_write_async(path, content, fn) -> true | nil, message,
+** code. content: a string, or a list of strings written one after the
+** other (never joined). Compresses and writes on the thread pool; later,
+** on the loop, calls fn(err_message_or_nil, size_bytes, checksum,
+** duration_ms). The thread reads the Lua strings themselves (strings
+** neither change nor move), which stay referenced until then: no copy;
+** the list must not change meanwhile. */
 static int l_snapshot_write_async(lua_State* L) {
-  size_t len;
   const char* path = luaL_checkstring(L, 1);
-  const char* data = luaL_checklstring(L, 2, &len);
+  wr_snapshot_part_t one, *parts = &one;
+  size_t n = 1, i;
   lwrite_t* w;
   int r;
   luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (lua_istable(L, 2)) {
+    n = lua_objlen(L, 2);
+    parts = malloc((n ? n : 1) * sizeof(*parts));
+    if (parts == NULL) return luaL_error(L, "out of memory");
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, (int) i + 1);
+      if (!lua_isstring(L, -1) || lua_type(L, -1) != LUA_TSTRING) {
+        free(parts);
+        return luaL_error(L, "snapshot_write_async: part %d is not a string",
+                          (int) i + 1);
+      }
+      parts[i].data = lua_tolstring(L, -1, &parts[i].len);
+      lua_pop(L, 1);  /* the string stays alive in the table */
+    }
+  } else {
+    one.data = luaL_checklstring(L, 2, &one.len);
+  }
   w = malloc(sizeof(*w));
-  if (w == NULL) return luaL_error(L, "out of memory");
+  if (w == NULL) {
+    if (parts != &one) free(parts);
+    return luaL_error(L, "out of memory");
+  }
   lua_pushvalue(L, 3);
   w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 2);
   w->bytes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  r = wr_snapshot_write_start_borrowed(wr__lua_loop(), &w->req, path, data,
-                                       len, write_cb);
+  r = wr_snapshot_write_start_parts(wr__lua_loop(), &w->req, path, parts, n,
+                                    write_cb);
+  if (parts != &one) free(parts);
   if (r < 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, w->bytes_ref);

@@ -25,33 +25,85 @@ static void write_u32le(unsigned char* p, uint32_t v) {
   p[3] = (unsigned char) (v >> 24);
 }
 
-int wr_snapshot_encode(const void* data, size_t len, char** out,
-                       size_t* out_len, uint32_t* checksum) {
-  LZ4F_preferences_t prefs;
-  size_t bound, n;
-  char* buf;
+static void frame_preferences(LZ4F_preferences_t* prefs, size_t len) {
+  memset(prefs, 0, sizeof(*prefs));
+  prefs->frameInfo.blockSizeID = LZ4F_max4MB;
+  prefs->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+  prefs->frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+  prefs->frameInfo.contentSize = len;
+}
 
-  memset(&prefs, 0, sizeof(prefs));
-  prefs.frameInfo.blockSizeID = LZ4F_max4MB;
-  prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
-  prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
-  prefs.frameInfo.contentSize = len;
-  bound = LZ4F_compressFrameBound(len, &prefs);
-  buf = malloc(WR_SNAPSHOT_HEADER_BYTES + bound);
-  if (buf == NULL) return WR_ENOMEM;
+/* Makes room for need more bytes after *used in *buf (of *cap bytes). */
+static int reserve(char** buf, size_t* cap, size_t used, size_t need) {
+  char* grown;
+  size_t want = *cap;
+  if (used + need <= *cap) return 0;
+  while (want < used + need) want = want * 2;
+  grown = realloc(*buf, want);
+  if (grown == NULL) return WR_ENOMEM;
+  *buf = grown;
+  *cap = want;
+  return 0;
+}
+
+int wr_snapshot_encode_parts(const wr_snapshot_part_t* parts, size_t n,
+                             char** out, size_t* out_len,
+                             uint32_t* checksum) {
+  LZ4F_preferences_t prefs;
+  LZ4F_cctx* cctx;
+  size_t total = 0, used, cap, r, i;
+  char* buf;
+  int err = 0;
+
+  for (i = 0; i < n; i++) total += parts[i].len;
+  frame_preferences(&prefs, total);
+  if (LZ4F_isError(LZ4F_createCompressionContext(&cctx, LZ4F_VERSION)))
+    return WR_ENOMEM;
+  cap = WR_SNAPSHOT_HEADER_BYTES + LZ4F_HEADER_SIZE_MAX
+    + LZ4F_compressBound(0, &prefs) + total / 2 + 4096;
+  buf = malloc(cap);
+  if (buf == NULL) {
+    LZ4F_freeCompressionContext(cctx);
+    return WR_ENOMEM;
+  }
   memcpy(buf, magic, sizeof(magic));
   write_u32le((unsigned char*) buf + 4, WR_SNAPSHOT_VERSION);
-  n = LZ4F_compressFrame(buf + WR_SNAPSHOT_HEADER_BYTES, bound, data, len,
-                         &prefs);
-  if (LZ4F_isError(n)) {
+  used = WR_SNAPSHOT_HEADER_BYTES;
+  r = LZ4F_compressBegin(cctx, buf + used, cap - used, &prefs);
+  if (LZ4F_isError(r)) err = WR_ECOMPRESS;
+  else used += r;
+  for (i = 0; i < n && err == 0; i++) {
+    err = reserve(&buf, &cap, used, LZ4F_compressBound(parts[i].len, &prefs));
+    if (err != 0) break;
+    r = LZ4F_compressUpdate(cctx, buf + used, cap - used, parts[i].data,
+                            parts[i].len, NULL);
+    if (LZ4F_isError(r)) err = WR_ECOMPRESS;
+    else used += r;
+  }
+  if (err == 0) err = reserve(&buf, &cap, used, LZ4F_compressBound(0, &prefs));
+  if (err == 0) {
+    r = LZ4F_compressEnd(cctx, buf + used, cap - used, NULL);
+    if (LZ4F_isError(r)) err = WR_ECOMPRESS;
+    else used += r;
+  }
+  LZ4F_freeCompressionContext(cctx);
+  if (err != 0) {
     free(buf);
-    return WR_ECOMPRESS;
+    return err;
   }
   *out = buf;
-  *out_len = WR_SNAPSHOT_HEADER_BYTES + n;
+  *out_len = used;
   /* The frame ends with its content checksum. */
-  *checksum = read_u32le((unsigned char*) buf + *out_len - 4);
+  *checksum = read_u32le((unsigned char*) buf + used - 4);
   return 0;
+}
+
+int wr_snapshot_encode(const void* data, size_t len, char** out,
+                       size_t* out_len, uint32_t* checksum) {
+  wr_snapshot_part_t part;
+  part.data = data;
+  part.len = len;
+  return wr_snapshot_encode_parts(&part, 1, out, out_len, checksum);
 }
 
 int wr_snapshot_decode(const char* image, size_t image_len, char** data,
@@ -130,9 +182,18 @@ fail_header:
 
 int wr_snapshot_write(const char* path, const void* data, size_t len,
                       uint64_t* size_bytes, uint32_t* checksum) {
+  wr_snapshot_part_t part;
+  part.data = data;
+  part.len = len;
+  return wr_snapshot_write_parts(path, &part, 1, size_bytes, checksum);
+}
+
+int wr_snapshot_write_parts(const char* path,
+                            const wr_snapshot_part_t* parts, size_t n,
+                            uint64_t* size_bytes, uint32_t* checksum) {
   char* image;
   size_t image_len;
-  int r = wr_snapshot_encode(data, len, &image, &image_len, checksum);
+  int r = wr_snapshot_encode_parts(parts, n, &image, &image_len, checksum);
   if (r < 0) return r;
   r = wr__fs_write_durable(path, image, image_len);
   free(image);
@@ -157,8 +218,8 @@ int wr_snapshot_read(const char* path, char** data, size_t* len,
 static void write_work(uv_work_t* work) {
   wr_snapshot_write_t* req = work->data;
   uint64_t start = uv_hrtime();
-  req->status = wr_snapshot_write(req->path, req->content, req->len,
-                                  &req->size_bytes, &req->checksum);
+  req->status = wr_snapshot_write_parts(req->path, req->parts, req->n_parts,
+                                        &req->size_bytes, &req->checksum);
   req->duration_ns = uv_hrtime() - start;
 }
 
@@ -166,25 +227,43 @@ static void write_after(uv_work_t* work, int status) {
   wr_snapshot_write_t* req = work->data;
   free(req->path);
   free(req->bytes);
+  free(req->parts);
   req->path = NULL;
   req->bytes = NULL;
-  req->content = NULL;
+  req->parts = NULL;
   if (status < 0) req->status = status;  /* UV_ECANCELED */
   req->cb(req, req->status);
 }
 
+/* Starts writing the n parts (the array is copied; with copy, their bytes
+** too, joined, else borrowed). */
 static int write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
-                       const char* path, const void* data, size_t len,
-                       wr_snapshot_write_cb cb, int copy) {
+                       const char* path, const wr_snapshot_part_t* parts,
+                       size_t n, wr_snapshot_write_cb cb, int copy) {
+  size_t i, len = 0;
   int r;
+  for (i = 0; i < n; i++) len += parts[i].len;
   req->path = strdup(path);
   req->bytes = copy ? malloc(len ? len : 1) : NULL;
-  if (req->path == NULL || (copy && req->bytes == NULL)) {
+  req->parts = malloc((copy ? 1 : n ? n : 1) * sizeof(*req->parts));
+  if (req->path == NULL || (copy && req->bytes == NULL) ||
+      req->parts == NULL) {
     r = WR_ENOMEM;
     goto fail_alloc;
   }
-  if (copy) memcpy(req->bytes, data, len);
-  req->content = copy ? req->bytes : data;
+  if (copy) {
+    size_t at = 0;
+    for (i = 0; i < n; i++) {
+      memcpy(req->bytes + at, parts[i].data, parts[i].len);
+      at += parts[i].len;
+    }
+    req->parts[0].data = req->bytes;
+    req->parts[0].len = len;
+    req->n_parts = 1;
+  } else {
+    memcpy(req->parts, parts, n * sizeof(*parts));
+    req->n_parts = n;
+  }
   req->len = len;
   req->cb = cb;
   req->status = 0;
@@ -199,21 +278,35 @@ static int write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
 fail_alloc:
   free(req->path);
   free(req->bytes);
+  free(req->parts);
   req->path = NULL;
   req->bytes = NULL;
-  req->content = NULL;
+  req->parts = NULL;
   return r;
 }
 
 int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
                             const char* path, const void* data, size_t len,
                             wr_snapshot_write_cb cb) {
-  return write_start(loop, req, path, data, len, cb, 1);
+  wr_snapshot_part_t part;
+  part.data = data;
+  part.len = len;
+  return write_start(loop, req, path, &part, 1, cb, 1);
 }
 
 int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
                                      wr_snapshot_write_t* req,
                                      const char* path, const void* data,
                                      size_t len, wr_snapshot_write_cb cb) {
-  return write_start(loop, req, path, data, len, cb, 0);
+  wr_snapshot_part_t part;
+  part.data = data;
+  part.len = len;
+  return write_start(loop, req, path, &part, 1, cb, 0);
+}
+
+int wr_snapshot_write_start_parts(uv_loop_t* loop, wr_snapshot_write_t* req,
+                                  const char* path,
+                                  const wr_snapshot_part_t* parts, size_t n,
+                                  wr_snapshot_write_cb cb) {
+  return write_start(loop, req, path, parts, n, cb, 0);
 }

@@ -26,6 +26,19 @@
 int wr_snapshot_encode(const void* data, size_t len, char** out,
                        size_t* out_len, uint32_t* checksum);
 
+/* A piece of a snapshot's content: the content is its parts one after the
+** other, compressed as they come (they are never joined in memory). */
+typedef struct {
+  const void* data;
+  size_t len;  /* bytes */
+} wr_snapshot_part_t;
+
+/* Like wr_snapshot_encode, for content in n parts. The image is the same
+** as that of the joined content. */
+int wr_snapshot_encode_parts(const wr_snapshot_part_t* parts, size_t n,
+                             char** out, size_t* out_len,
+                             uint32_t* checksum);
+
 /* Verifies and decompresses a snapshot image of image_len bytes. On success
 ** *data is a malloc'd buffer of *len bytes (caller frees) and *checksum the
 ** verified content checksum. Returns 0 or WR_EMAGIC, WR_EVERSION,
@@ -38,6 +51,11 @@ int wr_snapshot_decode(const char* image, size_t image_len, char** data,
 ** Returns 0 or a negative error; path is untouched on error. */
 int wr_snapshot_write(const char* path, const void* data, size_t len,
                       uint64_t* size_bytes, uint32_t* checksum);
+
+/* Like wr_snapshot_write, for content in n parts. */
+int wr_snapshot_write_parts(const char* path,
+                            const wr_snapshot_part_t* parts, size_t n,
+                            uint64_t* size_bytes, uint32_t* checksum);
 
 /* Reads and verifies the snapshot file at path (see wr_snapshot_decode);
 ** *size_bytes is the file's size. */
@@ -54,7 +72,8 @@ struct wr_snapshot_write_s {
   uv_work_t work;         /* thread-pool request */
   char* path;             /* owned copy of the target path */
   char* bytes;            /* owned copy of the content, or NULL */
-  const char* content;    /* the content to write: bytes, or borrowed */
+  wr_snapshot_part_t* parts;  /* owned array: the content, in parts */
+  size_t n_parts;
   size_t len;             /* content size in bytes */
   uint64_t size_bytes;    /* result: size of the written file */
   uint32_t checksum;      /* result: content checksum */
@@ -77,5 +96,12 @@ int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
                                      wr_snapshot_write_t* req,
                                      const char* path, const void* data,
                                      size_t len, wr_snapshot_write_cb cb);
+
+/* Like wr_snapshot_write_start_borrowed, for content in n parts: the array
+** is copied, the parts' bytes are borrowed until cb. */
+int wr_snapshot_write_start_parts(uv_loop_t* loop, wr_snapshot_write_t* req,
+                                  const char* path,
+                                  const wr_snapshot_part_t* parts, size_t n,
+                                  wr_snapshot_write_cb cb);
 
 #endif

@@ -67,6 +67,51 @@ function M.read_manifest(chk_path)
   return m, size_or_err
 end
 
+--- The content of an operator's state file { uid, kind, subtask, state }:
+-- a string, or, when state holds key_groups (each already encoded on its
+-- own, see weir.state), a list of strings: the rest, encoded, naming the
+-- key groups and their sizes, then each key group's bytes as they are.
+-- weir.core writes such a list without joining it, so a large keyed state
+-- is not copied again. M.read_file reads both.
+function M.encode_file(file)
+  local state = file.state
+  local groups = type(state) == "table" and state.key_groups
+  if type(groups) ~= "table" then return buffer.encode(file) end
+  local rest, sizes, parts = {}, {}, { false }
+  for k, v in pairs(state) do
+    if k ~= "key_groups" then rest[k] = v end
+  end
+  for kg, bytes in pairs(groups) do
+    sizes[#sizes + 1] = kg
+    sizes[#sizes + 1] = #bytes
+    parts[#parts + 1] = bytes
+  end
+  parts[1] = buffer.encode({ uid = file.uid, kind = file.kind,
+    subtask = file.subtask, state = rest, key_group_sizes = sizes })
+  return parts
+end
+
+-- Decodes a state file's content (see M.encode_file).
+local function decode_file(bytes, what)
+  local buf = buffer.new()
+  buf:set(bytes)
+  local ok, v = pcall(buf.decode, buf)
+  if not ok then return nil, what .. " cannot be decoded: " .. tostring(v) end
+  local sizes = type(v) == "table" and v.key_group_sizes
+  if sizes then
+    local groups = {}
+    for i = 1, #sizes, 2 do
+      if #buf < sizes[i + 1] then
+        return nil, what .. " is shorter than the key groups it names"
+      end
+      groups[sizes[i]] = buf:get(sizes[i + 1])
+    end
+    v.state.key_groups, v.key_group_sizes = groups, nil
+  end
+  if #buf > 0 then return nil, what .. " has bytes after its state" end
+  return v
+end
+
 --- Reads one state file a manifest lists, verified (size, checksum, lz4
 -- content checksum) and decoded.
 -- @param file the manifest's entry { name, size_bytes, checksum, ... }
@@ -78,7 +123,7 @@ function M.read_file(chk_path, file)
   if size ~= file.size_bytes or checksum ~= file.checksum then
     return nil, path .. ": size or checksum differs from the manifest"
   end
-  return decode(bytes, path)
+  return decode_file(bytes, path)
 end
 
 --- Loads a checkpoint, verifying the manifest and every file it lists.

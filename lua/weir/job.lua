@@ -382,8 +382,8 @@ function Host:checkpoint_task(task, id)
         error(state, 0)
       end
       local name = node.uid .. "-" .. task.subtask .. ".snap"
-      local bytes = checkpoint.encode({ uid = node.uid, kind = node.kind,
-        subtask = task.subtask, state = state })
+      local bytes = checkpoint.encode_file({ uid = node.uid,
+        kind = node.kind, subtask = task.subtask, state = state })
       writes = writes + 1
       self.writing = self.writing + 1
       local ok2, err = core.snapshot_write_async(path .. "/" .. name, bytes,

@@ -30,6 +30,43 @@ static void round_trip_in_memory(void) {
   free(data);
 }
 
+/* Content in parts (some empty, one larger than an lz4 block) decodes to
+** the parts joined, with the checksum of the content in one piece. */
+static void parts_round_trip_as_one_content(void) {
+  size_t len, out_len, one_len, image_len, i, at = 0;
+  uint32_t c1, c2, c3;
+  char *data = sample(&len), *image, *one, *out, *big;
+  size_t big_len = 5u << 20;
+  wr_snapshot_part_t parts[4];
+  char* joined;
+  big = malloc(big_len);
+  for (i = 0; i < big_len; i++) big[i] = (char) (i * 7 % 251);
+  parts[0].data = data;
+  parts[0].len = len / 3;
+  parts[1].data = "";
+  parts[1].len = 0;
+  parts[2].data = data + len / 3;
+  parts[2].len = len - len / 3;
+  parts[3].data = big;
+  parts[3].len = big_len;
+  joined = malloc(len + big_len);
+  for (i = 0; i < 4; i++) {
+    memcpy(joined + at, parts[i].data, parts[i].len);
+    at += parts[i].len;
+  }
+  CHECK(wr_snapshot_encode_parts(parts, 4, &image, &image_len, &c1) == 0);
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c2) == 0);
+  CHECK(out_len == at && memcmp(out, joined, at) == 0);
+  CHECK(wr_snapshot_encode(joined, at, &one, &one_len, &c3) == 0);
+  CHECK(c1 == c2 && c1 == c3);
+  free(image);
+  free(out);
+  free(one);
+  free(joined);
+  free(big);
+  free(data);
+}
+
 static void empty_content_round_trips(void) {
   size_t image_len, out_len;
   char *image, *out;
@@ -152,6 +189,8 @@ static void write_to_missing_dir_fails_cleanly(void) {
 const wr_test_t wr_snapshot_tests[] = {
   { "snapshot: round trip in memory", round_trip_in_memory },
   { "snapshot: empty content round trips", empty_content_round_trips },
+  { "snapshot: parts round trip as one content",
+    parts_round_trip_as_one_content },
   { "snapshot: every truncation is detected", every_truncation_is_detected },
   { "snapshot: every bit flip is detected", every_bit_flip_is_detected },
   { "snapshot: wrong magic and version are named",
