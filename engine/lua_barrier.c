@@ -91,11 +91,7 @@ static const luaL_Reg methods[] = {
 };
 
 void wr__lua_open_barrier(lua_State* L) {
-  wr__lua_new_class(L, BARRIER_MT, methods);
-  luaL_getmetatable(L, BARRIER_MT);
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  wr__lua_new_gc_class(L, BARRIER_MT, methods, l_gc);
   lua_pushcfunction(L, l_barrier_handler);
   lua_setfield(L, -2, "barrier_handler");
 }

@@ -23,6 +23,15 @@ void wr__lua_new_class(lua_State* L, const char* mt,
   lua_pop(L, 1);
 }
 
+void wr__lua_new_gc_class(lua_State* L, const char* mt,
+                          const luaL_Reg* methods, lua_CFunction gc) {
+  wr__lua_new_class(L, mt, methods);
+  luaL_getmetatable(L, mt);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 int luaopen_weir_core(lua_State* L) {
   lua_newtable(L);
   wr__lua_open_loop(L);

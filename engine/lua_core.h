@@ -31,6 +31,11 @@ void wr__lua_open_editline(lua_State* L);
 /* Registers metatable mt whose __index holds methods (a userdata class). */
 void wr__lua_new_class(lua_State* L, const char* mt, const luaL_Reg* methods);
 
+/* Like wr__lua_new_class, with gc as the class's __gc (it frees what a
+** collected object still holds). */
+void wr__lua_new_gc_class(lua_State* L, const char* mt,
+                          const luaL_Reg* methods, lua_CFunction gc);
+
 /* Pushes nil, the message of err and its symbolic name; returns 3. This is
 ** how every recoverable failure reaches Lua. */
 int wr__lua_push_error(lua_State* L, int err);

@@ -490,10 +490,6 @@ static const luaL_Reg editline_functions[] = {
 };
 
 void wr__lua_open_editline(lua_State* L) {
-  wr__lua_new_class(L, READER_MT, reader_methods);
-  luaL_getmetatable(L, READER_MT);
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  wr__lua_new_gc_class(L, READER_MT, reader_methods, l_close);
   luaL_register(L, NULL, editline_functions);
 }

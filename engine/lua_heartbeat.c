@@ -154,11 +154,7 @@ static const luaL_Reg methods[] = {
 };
 
 void wr__lua_open_heartbeat(lua_State* L) {
-  wr__lua_new_class(L, HEARTBEAT_MT, methods);
-  luaL_getmetatable(L, HEARTBEAT_MT);
-  lua_pushcfunction(L, l_stop);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  wr__lua_new_gc_class(L, HEARTBEAT_MT, methods, l_stop);
   lua_pushcfunction(L, l_heartbeat);
   lua_setfield(L, -2, "heartbeat");
 }
