@@ -27,43 +27,55 @@ describe("core.barrier_handler", function()
   end)
 end)
 
-describe("barrier alignment in a running job", function()
-  it("snapshots a union's state with no record after the barrier",
-    function()
-      -- Two sources feed a union; the keyed reduce behind it must see, at
-      -- each checkpoint, exactly the records before barrier n on both
-      -- inputs. The sources' positions in the same checkpoint say how many
-      -- records came before the barrier, so the reduced sum in the snapshot
-      -- must equal the sum of those records.
-      local dir = os.tmpname()
-      os.remove(dir)
-      local p = weir.pipeline { name = "align", checkpoint_dir = dir,
-                                checkpoint_interval = 5, retain = 1000 }
-      p:sequence(1, 300000):union(p:sequence(1, 300000))
-        :key_by(function() return "all" end)
-        :reduce(function(acc, x) return acc + x end)
-      p:run()
-      local checkpoint = require "weir.checkpoint"
-      local buffer = require "string.buffer"
-      local checked = 0
-      for _, c in ipairs(checkpoint.list(dir .. "/align")) do
-        local loaded = assert(checkpoint.load(c.path))
-        local s = loaded.states
-        -- A sequence's state is the ranges it has left to emit.
-        local function emitted(uid)
-          local r = s[uid][0].state.ranges[1]
-          return r and r[1] - 1 or 300000
+local h = require "helpers"
+
+-- Checks the checkpoints of a run of spec/fixtures/aligned_sums.lua (sums
+-- of two sequences of 1..n): each checkpoint's sum must be exactly that of
+-- the records the sources had emitted before its barrier (their positions
+-- in the same checkpoint), so no record after barrier n is in snapshot n.
+-- Returns the number of checkpoints checked.
+local function check_aligned_sums(job_dir, n)
+  local checkpoint = require "weir.checkpoint"
+  local buffer = require "string.buffer"
+  local checked = 0
+  for _, c in ipairs(checkpoint.list(job_dir)) do
+    local loaded = assert(checkpoint.load(c.path))
+    local s = loaded.states
+    -- A sequence's state is the ranges it has left to emit: the sum of
+    -- what it emitted is that of 1..n less theirs.
+    local function emitted_sum(uid)
+      local sum = n * (n + 1) / 2
+      for _, sub in pairs(s[uid]) do
+        for _, r in ipairs(sub.state.ranges) do
+          sum = sum - (r[1] + r[2]) * (r[2] - r[1] + 1) / 2
         end
-        local n1, n2 = emitted("sequence-1"), emitted("sequence-2")
-        local sum = 0
-        for _, bytes in pairs(s["reduce-5"][0].state.key_groups) do
-          local flat = buffer.decode(bytes)
-          sum = flat[2]
-        end
-        assert.are.equal(n1 * (n1 + 1) / 2 + n2 * (n2 + 1) / 2, sum)
-        checked = checked + 1
       end
-      assert.is_true(checked >= 2, "only " .. checked .. " checkpoints")
-      os.execute("rm -rf '" .. dir .. "'")
+      return sum
+    end
+    local sum = 0
+    for _, sub in pairs(s.sum) do
+      for _, bytes in pairs(sub.state.key_groups) do
+        sum = sum + buffer.decode(bytes)[2]
+      end
+    end
+    assert.are.equal(emitted_sum("a") + emitted_sum("b"), sum,
+      "checkpoint " .. c.id)
+    checked = checked + 1
+  end
+  return checked
+end
+
+describe("barrier alignment in a running job", function()
+  it("snapshots a union's state with no record after the barrier, "
+    .. "in one process and on two workers", function()
+      for _, parallelism in ipairs({ 1, 2 }) do
+        local dir = h.tmpdir()
+        local r = h.run_weir({ "run", "--parallelism", tostring(parallelism),
+          "spec/fixtures/aligned_sums.lua", "200000", dir })
+        assert.are.equal(0, r.status, r.stderr)
+        local checked = check_aligned_sums(dir .. "/aligned_sums", 200000)
+        assert.is_true(checked >= 3, "only " .. checked .. " checkpoints")
+        h.sh("rm -rf " .. h.quote(dir))
+      end
     end)
 end)

@@ -85,7 +85,9 @@ function Channel:size() return self.tail - self.head + 1 end
 -- later one replaces it: records that precede a watermark are never late
 -- by it, and per-record watermarks do not cut batches down to one
 -- record.
-function M.channel_writer(deliver, blocked)
+-- direct(record, ts, key), if given, may hand a record straight to the
+-- consumer (returning true) when no batch is filling, so order is kept.
+function M.channel_writer(deliver, blocked, direct)
   local buf, ts, n, pending_wm
   local function reset()
     buf, n = { ts = {} }, 0
@@ -109,7 +111,11 @@ function M.channel_writer(deliver, blocked)
       deliver({ watermark = wm })
     end
   end
-  function w.push(record, t)
+  function w.push(record, t, k)
+    if n == 0 and direct ~= nil and direct(record, t, k) then
+      w.records = w.records + 1
+      return
+    end
     n = n + 1
     buf[n], ts[n] = record, t
     if n >= M.BATCH_RECORDS then flush() end
@@ -132,9 +138,17 @@ function M.channel_writer(deliver, blocked)
   return w
 end
 
+-- A channel within this process. While it is empty, a record goes to the
+-- consumer by a direct call (ch.direct, set by the consumer's task) rather
+-- than through a batch: no batch to build and take apart, and the key the
+-- router computed is reused.
 local function local_writer(ch)
   return M.channel_writer(function(item) ch:put(item) end,
-    function() return ch:size() >= M.CHANNEL_BATCHES end)
+    function() return ch:size() >= M.CHANNEL_BATCHES end,
+    function(record, t, k)
+      local direct = ch.direct
+      return direct ~= nil and ch.head > ch.tail and direct(record, t, k)
+    end)
 end
 
 local function fan_out(targets)
@@ -208,14 +222,14 @@ function Host:router(edge, i)
   local cache = {}
   local node = edge.from
   return errors.register(function(record, ts, k)
-    local j = cache[k]
-    if j == nil then
+    local push = cache[k]
+    if push == nil then
       local kg, why = key.key_group(k, maxp)
       if not kg then errors.raise_invalid_key(k, why) end
-      j = core.key_group_subtask(maxp, p, kg) + 1
-      if type(k) ~= "table" then cache[k] = j end
+      push = ws[core.key_group_subtask(maxp, p, kg) + 1].push
+      if type(k) ~= "table" then cache[k] = push end
     end
-    ws[j].push(record, ts)
+    push(record, ts, k)
   end, node), watermark, ws
 end
 
@@ -277,9 +291,11 @@ function Host:build_task(t)
   -- operator with several distinct inputs, like connect, has one per
   -- input); the key of a record from key_by is computed again here.
   local head = task.insts[chain.head.id]
-  task.edge_push = {}
+  task.edge_push, task.edge_direct = {}, {}
   for _, edge in ipairs(chain.inputs) do
     local push = head.inputs and head.inputs[edge.input] or head.push
+    -- A record handed over directly comes with its key.
+    task.edge_direct[edge.id] = push
     if edge.from.kind == "key_by" then
       local keyed_push, keyfn = push, edge.from.fn
       push = errors.register(function(record, ts)
@@ -294,13 +310,18 @@ end
 
 -- The input channels of a task: per input edge, one per producer subtask.
 function Host:connect_inputs(task)
-  task.channels, task.channel_push = {}, {}
+  task.channels, task.channel_push, task.blocked = {}, {}, {}
   for _, edge in ipairs(task.chain.inputs) do
     for _, i in ipairs(plan.producers(edge, task.subtask)) do
       local cid = M.channel_id(edge, i, task.subtask)
-      self.channels[cid] = self.channels[cid] or M.new_channel()
-      task.channels[#task.channels + 1] = self.channels[cid]
+      local ch = self.channels[cid] or M.new_channel()
+      self.channels[cid] = ch
+      task.channels[#task.channels + 1] = ch
       task.channel_push[#task.channels] = task.edge_push[edge.id]
+      if self:worker_of(i) == self.worker then
+        ch.direct = self:direct_push(task, #task.channels,
+          task.edge_direct[edge.id])
+      end
     end
   end
   local n = #task.channels
@@ -488,6 +509,28 @@ local function backpressured(task)
   return false
 end
 
+-- The direct call into channel c of task (see local_writer): refused while
+-- the channel is held by barrier alignment, the task has ended or its
+-- consumers have no room.
+function Host:direct_push(task, c, push)
+  local blocked, outputs = task.blocked, task.outputs
+  return function(record, ts, k)
+    if task.ended or blocked[c] or (#outputs > 0 and backpressured(task)) then
+      return false
+    end
+    task.records_in = task.records_in + 1
+    push(record, ts, k)
+    return true
+  end
+end
+
+-- Copies which input channels barrier alignment holds (they change only
+-- when a barrier or the end of input is taken) for direct_push.
+local function update_blocked(task)
+  local handler, blocked = task.handler, task.blocked
+  for c = 1, #task.channels do blocked[c] = handler:is_blocked(c) end
+end
+
 -- At the end of a task's step, watermarks that wait for a batch go.
 local function release_watermarks(task)
   local outputs = task.outputs
@@ -530,6 +573,7 @@ function Host:take_channels(task)
         for j = 1, item.n do push(item[j], ts[j]) end
       elseif item.barrier then
         local r = handler:on_barrier(i, item.barrier)
+        update_blocked(task)
         task.aligning = item.barrier
         if r == "aligned" or (r == "aborted" and not handler:pending()) then
           task.alignment_ms = handler:last_alignment_ms()
@@ -538,7 +582,9 @@ function Host:take_channels(task)
       elseif item.watermark then
         self:input_watermark(task, i, item.watermark, item.status)
       elseif item.end_of_input then
-        if handler:on_end_of_input(i) == "aligned" then
+        local r = handler:on_end_of_input(i)
+        update_blocked(task)
+        if r == "aligned" then
           self:checkpoint_task(task, task.aligning)
         end
         if handler:all_ended() then
