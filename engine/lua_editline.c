@@ -380,9 +380,11 @@ static int l_prompt(lua_State* L) {
     free(r->prompt);
     r->prompt = copy;
     fflush(stdout);
-    rl_callback_handler_install(r->prompt, line_handler);
+    /* Ctrl-C is caught before the prompt shows: a key pressed as soon as
+    ** it appears must not find the default action (ending the process). */
     uv_signal_start(&r->sigint, sigint_cb, SIGINT);
     uv_signal_start(&r->sigwinch, sigwinch_cb, SIGWINCH);
+    rl_callback_handler_install(r->prompt, line_handler);
     uv_poll_start(&r->poll, UV_READABLE, terminal_poll_cb);
   } else {
     uv_idle_start(&r->idle, idle_cb);
