@@ -1,6 +1,7 @@
 /*
 ** Lua binding of framed connections (frame.h) over Unix domain sockets and
-** TCP: core.listen, core.connect, conn:on_frame, conn:send, conn:close.
+** TCP: core.listen, core.connect, conn:on_frame, conn:send, conn:handle,
+** conn:close, and core.send_raw_fn for sending from memory through the FFI.
 ** Addresses are a socket path, or "tcp:HOST:PORT".
 ** A connection lives until conn:close() (or the peer's end of stream
 ** followed by close); its memory is reclaimed in the close callback.
@@ -24,6 +25,7 @@ typedef struct {
   } u;
   wr_frame_reader_t reader;
   int frame_ref;    /* Lua callback for frames, or LUA_NOREF */
+  int frame_raw;    /* frames go to it as (pointer, length), not strings */
   int other_ref;    /* on_connection (servers) or on_connect (connects) */
   int closing;
 } lconn_t;
@@ -92,7 +94,11 @@ static void frame_cb(wr_frame_reader_t* r, const char* payload, size_t len,
   lconn_t* c = r->data;
   lua_State* L = wr__lua_state();
   if (c->frame_ref == LUA_NOREF) return;
-  if (payload != NULL) {
+  if (payload != NULL && c->frame_raw) {
+    lua_pushlightuserdata(L, (void*) payload);
+    lua_pushinteger(L, (lua_Integer) len);
+    wr__lua_callback(c->frame_ref, 2);
+  } else if (payload != NULL) {
     lua_pushlstring(L, payload, len);
     wr__lua_callback(c->frame_ref, 1);
   } else {
@@ -125,11 +131,16 @@ static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
-/* conn:on_frame(fn) starts reading: fn(bytes) per frame; fn(nil, message)
-** once at end of stream or on error. */
+/* conn:on_frame(fn [, "pointer"]) starts reading: fn(bytes) per frame, or
+** with "pointer" fn(payload, length), payload a light userdata valid only
+** during the call (no Lua string is made: string.buffer's set() reads it
+** in place); fn(nil, message) once at end of stream or on error. */
 static int l_on_frame(lua_State* L) {
   lconn_t* c = *check_conn(L, CONN_MT);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 3) && strcmp(luaL_checkstring(L, 3), "pointer"))
+    return luaL_argerror(L, 3, "expected \"pointer\" or nothing");
+  c->frame_raw = !lua_isnoneornil(L, 3);
   luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
   lua_pushvalue(L, 2);
   c->frame_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -151,26 +162,55 @@ static void write_cb(uv_write_t* req, int status) {
   free(req);
 }
 
+/* Queues one frame of len bytes (copied). Returns 0 or a negative error. */
+static int send_frame(lconn_t* c, const void* payload, size_t len) {
+  lwrite_t* w;
+  uv_buf_t buf;
+  int r;
+  if (len > WR_FRAME_MAX_BYTES) return UV_E2BIG;
+  w = malloc(sizeof(*w) + 4 + len);
+  if (w == NULL) return WR_ENOMEM;
+  wr_frame_header((uint32_t) len, (unsigned char*) w->bytes);
+  memcpy(w->bytes + 4, payload, len);
+  buf = uv_buf_init(w->bytes, (unsigned int) (4 + len));
+  r = uv_write(&w->req, &c->u.stream, &buf, 1, write_cb);
+  if (r < 0) free(w);
+  return r < 0 ? r : 0;
+}
+
 /* conn:send(bytes) queues one frame. Returns true | nil, message, code. */
 static int l_send(lua_State* L) {
   lconn_t* c = *check_conn(L, CONN_MT);
   size_t len;
   const char* payload = luaL_checklstring(L, 2, &len);
-  lwrite_t* w;
-  uv_buf_t buf;
-  int r;
-  if (len > WR_FRAME_MAX_BYTES) return wr__lua_push_error(L, UV_E2BIG);
-  w = malloc(sizeof(*w) + 4 + len);
-  if (w == NULL) return wr__lua_push_error(L, WR_ENOMEM);
-  wr_frame_header((uint32_t) len, (unsigned char*) w->bytes);
-  memcpy(w->bytes + 4, payload, len);
-  buf = uv_buf_init(w->bytes, (unsigned int) (4 + len));
-  r = uv_write(&w->req, &c->u.stream, &buf, 1, write_cb);
-  if (r < 0) {
-    free(w);
-    return wr__lua_push_error(L, r);
-  }
+  int r = send_frame(c, payload, len);
+  if (r < 0) return wr__lua_push_error(L, r);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Sends len bytes at payload as one frame on the connection whose handle
+** (conn:handle()) is box, for Lua code to call through the FFI with a
+** string.buffer's contents (buf:ref()), no Lua string made. Returns 0, or
+** a negative error (UV_EPIPE once the connection is closed). */
+static int send_raw(void* box, const uint8_t* payload, size_t len) {
+  lconn_t* c = *(lconn_t**) box;
+  if (c == NULL || c->closing) return UV_EPIPE;
+  return send_frame(c, payload, len);
+}
+
+/* conn:handle() -> light userdata for core.send_raw_fn(): valid while conn
+** itself is referenced (the Lua object, not the connection, must live). */
+static int l_handle(lua_State* L) {
+  lua_pushlightuserdata(L, luaL_checkudata(L, 1, CONN_MT));
+  return 1;
+}
+
+/* core.send_raw_fn() -> light userdata: the address of
+** int send_raw(void* handle, const uint8_t* payload, size_t len), to cast
+** with the FFI. */
+static int l_send_raw_fn(lua_State* L) {
+  lua_pushlightuserdata(L, (void*) (uintptr_t) send_raw);
   return 1;
 }
 
@@ -346,7 +386,7 @@ static int l_connect(lua_State* L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-  { "on_frame", l_on_frame }, { "send", l_send },
+  { "on_frame", l_on_frame }, { "send", l_send }, { "handle", l_handle },
   { "shutdown", l_shutdown },
   { "close", l_conn_close },
   { NULL, NULL }
@@ -357,8 +397,17 @@ static const luaL_Reg server_methods[] = {
   { NULL, NULL }
 };
 
+/* core.strerror(code) -> the message of a negative error code, as the
+** send function of core.send_raw_fn() returns. */
+static int l_strerror(lua_State* L) {
+  lua_pushstring(L, wr_strerror((int) luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg net_functions[] = {
-  { "listen", l_listen }, { "connect", l_connect }, { NULL, NULL }
+  { "strerror", l_strerror },
+  { "listen", l_listen }, { "connect", l_connect },
+  { "send_raw_fn", l_send_raw_fn }, { NULL, NULL }
 };
 
 void wr__lua_open_net(lua_State* L) {

@@ -62,6 +62,47 @@ describe("framed connections", function()
     assert.are.equal("echo:one", got[1])
   end)
 
+  it("hand frames over as a pointer and send from memory, without Lua "
+    .. "strings; a closed connection refuses", function()
+    local ffi = require "ffi"
+    local buffer = require "string.buffer"
+    local send_raw = ffi.cast("int (*)(void *, const uint8_t *, size_t)",
+      core.send_raw_fn())
+    local dir = h.tmpdir()
+    local got, server_conn = {}, nil
+    local server = assert(core.listen(dir .. "/s.sock", function(conn)
+      server_conn = conn
+      conn:on_frame(function(payload, len)
+        if payload then
+          got[#got + 1] = { type(payload), buffer.new():set(
+            ffi.cast("const uint8_t *", payload), len):decode() }
+        end
+      end, "pointer")
+    end))
+    local client
+    local out = buffer.new()
+    assert(core.connect(server:address(), function(err, conn)
+      assert(not err, err)
+      client = conn
+      out:encode({ n = 2, "a", "b" })
+      assert.are.equal(0, send_raw(conn:handle(), out:ref()))
+    end))
+    local ok, err = pcall(run_until, function() return #got == 1 end)
+    local handle = client and client:handle()
+    local bad_mode = client and select(2, pcall(client.on_frame, client,
+      function() end, "strings"))
+    if client then client:close() end
+    if server_conn then server_conn:close() end
+    server:close()
+    core.drain()
+    assert(ok, err)
+    assert.same({ { "userdata", { n = 2, "a", "b" } } }, got)
+    local r = send_raw(handle, out:ref())
+    assert.are.equal("broken pipe", core.strerror(r))
+    assert.matches('expected "pointer" or nothing', bad_mode)
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
   it("report a failed connect", function()
     local dir = h.tmpdir()
     local failure

@@ -17,6 +17,7 @@
 -- worker, and, as the restart strategy allows, starts fresh workers that
 -- restore the newest complete checkpoint.
 local buffer = require "string.buffer"
+local ffi = require "ffi"
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
 local coordinator = require "weir.coordinator"
@@ -31,6 +32,12 @@ M.METRICS_MS = 1000           -- a worker's metrics period
 M.SET_UP_GRACE = 10           -- heartbeat timeouts a worker may set up in
 
 local encode, decode = buffer.encode, buffer.decode
+-- Data frames go out from a string.buffer and come in as a pointer into
+-- the receive buffer: neither becomes a Lua string (a string of a
+-- batch's size, interned twice per batch, costs more than the batch).
+local send_raw = ffi.cast("int (*)(void *, const uint8_t *, size_t)",
+  core.send_raw_fn())
+local uint8_ptr = ffi.typeof("const uint8_t *")
 local guard = errors.guard
 
 local function warn(msg) errors.warn(msg) end
@@ -53,15 +60,20 @@ function M.run_worker(job)
   local host = jobmod.new_host(job, w, workers)
   local control                       -- connection to the coordinator
   local peers, peer_count = {}, 0     -- worker index -> data connection
+  local handles = {}                  -- worker index -> its conn:handle()
   local writers = {}                  -- channel id -> remote writer state
   -- Data frames hold the channel id then the batch or event; a credit
   -- frame holds minus the channel id.
   local out, incoming = buffer.new(), buffer.new()
-  local function data_frame(cid, item)
+  local function send_data(peer, cid, item)
     out:reset()
     out:encode(cid)
     out:encode(item)
-    return out:get()
+    local r = send_raw(handles[peer], out:ref())
+    if r < 0 then
+      error(string.format("cannot send to worker %d: %s", peer,
+        core.strerror(r)), 0)
+    end
   end
   local server, heartbeat, metrics_timer
 
@@ -84,7 +96,7 @@ function M.run_worker(job)
           if state.credits <= 0 then break end
           state.credits = state.credits - 1
         end
-        conn:send(data_frame(cid, item))
+        send_data(peer, cid, item)
         q[state.head] = nil
         state.head = state.head + 1
       end
@@ -94,7 +106,7 @@ function M.run_worker(job)
       if state.head > state.tail and conn
           and (not item.n or state.credits > 0) then
         if item.n then state.credits = state.credits - 1 end
-        conn:send(data_frame(cid, item))
+        send_data(peer, cid, item)
         return true
       end
       state.tail = state.tail + 1
@@ -113,8 +125,8 @@ function M.run_worker(job)
     end,
   }
 
-  local function on_data(bytes)
-    incoming:set(bytes)
+  local function on_data(payload, len)
+    incoming:set(ffi.cast(uint8_ptr, payload), len)
     local cid = incoming:decode()
     if cid > 0 then
       host.channels[cid]:put(incoming:decode())
@@ -131,7 +143,7 @@ function M.run_worker(job)
   end
 
   local function add_peer(j, conn)
-    peers[j] = conn
+    peers[j], handles[j] = conn, conn:handle()
     peer_count = peer_count + 1
     for _, state in pairs(writers) do state.pump() end
     if all_peers() then send_control({ t = "ready" }) end
@@ -203,7 +215,9 @@ function M.run_worker(job)
             if cerr then error("cannot connect to worker " .. j .. ": "
               .. cerr, 0) end
             conn:send(encode({ peer = w }))
-            conn:on_frame(guard(function(b) if b then on_data(b) end end))
+            conn:on_frame(guard(function(b, len)
+              if b then on_data(b, len) end
+            end), "pointer")
             add_peer(j, conn)
           end)))
       end
@@ -247,15 +261,16 @@ function M.run_worker(job)
     server = assert(core.listen(address,
       guard(function(conn)
         local first = true
-        conn:on_frame(guard(function(b)
+        conn:on_frame(guard(function(b, len)
           if not b then return end
           if first then
             first = false
-            add_peer(decode(b).peer, conn)
+            add_peer(incoming:set(ffi.cast(uint8_ptr, b), len):decode().peer,
+              conn)
           else
-            on_data(b)
+            on_data(b, len)
           end
-        end))
+        end), "pointer")
       end)))
   end
 
