@@ -23,12 +23,14 @@ end
 -- { keys, after = pattern } waits for new output ending in pattern
 -- instead. The last step should end the session. Returns { status,
 -- output } where output is all the terminal showed; the session is bounded
--- by `timeout 20`.
+-- by `timeout 20`. status is weir's own exit status, which a shell on the
+-- terminal prints after it (a Ctrl-C reaches that shell too: it traps it).
 local function terminal_session(steps, history)
   local dir = h.tmpdir()
   h.sh("mkfifo " .. dir .. "/keys")
-  local repl_cmd = string.format("env TERM=xterm WEIR_HISTORY=%s %s repl",
-    h.quote(history or ""), h.quote(h.weir))
+  local repl_cmd = "sh -c " .. h.quote(string.format("trap : INT; env "
+    .. "TERM=xterm WEIR_HISTORY=%s %s repl; echo \"[weir exited $?]\"",
+    h.quote(history or ""), h.quote(h.weir)))
   local cmd = string.format("timeout 20 script -qfec %s /dev/null "
     .. "<%s/keys >%s/out 2>&1; echo $? >%s/status", h.quote(repl_cmd), dir,
     dir, dir)
@@ -47,11 +49,13 @@ local function terminal_session(steps, history)
     after = type(step) == "table" and step.after or "> $"
   end
   fifo:close()
-  local status = h.wait_until(function()
+  h.wait_until(function()
     local s = h.read_file(dir .. "/status")
     return s and tonumber(s:match("%d+"))
   end, 25000, "the terminal session to end")
-  local r = { status = status, output = output() }
+  local out = output()
+  local r = { status = tonumber(out:match("%[weir exited (%d+)%]")),
+              output = out }
   h.sh("rm -rf " .. h.quote(dir))
   return r
 end
