@@ -26,8 +26,9 @@ continues on a ">>" line. On a terminal: Tab completes names (globals,
 weir.<Tab>, fields, and methods after obj:), Up/Down recall earlier lines,
 Ctrl-C at the prompt clears the line (while a statement runs it ends the
 REPL: start long pipelines with p:start()), Ctrl-D quits; the history is
-kept in $WEIR_HISTORY or else ~/.weir_history (WEIR_HISTORY= keeps none). From a pipe or a file
-the lines are read without prompts, e.g. echo 'print(1 + 1)' | weir repl.
+kept in $WEIR_HISTORY or else ~/.weir_history (WEIR_HISTORY= keeps none).
+From a pipe or a file the lines are read without prompts, e.g.
+echo 'print(1 + 1)' | weir repl.
 Errors print one line (a traceback too with WEIR_DEBUG set).
 
 Exit status: 0 at the end of input; 1 if the input ends inside an
