@@ -294,7 +294,7 @@ function Host:build_task(t)
   task.edge_push, task.edge_direct = {}, {}
   for _, edge in ipairs(chain.inputs) do
     local push = head.inputs and head.inputs[edge.input] or head.push
-    -- A record handed over directly comes with its key.
+    -- A record handed over directly from key_by comes with its key.
     task.edge_direct[edge.id] = push
     if edge.from.kind == "key_by" then
       local keyed_push, keyfn = push, edge.from.fn
@@ -320,7 +320,7 @@ function Host:connect_inputs(task)
       task.channel_push[#task.channels] = task.edge_push[edge.id]
       if self:worker_of(i) == self.worker then
         ch.direct = self:direct_push(task, #task.channels,
-          task.edge_direct[edge.id])
+          task.edge_direct[edge.id], edge.from.kind == "key_by")
       end
     end
   end
@@ -511,15 +511,15 @@ end
 
 -- The direct call into channel c of task (see local_writer): refused while
 -- the channel is held by barrier alignment, the task has ended or its
--- consumers have no room.
-function Host:direct_push(task, c, push)
+-- consumers have no room. keyed: push takes the key the router computed.
+function Host:direct_push(task, c, push, keyed)
   local blocked, outputs = task.blocked, task.outputs
   return function(record, ts, k)
     if task.ended or blocked[c] or (#outputs > 0 and backpressured(task)) then
       return false
     end
     task.records_in = task.records_in + 1
-    push(record, ts, k)
+    if keyed then push(record, ts, k) else push(record, ts) end
     return true
   end
 end
