@@ -37,10 +37,7 @@ describe("a pipeline in the background", function()
   local dir, input, reference, total
 
   setup(function()
-    dir = h.tmpdir()
-    input = dir .. "/input.txt"
-    h.repeat_file(h.shakespeare, input, 3)
-    reference, total = h.running_count_reference(input)
+    dir, input, reference, total = h.running_count_input(3)
   end)
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)

@@ -144,10 +144,7 @@ describe("a crash between the steps of publishing or removing a checkpoint",
     local dir, input, reference, total
 
     setup(function()
-      dir = h.tmpdir()
-      input = dir .. "/input.txt"
-      h.repeat_file(h.shakespeare, input, 2)
-      reference, total = h.running_count_reference(input)
+      dir, input, reference, total = h.running_count_input(2)
     end)
 
     teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)

@@ -207,6 +207,17 @@ function M.repeat_file(src, dst, times)
   f:close()
 end
 
+--- The input of spec/fixtures/running_count.lua runs: a new temporary
+-- directory holding tinyshakespeare `copies` times as input.txt. Returns
+-- the directory, the input's path, and its reference output and size
+-- (running_count_reference). The caller removes the directory.
+function M.running_count_input(copies)
+  local dir = M.tmpdir()
+  local input = dir .. "/input.txt"
+  M.repeat_file(M.shakespeare, input, copies)
+  return dir, input, M.running_count_reference(input)
+end
+
 --- Runs `weir ARGS...` once per entry k of ks, each time killing it with
 -- SIGKILL once k more checkpoints of the job in job_dir completed (raises
 -- if the job ended before the kill); then runs it once more to the end

@@ -9,11 +9,7 @@ describe("recovery after kill -9", function()
   local dir, input, reference, total
 
   setup(function()
-    dir = h.tmpdir()
-    input = dir .. "/input.txt"
-    h.repeat_file(h.shakespeare, input, 3)
-    -- The uninterrupted output, computed without weir.
-    reference, total = h.running_count_reference(input)
+    dir, input, reference, total = h.running_count_input(3)
   end)
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
@@ -206,10 +202,7 @@ describe("restoring at another parallelism", function()
   local dir, input, reference, total
 
   setup(function()
-    dir = h.tmpdir()
-    input = dir .. "/input.txt"
-    h.repeat_file(h.shakespeare, input, 3)
-    reference, total = h.running_count_reference(input)
+    dir, input, reference, total = h.running_count_input(3)
     -- A run at parallelism 2, killed after its third checkpoint.
     local proc = h.spawn_weir({ "run", "--parallelism", "2",
       "--checkpoint-interval", "50", "--checkpoint-dir", dir .. "/p2/ck",
