@@ -125,9 +125,13 @@ function M.run_worker(job)
     end,
   }
 
+  -- The buffer that reads a received frame in place (during its callback).
+  local function received(payload, len)
+    return incoming:set(ffi.cast(uint8_ptr, payload), len)
+  end
+
   local function on_data(payload, len)
-    incoming:set(ffi.cast(uint8_ptr, payload), len)
-    local cid = incoming:decode()
+    local cid = received(payload, len):decode()
     if cid > 0 then
       host.channels[cid]:put(incoming:decode())
     else
@@ -265,8 +269,7 @@ function M.run_worker(job)
           if not b then return end
           if first then
             first = false
-            add_peer(incoming:set(ffi.cast(uint8_ptr, b), len):decode().peer,
-              conn)
+            add_peer(received(b, len):decode().peer, conn)
           else
             on_data(b, len)
           end
