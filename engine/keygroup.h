@@ -20,6 +20,13 @@ uint32_t wr_keygroup_hash(const void* key, size_t len);
 ** bytes; max_parallelism must be >= 1. */
 uint32_t wr_keygroup_of(const void* key, size_t len, uint32_t max_parallelism);
 
+/* Returns the key group of the string key s of len bytes: that of its
+** canonical encoding "s<len>:<s>" (lua/weir/key.lua), without the caller
+** building it. For the Lua router through the FFI
+** (core.key_group_string_fn). */
+uint32_t wr_keygroup_of_string(const char* s, size_t len,
+                               uint32_t max_parallelism);
+
 /* Computes the key groups [*start, *end] owned by subtask `index` of
 ** `parallelism` subtasks, as Flink's KeyGroupRangeAssignment does:
 ** start = ceil(index * maxp / p), end = ceil((index + 1) * maxp / p) - 1.

@@ -52,10 +52,18 @@ static int l_hash(lua_State* L) {
   return 1;
 }
 
+/* core.key_group_string_fn() -> light userdata: the address of
+** uint32_t wr_keygroup_of_string(const char*, size_t, uint32_t), to cast
+** with the FFI (see keygroup.h). */
+static int l_key_group_string_fn(lua_State* L) {
+  lua_pushlightuserdata(L, (void*) (uintptr_t) wr_keygroup_of_string);
+  return 1;
+}
+
 static const luaL_Reg keygroup_functions[] = {
   { "key_group", l_key_group }, { "key_group_range", l_key_group_range },
   { "key_group_subtask", l_key_group_subtask }, { "hash", l_hash },
-  { NULL, NULL }
+  { "key_group_string_fn", l_key_group_string_fn }, { NULL, NULL }
 };
 
 void wr__lua_open_keygroup(lua_State* L) {

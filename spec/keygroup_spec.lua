@@ -42,6 +42,23 @@ describe("weir.key", function()
     end)
   end)
 
+  describe("string_key_group()", function()
+    it("gives a string the key group of its encoding", function()
+      local words = { "", "a", "hello", "naïve", "a\0b", ("x"):rep(300) }
+      for n = 1, 64 do
+        local bytes = {}
+        for i = 1, n do bytes[i] = string.char((n * 31 + i * 7) % 256) end
+        words[#words + 1] = table.concat(bytes)
+      end
+      for _, w in ipairs(words) do
+        for _, maxp in ipairs({ 1, 100, 128, 32768 }) do
+          assert.are.equal(key.key_group(w, maxp),
+            tonumber(key.string_key_group(w, #w, maxp)))
+        end
+      end
+    end)
+  end)
+
   describe("core.key_group_range()", function()
     it("covers 0..max_parallelism-1 exactly once for every parallelism",
       function()

@@ -216,17 +216,29 @@ function Host:router(edge, i)
       ws[next_j].push(record, ts)
     end, watermark, ws
   end
-  -- Hash: the key group of the key picks the subtask that owns it; scalar
-  -- keys remember their subtask.
+  -- Hash: the key group of the key picks the subtask that owns it. String
+  -- keys have theirs computed every time (cheaper than looking them up in
+  -- a table as large as the key space); other scalar keys remember their
+  -- subtask.
   local maxp = self.options.max_parallelism
+  local owner = {}  -- key group + 1 -> push of the subtask owning it
+  for kg = 0, maxp - 1 do
+    owner[kg + 1] = ws[core.key_group_subtask(maxp, p, kg) + 1].push
+  end
+  local string_key_group = key.string_key_group
   local cache = {}
   local node = edge.from
   return errors.register(function(record, ts, k)
-    local push = cache[k]
+    local push
+    if type(k) == "string" then
+      push = owner[string_key_group(k, #k, maxp) + 1]
+    else
+      push = cache[k]
+    end
     if push == nil then
       local kg, why = key.key_group(k, maxp)
       if not kg then errors.raise_invalid_key(k, why) end
-      push = ws[core.key_group_subtask(maxp, p, kg) + 1].push
+      push = owner[kg + 1]
       if type(k) ~= "table" then cache[k] = push end
     end
     push(record, ts, k)

@@ -3,6 +3,7 @@
 -- an array of those (a composite key). Equal keys have equal encodings on
 -- every machine, so they land in the same key group everywhere.
 local core = require "weir.core"
+local ffi = require "ffi"
 
 local M = {}
 
@@ -43,6 +44,13 @@ function M.encode(k)
   end
   return "a" .. n .. ":" .. concat(parts)
 end
+
+--- The key group of a string key (k, #k, max_parallelism) -> 0 ..
+-- max_parallelism-1: the same as M.key_group(k, max_parallelism), without
+-- building the encoding. A C function called through the FFI, so that
+-- routers need no table of every key's group.
+M.string_key_group = ffi.cast("uint32_t (*)(const char *, size_t, uint32_t)",
+  core.key_group_string_fn())
 
 --- Returns the key group (0 .. max_parallelism-1) of a key, or nil and why
 -- the key is invalid.

@@ -1,4 +1,5 @@
 /* Key-group hashing and range assignment. */
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -55,7 +56,27 @@ static void key_group_is_below_max_parallelism(void) {
   }
 }
 
+static void string_key_group_matches_its_encoding(void) {
+  /* Lengths 0..300 (prefixes "s0:" to "s300:" of 3 to 5 bytes, so every
+  ** alignment of the key's bytes in the hash's 4-byte blocks), bytes 0 to
+  ** 255, max_parallelism a power of two or not. */
+  static const uint32_t maxps[] = { 1, 7, 128, 1000, 32768 };
+  char key[301], enc[320];
+  size_t len, m;
+  for (len = 0; len <= 300; len++) {
+    key[len] = (char) (len * 37 % 256);
+    int n = snprintf(enc, sizeof(enc), "s%zu:", len);
+    memcpy(enc + n, key, len);
+    for (m = 0; m < sizeof(maxps) / sizeof(maxps[0]); m++) {
+      CHECK(wr_keygroup_of_string(key, len, maxps[m]) ==
+            wr_keygroup_of(enc, (size_t) n + len, maxps[m]));
+    }
+  }
+}
+
 const wr_test_t wr_keygroup_tests[] = {
+  { "keygroup: string key group matches its encoding's",
+    string_key_group_matches_its_encoding },
   { "keygroup: hash matches murmur3 reference", hash_matches_murmur3_reference },
   { "keygroup: ranges cover every key group once",
     ranges_cover_every_key_group_once },
