@@ -165,14 +165,36 @@ describe("weir.pipeline", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
-        .. "checkpoint_timeout, heartbeat_timeout, max_parallelism, metrics, "
-        .. "mode, name, parallelism, restart, restore, retain, "
+        .. "checkpoint_timeout, gc_pause, heartbeat_timeout, max_parallelism, "
+        .. "metrics, mode, name, parallelism, restart, restore, retain, "
         .. "retain_on_cancel, tolerable_failed_checkpoints, transport)")
     end)
 
     it("rejects an option of the wrong type", function()
       assert.has_error(function() weir.pipeline { retain = "3" } end,
         "weir.pipeline: option 'retain' must be a number, got string")
+    end)
+
+    it("sets the garbage collector's pause while the job runs", function()
+      local function pause()
+        local current = collectgarbage("setpause", 100)
+        collectgarbage("setpause", current)
+        return current
+      end
+      local before = pause()
+      local seen = {}
+      for _, opts in ipairs({ {}, { gc_pause = 250 } }) do
+        opts.name, opts.checkpoint_interval = "spec", 0
+        local p = weir.pipeline(opts)
+        local out = p:sequence(1, 1):map(function() return pause() end)
+          :collect()
+        p:run()
+        seen[#seen + 1] = out[1]
+        assert.are.equal(before, pause())
+      end
+      assert.are.same({ 400, 250 }, seen)
+      assert.has_error(function() weir.pipeline { gc_pause = 50 } end,
+        "weir.pipeline: gc_pause must be an integer >= 100 (%)")
     end)
 
     it("rejects an operator without a function", function()

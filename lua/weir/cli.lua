@@ -64,6 +64,9 @@ Options override the script's weir.pipeline{} options:
                              group; max_parallelism must be the same)
   --allow-non-restored-state restore even if the snapshot has state for an
                              operator (uid) the job no longer has
+  --gc-pause PERCENT         start a garbage collection cycle when the heap
+                             is PERCENT of what the last one left (LuaJIT's
+                             setpause; default: 400)
   -h, --help                 show this help
 
 Exit status: 0 on success; 1 with a one-line error otherwise.
@@ -90,6 +93,7 @@ local run_flags = {
   ["--metrics"] = { "metrics", "string" },
   ["--allow-non-restored-state"] = { "allow_non_restored_state", "flag" },
   ["--retain-on-cancel"] = { "retain_on_cancel", "flag" },
+  ["--gc-pause"] = { "gc_pause", "number" },
 }
 
 -- Flags only `weir worker` takes (the coordinator passes them).

@@ -52,6 +52,8 @@ M.options = {
     "checkpoints that may fail in a row before the job fails" },
   restart = { false, "table", "restart strategy: weir.fixed_delay{...}, "
     .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
+  gc_pause = { 400, "number", "% of the heap left after a garbage "
+    .. "collection that starts the next one, while the job runs" },
 }
 
 --- Options set on the command line; they override the script's.
@@ -90,6 +92,9 @@ local function check_options(opts)
   end
   if o.parallelism and (o.parallelism < 1 or o.parallelism % 1 ~= 0) then
     error("weir.pipeline: parallelism must be an integer >= 1", 3)
+  end
+  if o.gc_pause < 100 or o.gc_pause % 1 ~= 0 then
+    error("weir.pipeline: gc_pause must be an integer >= 100 (%)", 3)
   end
   if o.transport ~= "unix" and o.transport ~= "tcp" then
     error("weir.pipeline: transport must be \"unix\" or \"tcp\"", 3)
