@@ -44,6 +44,17 @@ describe("weir.pipeline", function()
         collect(function(p) return p:read_lines(path) end))
       os.remove(path)
     end)
+
+    it("reads through core.unlocked_file, which takes only file handles",
+      function()
+        local core = require "weir.core"
+        local f = io.open(h.shakespeare, "rb")
+        assert.are.equal(f, core.unlocked_file(f))
+        assert.are.equal("First Citizen:", f:read("*l"))
+        f:close()
+        assert.are.equal(f, core.unlocked_file(f))  -- closed: nothing to do
+        assert.has_error(function() core.unlocked_file("path") end)
+      end)
   end)
 
   describe(":map()", function()

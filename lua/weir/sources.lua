@@ -75,6 +75,7 @@ function M.read_lines(node, emit, env)
       error(string.format("read_lines (%s): cannot open input: %s",
         node.defined_at, err), 0)
     end
+    core.unlocked_file(f)  -- only the loop thread reads it
     current = path
   end
   local function enter(k)
