@@ -217,21 +217,24 @@ function Host:router(edge, i)
     end, watermark, ws
   end
   -- Hash: the key group of the key picks the subtask that owns it. String
-  -- keys have theirs computed every time (cheaper than looking them up in
-  -- a table as large as the key space); other scalar keys remember their
-  -- subtask.
+  -- keys have theirs computed each time (cheaper than looking them up in a
+  -- table as large as the key space), except in a run of equal keys; other
+  -- scalar keys remember their subtask.
   local maxp = self.options.max_parallelism
   local owner = {}  -- key group + 1 -> push of the subtask owning it
   for kg = 0, maxp - 1 do
     owner[kg + 1] = ws[core.key_group_subtask(maxp, p, kg) + 1].push
   end
   local string_key_group = key.string_key_group
-  local cache = {}
+  local cache, last_key, last_push = {}, nil, nil
   local node = edge.from
   return errors.register(function(record, ts, k)
     local push
-    if type(k) == "string" then
+    if k == last_key then
+      push = last_push
+    elseif type(k) == "string" then
       push = owner[string_key_group(k, #k, maxp) + 1]
+      last_key, last_push = k, push
     else
       push = cache[k]
     end
