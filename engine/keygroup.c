@@ -11,48 +11,8 @@ static uint32_t rotl32(uint32_t x, int r) {
   return (x << r) | (x >> (32 - r));
 }
 
-uint32_t wr_keygroup_hash(const void* key, size_t len) {
-  const uint8_t* p = key;
-  const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
-  uint32_t h = 0, k;
-  size_t i, nblocks = len / 4;
-
-  for (i = 0; i < nblocks; i++, p += 4) {
-    k = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
-        (uint32_t) p[3] << 24;
-    k *= c1;
-    k = rotl32(k, 15);
-    k *= c2;
-    h ^= k;
-    h = rotl32(h, 13);
-    h = h * 5 + 0xe6546b64u;
-  }
-  k = 0;
-  switch (len & 3) {
-    case 3: k ^= (uint32_t) p[2] << 16; /* fall through */
-    case 2: k ^= (uint32_t) p[1] << 8;  /* fall through */
-    case 1:
-      k ^= p[0];
-      k *= c1;
-      k = rotl32(k, 15);
-      k *= c2;
-      h ^= k;
-  }
-  h ^= (uint32_t) len;
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
-uint32_t wr_keygroup_of(const void* key, size_t len,
-                        uint32_t max_parallelism) {
-  return wr_keygroup_hash(key, len) % max_parallelism;
-}
-
-/* MurmurHash3 (as wr_keygroup_hash) of the bytes of a then those of b. */
+/* MurmurHash3_x86_32, seed 0, of the bytes of a then those of b (a may be
+** empty: keys hashed whole are b, read a block at a time). */
 static uint32_t murmur_of_two(const uint8_t* a, size_t alen,
                               const uint8_t* b, size_t blen) {
   const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
@@ -94,6 +54,15 @@ static uint32_t murmur_of_two(const uint8_t* a, size_t alen,
   h *= 0xc2b2ae35u;
   h ^= h >> 16;
   return h;
+}
+
+uint32_t wr_keygroup_hash(const void* key, size_t len) {
+  return murmur_of_two(NULL, 0, key, len);
+}
+
+uint32_t wr_keygroup_of(const void* key, size_t len,
+                        uint32_t max_parallelism) {
+  return wr_keygroup_hash(key, len) % max_parallelism;
 }
 
 uint32_t wr_keygroup_of_string(const char* s, size_t len,
