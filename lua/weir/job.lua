@@ -677,7 +677,6 @@ function Host:metrics()
   return out
 end
 
---- Starts running the tasks on the loop.
 --- Starts running the tasks on the loop, with LuaJIT's garbage collector
 -- pause at the job's gc_pause (restored by Host:stop). LuaJIT's default,
 -- 200, starts a collection cycle whenever the heap has doubled; a job
