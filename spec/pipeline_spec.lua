@@ -45,9 +45,21 @@ describe("weir.pipeline", function()
       os.remove(path)
     end)
 
-    it("reads through core.unlocked_file, which takes only file handles",
-      function()
+    it("opens its files with core.unlocked_file, which returns the "
+      .. "handle still readable and takes nothing else", function()
         local core = require "weir.core"
+        local unlocked_file, opened = core.unlocked_file, {}
+        core.unlocked_file = function(file)
+          opened[#opened + 1] = io.type(file)
+          return unlocked_file(file)
+        end
+        local ok, out = pcall(collect, function(p)
+          return p:read_lines(h.shakespeare)
+        end)
+        core.unlocked_file = unlocked_file
+        assert.is_true(ok, out)
+        assert.are.equal("First Citizen:", out[1])
+        assert.are.same({ "file" }, opened)
         local f = io.open(h.shakespeare, "rb")
         assert.are.equal(f, core.unlocked_file(f))
         assert.are.equal("First Citizen:", f:read("*l"))
