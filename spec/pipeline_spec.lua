@@ -45,21 +45,27 @@ describe("weir.pipeline", function()
       os.remove(path)
     end)
 
-    it("opens its files with core.unlocked_file, which returns the "
-      .. "handle still readable and takes nothing else", function()
+    it("and write_lines open their files with core.unlocked_file, which "
+      .. "returns the handle still usable and takes nothing else", function()
         local core = require "weir.core"
         local unlocked_file, opened = core.unlocked_file, {}
         core.unlocked_file = function(file)
           opened[#opened + 1] = io.type(file)
           return unlocked_file(file)
         end
-        local ok, out = pcall(collect, function(p)
-          return p:read_lines(h.shakespeare)
+        local dir = h.tmpdir()
+        local ok, err = pcall(function()
+          local p = weir.pipeline { name = "spec", checkpoint_interval = 0 }
+          p:read_lines(h.shakespeare):write_lines(dir)
+          p:run()
         end)
         core.unlocked_file = unlocked_file
-        assert.is_true(ok, out)
-        assert.are.equal("First Citizen:", out[1])
-        assert.are.same({ "file" }, opened)
+        assert.is_true(ok, err)
+        assert.are.same({ "file", "file" }, opened)  -- input, then output
+        local lines, files = h.committed_lines(dir)
+        assert.are.same({ "part-0-0" }, files)
+        assert.are.equal(40000, #lines)
+        h.sh("rm -rf " .. h.quote(dir))
         local f = io.open(h.shakespeare, "rb")
         assert.are.equal(f, core.unlocked_file(f))
         assert.are.equal("First Citizen:", f:read("*l"))

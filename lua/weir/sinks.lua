@@ -131,6 +131,7 @@ function M.write_lines(node, emit, env)
     if not f then
       fpath = path(me, seq, "inprogress")
       f = check(node, io.open(fpath, "wb"))
+      core.unlocked_file(f)  -- only the loop thread writes it
     end
     if not f:write(line, "\n") then
       fail(node, "cannot write %s (is the disk full?)", fpath)
