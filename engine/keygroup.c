@@ -60,16 +60,23 @@ uint32_t wr_keygroup_hash(const void* key, size_t len) {
   return murmur_of_two(NULL, 0, key, len);
 }
 
+/* The key group of hash h: h modulo max_parallelism. A power of two, as
+** the default 128, needs no division. */
+static uint32_t key_group_of_hash(uint32_t h, uint32_t max_parallelism) {
+  if ((max_parallelism & (max_parallelism - 1)) == 0)
+    return h & (max_parallelism - 1);
+  return h % max_parallelism;
+}
+
 uint32_t wr_keygroup_of(const void* key, size_t len,
                         uint32_t max_parallelism) {
-  return wr_keygroup_hash(key, len) % max_parallelism;
+  return key_group_of_hash(wr_keygroup_hash(key, len), max_parallelism);
 }
 
 uint32_t wr_keygroup_of_string(const char* s, size_t len,
                                uint32_t max_parallelism) {
   uint8_t prefix[24], digits[20];
   size_t n = 0, d = 0, v = len;
-  uint32_t h;
   do {
     digits[d++] = (uint8_t) ('0' + v % 10);
     v /= 10;
@@ -77,11 +84,8 @@ uint32_t wr_keygroup_of_string(const char* s, size_t len,
   prefix[n++] = 's';
   while (d > 0) prefix[n++] = digits[--d];
   prefix[n++] = ':';
-  h = murmur_of_two(prefix, n, (const uint8_t*) s, len);
-  /* A power of two, as the default 128, needs no division. */
-  if ((max_parallelism & (max_parallelism - 1)) == 0)
-    return h & (max_parallelism - 1);
-  return h % max_parallelism;
+  return key_group_of_hash(murmur_of_two(prefix, n, (const uint8_t*) s, len),
+                           max_parallelism);
 }
 
 int wr_keygroup_range(uint32_t max_parallelism, uint32_t parallelism,
