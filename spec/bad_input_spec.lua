@@ -66,28 +66,35 @@ describe("bad input", function()
         .. ":12: poisoned line"
     end)
 
-    it("names the operator, its line and the record, and exits 1",
-      function()
-        local r = h.run_weir({ "run", "--parallelism", "1", "--checkpoint-dir",
-          dir .. "/ck1", path, input, dir .. "/throw-out", "fail-on-poison" })
+    -- At every parallelism, in one process or on workers.
+    for _, parallelism in ipairs({ "1", "2" }) do
+      it("names the operator, its line and the record, restarts as the "
+        .. "restart strategy allows, then fails with the error (parallelism "
+        .. parallelism .. ")", function()
+        local r = h.run_weir({ "run", "--parallelism", parallelism,
+          "--checkpoint-interval", "20", "--checkpoint-dir",
+          dir .. "/ck" .. parallelism, path, input,
+          dir .. "/throw-out" .. parallelism, "fail-on-poison" })
         assert.are.equal(1, r.status)
-        assert.are.equal(message .. "\n", r.stderr)
+        -- Each restart also says which checkpoint it restores.
+        local lines = {}
+        for line in r.stderr:gmatch("[^\n]+") do
+          if not line:match("^weir: restoring ")
+              and not line:match("^weir: no checkpoint of this run") then
+            lines[#lines + 1] = line
+          end
+        end
+        assert.are.equal(4, #lines, r.stderr)
+        for i = 1, 3 do
+          assert.are.equal(message .. "; restarting from the newest "
+            .. "complete checkpoint in 1000 ms (restart " .. i .. ")",
+            lines[i])
+        end
+        assert.are.equal(message .. " (no restart left after 3 restarts; "
+          .. "the last complete checkpoint stays for --restore latest)",
+          lines[4])
       end)
-
-    it("restarts worker processes as the restart strategy allows, then "
-      .. "fails with the error", function()
-      local r = run(path, input, dir .. "/throw-out2", "fail-on-poison")
-      assert.are.equal(1, r.status)
-      local lines = {}
-      for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
-      assert.are.equal(4, #lines)
-      for i = 1, 3 do
-        assert.are.equal(message .. "; restarting from the newest complete "
-          .. "checkpoint in 1000 ms (restart " .. i .. ")", lines[i])
-      end
-      assert.are.equal(message .. " (no restart left after 3 restarts; the "
-        .. "last complete checkpoint stays for --restore latest)", lines[4])
-    end)
+    end
 
     it("leaves the last checkpoint so a fixed script resumes from it",
       function()

@@ -164,10 +164,18 @@ end
 --- Finds the newest intact checkpoint of job_dir. Each damaged one is
 -- reported through warn(message) and skipped.
 -- @param open M.load (the default) or M.open_verified
+-- @param run_id if given, only checkpoints whose manifest carries this
+--   run_id (the lineage of one run; see weir.coordinator)
 -- @return what open returned for it, or nil if there is none
-function M.find_latest(job_dir, warn, open)
+function M.find_latest(job_dir, warn, open, run_id)
   for _, c in ipairs(M.list(job_dir)) do
-    if c.complete then
+    local mine = true
+    if c.complete and run_id then
+      local m = M.read_manifest(c.path)
+      -- A damaged manifest is reported by open below.
+      mine = not m or m.run_id == run_id
+    end
+    if c.complete and mine then
       local loaded, err = (open or M.load)(c.path)
       if loaded then return loaded end
       warn(string.format("checkpoint %s is damaged (%s); trying an older "

@@ -397,14 +397,12 @@ function M.run_coordinator(job, jobmod)
         return
       end
       if not delay then
-        finish({ message = cause .. string.format(" (no restart left after "
-          .. "%d restart%s; the last complete checkpoint stays for "
-          .. "--restore latest)", restarts, restarts == 1 and "" or "s") })
+        finish({ message = restart.give_up_message(cause, restarts,
+          job.lineage) })
         return
       end
       restarts = restarts + 1
-      warn(string.format("%s; restarting from the newest complete "
-        .. "checkpoint in %d ms (restart %d)", cause, delay, restarts))
+      warn(restart.restarting_message(cause, delay, restarts))
       local t = core.timer(guard(function() start_attempt(true) end))
       attempt_state.delay_timer = t
       t:start(delay, 0)
@@ -453,8 +451,9 @@ function M.run_coordinator(job, jobmod)
     attempt_state = st
     coord = coordinator.new(job)
     coord.on_failure = function(message) fail(message) end
-    -- A restart restores the newest complete checkpoint.
-    if restoring then options.restore = "latest" end
+    -- A restart restores the newest complete checkpoint of this run's
+    -- lineage (see Coordinator:restore_point).
+    if restoring then job.lineage.restarts = restarts end
     local loaded = coord:restore_point(true)
     local restore_path = loaded and loaded.path
     restored_path = restore_path or restored_path

@@ -39,16 +39,48 @@ local function restore_error(fmt, ...)
   error(string.format(fmt, ...), 0)
 end
 
---- Finds the checkpoint to restore (options.restore is "latest" or a
--- path), verified, and checks it fits the job from its manifest. Returns
+-- The checkpoint a restart of this run restores: the newest intact one
+-- of its lineage (those it took, carrying its run_id), else the one the
+-- run started from, else none (the run starts over). A run never fails
+-- over onto a checkpoint of an earlier run of the same job, as each Flink
+-- run has a job id of its own.
+function Coordinator:lineage_point(open)
+  local lineage = self.job.lineage
+  local loaded = checkpoint.find_latest(self.job_dir, warn, open,
+    lineage.run_id)
+  if loaded then return loaded end
+  if not lineage.base then return nil end
+  local err
+  loaded, err = open(lineage.base)
+  if not loaded then
+    restore_error("cannot restore from %s, where this run started: %s",
+      lineage.base, err)
+  end
+  return loaded
+end
+
+--- Finds the checkpoint to restore, verified, and checks it fits the job
+-- from its manifest: on a restart after a failure, the newest of this
+-- run's lineage (see lineage_point); otherwise as options.restore says,
+-- "latest" (the newest intact checkpoint of any run) or a path. Returns
 -- it, loaded with its state (see weir.checkpoint.load) unless without_state
 -- (workers load their own), or nil when there is nothing to restore.
+-- Raises when a path given cannot be restored or does not fit the job.
 function Coordinator:restore_point(without_state)
   local what = self.options.restore
+  local lineage = self.job.lineage
+  if lineage.restarts > 0 then what = "lineage" end
   if not what then return nil end
   local open = without_state and checkpoint.open_verified or checkpoint.load
   local loaded, err
-  if what == "latest" then
+  if what == "lineage" then
+    loaded = self:lineage_point(open)
+    if not loaded then
+      errors.note("no checkpoint of this run completed yet; starting from "
+        .. "the beginning")
+      return nil
+    end
+  elseif what == "latest" then
     loaded = checkpoint.find_latest(self.job_dir, warn, open)
     if not loaded then
       warn(string.format("no complete checkpoint in %s; starting from the "
@@ -56,6 +88,11 @@ function Coordinator:restore_point(without_state)
       return nil
     end
   else
+    if not core.stat(what) then
+      restore_error("cannot restore from %s: no such checkpoint or "
+        .. "savepoint directory (--restore latest picks the newest "
+        .. "checkpoint under --checkpoint-dir)", what)
+    end
     loaded, err = open(what)
     if not loaded then
       restore_error("cannot restore from %s: %s", what, err)
@@ -83,6 +120,10 @@ function Coordinator:restore_point(without_state)
     end
   end
   self.restored = loaded
+  if lineage.restarts == 0 then lineage.base = loaded.path end
+  errors.note(string.format("restoring %s (checkpoint %d%s, taken %s)",
+    loaded.path, m.id, m.savepoint and ", a savepoint" or "",
+    os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor((m.time_ms or 0) / 1000))))
   -- Checkpoint ids go on from the restored one, so they never repeat one
   -- the restored state has seen (a savepoint may come from elsewhere).
   self.next_id = math.max(self.next_id, m.id + 1)
@@ -203,6 +244,7 @@ function Coordinator:ack(task_id, id, files)
     max_parallelism = self.options.max_parallelism, mode = self.options.mode,
     operators = operators, files = pending.files,
     savepoint = pending.savepoint and true or nil,
+    run_id = self.job.lineage.run_id,
   }, errors.guard(function(err)
     if self.pending ~= pending then return end
     if err then
@@ -224,6 +266,7 @@ function Coordinator:complete(pending)
   self.last_checkpoint = { id = pending.id, size_bytes = size,
     duration_ms = core.monotonic_ms() - pending.start_ms }
   self.last_completed = pending.id
+  self.job.lineage.last = pending.path
   self.checkpoints = self.checkpoints + 1
   for _, host in ipairs(self.hosts) do host:complete(pending.id) end
   checkpoint.apply_retention(self.job_dir, self.options.retain, pending.id)

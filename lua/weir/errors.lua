@@ -135,6 +135,12 @@ function M.warn(msg)
   io.stderr:write("weir: ", msg, "\n")
 end
 
+--- Tells the user what the job does (which checkpoint it restores, ...)
+-- on stderr, as one "weir: " line like a warning.
+function M.note(msg)
+  io.stderr:write("weir: ", msg, "\n")
+end
+
 --- Wraps a loop callback so an error raised in it is attributed to an
 -- operator while the stack is still intact (see M.handler), then raised
 -- on (so core.run() raises it).

@@ -22,6 +22,7 @@ local fsutil = require "weir.fsutil"
 local key = require "weir.key"
 local pipeline = require "weir.pipeline"
 local plan = require "weir.plan"
+local restart = require "weir.restart"
 local operators = require "weir.operators"
 local sources = require "weir.sources"
 local sinks = require "weir.sinks"
@@ -722,12 +723,19 @@ end
 
 -- -- Entry point -------------------------------------------------------------
 
---- Plans a pipeline into a job: { pipeline, options, name, job_dir, plan }.
+--- Plans a pipeline into a job: { pipeline, options, name, job_dir, plan,
+-- lineage }. lineage = { run_id, restarts, base }: run_id names this run
+-- in the manifest of every checkpoint it takes, restarts counts its
+-- restarts after failures, and base is the path of the checkpoint or
+-- savepoint it started from (set by weir.coordinator), so a restart
+-- fails over only onto checkpoints of this run's own lineage.
 function M.prepare(p, parallelism)
   local o = p.options
   return { pipeline = p, options = o, name = o.name,
     job_dir = o.checkpoint_dir .. "/" .. o.name,
-    plan = plan.plan(p, parallelism) }
+    plan = plan.plan(p, parallelism),
+    lineage = { restarts = 0, run_id = string.format("%x-%x",
+      math.floor(core.time_ms()), core.getpid()) } }
 end
 
 -- Starts every task of the job in this process: builds, restores, opens,
@@ -749,6 +757,7 @@ local function start_local(job, state, on_finish)
     coord.last_completed = restored.manifest.id
     return false
   end
+  state.running = true  -- failures from now on are not in the set-up
   state.control = coordinator.serve_control(job,
     function() return coord end,
     function() return { parallelism = job.plan.default_parallelism,
@@ -806,6 +815,45 @@ local function finish_local(job, state, start_ms, ok, err)
     duration_ms = core.monotonic_ms() - start_ms }
 end
 
+-- Runs the job in this process until it ends; after a failure in a
+-- running job (not in its set-up: a missing input or a checkpoint that
+-- does not fit) it restarts from the newest checkpoint of the run's
+-- lineage as the restart strategy allows, when restarts is true.
+-- Returns the statistics of finish_local, or raises its error.
+local function run_local(job, restarts)
+  local strategy = restarts and restart.strategy(job.options.restart)
+  local start = core.monotonic_ms()
+  while true do
+    local state = {}
+    local ok, err = xpcall(function()
+      if start_local(job, state) then core.run() end
+    end, errors.handler)
+    if not ok then stop_local(state) end
+    core.drain()
+    local delay = not ok and state.running and strategy
+      and strategy:next_delay(core.monotonic_ms())
+    if not delay then
+      if not ok and state.running and strategy then
+        err.message = restart.give_up_message(tostring(err.message),
+          job.lineage.restarts, job.lineage)
+      end
+      local stats = finish_local(job, state, start, ok, err)
+      stats.restarts = job.lineage.restarts
+      return stats
+    end
+    if state.host then state.host:close() end
+    local lineage = job.lineage
+    lineage.restarts = lineage.restarts + 1
+    errors.warn(restart.restarting_message(tostring(err.message), delay,
+      lineage.restarts))
+    local due = false
+    local timer = core.timer(function() due = true end)
+    timer:start(delay, 0)
+    while not due do core.run_once() end
+    timer:close()
+  end
+end
+
 -- Warns about stateful operators without an explicit uid.
 local function warn_uids(p)
   for _, node in ipairs(p.nodes) do
@@ -844,14 +892,7 @@ function M.run(p)
   if job.plan.max_parallelism > 1 and M.script then
     return cluster.run_coordinator(job, M)
   end
-  local start = core.monotonic_ms()
-  local state = {}
-  local ok, err = xpcall(function()
-    if start_local(job, state) then core.run() end
-  end, errors.handler)
-  if not ok then stop_local(state) end
-  core.drain()
-  local stats = finish_local(job, state, start, ok, err)
+  local stats = run_local(job, M.script or p.options.restart)
   if M.report then M.report(stats) end
   return stats
 end

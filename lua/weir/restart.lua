@@ -79,4 +79,23 @@ function M.strategy(spec)
   return s
 end
 
+--- The line that announces a restart: cause (one line), the delay before
+-- it (ms) and its number (1 for the first).
+function M.restarting_message(cause, delay_ms, restarts)
+  return string.format("%s; restarting from the newest complete "
+    .. "checkpoint in %d ms (restart %d)", cause, delay_ms, restarts)
+end
+
+--- The error of a job the strategy gave up on after `restarts` restarts:
+-- cause, and the checkpoint that stays for --restore latest (lineage:
+-- weir.job.prepare's, whose `last` is the newest checkpoint the run
+-- completed and `base` the one it started from), if any.
+function M.give_up_message(cause, restarts, lineage)
+  local kept = lineage.last or lineage.base
+  return string.format("%s (no restart left after %d restart%s; %s)", cause,
+    restarts, restarts == 1 and "" or "s", kept and "the last complete "
+      .. "checkpoint stays for --restore latest" or "no checkpoint was "
+      .. "completed, so --restore latest would start from the beginning")
+end
+
 return M
