@@ -39,6 +39,20 @@ local END = { end_of_input = true }  -- in-band end-of-input event
 
 local guard = errors.guard
 local clear = require "table.clear"
+local isyieldable, yield = coroutine.isyieldable, coroutine.yield
+local running = coroutine.running
+
+-- What a task's coroutine yields when an output has no room (see
+-- channel_writer) and when its step is done (see Host:run_task).
+local BLOCKED, STEP_DONE = {}, {}
+-- The coroutines that run tasks' steps: only they yield on backpressure
+-- (a job may run inside some other coroutine, a test runner's say).
+local task_threads = setmetatable({}, { __mode = "k" })
+
+-- Whether the running code may wait for room by yielding.
+local function may_wait()
+  return task_threads[running()] ~= nil and isyieldable()
+end
 
 local function factory(kind)
   return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
@@ -88,6 +102,13 @@ function Channel:size() return self.tail - self.head + 1 end
 -- record.
 -- direct(record, ts, key), if given, may hand a record straight to the
 -- consumer (returning true) when no batch is filling, so order is kept.
+-- Backpressure holds per batch: when a task's step runs in its coroutine
+-- (Host:run_task) and the consumer has no room after a batch went out,
+-- the writer yields until it has, so a record that fans out into many
+-- (a flat_map of a huge line) waits mid-record instead of queueing its
+-- whole fan-out in memory. Where the step cannot yield (a user function
+-- that emits from inside a C call, such as a string.gsub callback) the
+-- batch is queued as before.
 function M.channel_writer(deliver, blocked, direct)
   local buf, ts, n, pending_wm
   local function reset()
@@ -111,6 +132,7 @@ function M.channel_writer(deliver, blocked, direct)
       pending_wm = nil
       deliver({ watermark = wm })
     end
+    while blocked() and may_wait() do yield(BLOCKED) end
   end
   function w.push(record, t, k)
     if n == 0 and direct ~= nil and direct(record, t, k) then
@@ -264,7 +286,7 @@ function Host:build_task(t)
   local chain, i = t.chain, t.subtask
   local task = { id = t.id, chain = chain, subtask = i, insts = {},
     outputs = {}, acked = 0, records_in = 0, backpressured_ms = 0,
-    alignment_ms = 0 }
+    alignment_ms = 0, entered = 0, suspended = false }
   local nodes = chain.nodes
   for n = #nodes, 1, -1 do
     local node = nodes[n]
@@ -295,7 +317,17 @@ function Host:build_task(t)
       subtask = i, parallelism = chain.parallelism,
       emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
       now_ms = core.monotonic_ms, wall_ms = core.time_ms }
-    local inst = factory(node.kind)(node, fan_out(targets), env)
+    local emit = fan_out(targets)
+    if n == 1 and pipeline.sources[node.kind] then
+      -- A checkpoint deferred while this record's fan-out waited for
+      -- room is taken as soon as the record is done.
+      local out = emit
+      emit = function(record)
+        out(record)
+        if task.deferred then self:take_deferred(task) end
+      end
+    end
+    local inst = factory(node.kind)(node, emit, env)
     inst.node = node
     inst.watermark = inst.watermark or env.emit_watermark
     if inst.periodic then self.periodic[#self.periodic + 1] = inst end
@@ -463,7 +495,10 @@ end
 function Host:trigger(id, final)
   self.pending_id = id
   for _, task in ipairs(self.tasks) do
-    if final or task.source or task.ended then
+    if task.source and task.suspended and not final then
+      -- Mid-record: its position is taken once the record is done.
+      task.deferred = id
+    elseif final or task.source or task.ended then
       self:checkpoint_task(task, id)
     end
   end
@@ -528,14 +563,21 @@ end
 -- The direct call into channel c of task (see local_writer): refused while
 -- the channel is held by barrier alignment, the task has ended or its
 -- consumers have no room. keyed: push takes the key the router computed.
+-- While the call runs the consumer counts as entered: a step of the
+-- producer that waits for room mid-call (see channel_writer) leaves it
+-- entered, and neither its own steps nor other direct calls run its
+-- operators until that call is done.
 function Host:direct_push(task, c, push, keyed)
   local blocked, outputs = task.blocked, task.outputs
   return function(record, ts, k)
-    if task.ended or blocked[c] or (#outputs > 0 and backpressured(task)) then
+    if task.ended or blocked[c] or task.suspended or task.entered > 0
+        or (#outputs > 0 and backpressured(task)) then
       return false
     end
     task.records_in = task.records_in + 1
+    task.entered = 1
     if keyed then push(record, ts, k) else push(record, ts) end
+    task.entered = 0
     return true
   end
 end
@@ -633,6 +675,51 @@ function Host:input_watermark(task, channel, w, status)
   end
 end
 
+-- The body of a task's coroutine: one step per resume, yielding
+-- STEP_DONE with xpcall's outcome after each, or BLOCKED from inside a
+-- step when an output has no room (see channel_writer).
+local function task_body(host, task)
+  local step = task.source and Host.step_source or Host.step_channels
+  while true do
+    yield(STEP_DONE, xpcall(step, errors.handler, host, task))
+  end
+end
+
+--- Runs one step of task in its coroutine, or resumes the step it left
+-- when an output had no room, once every output has room again. Returns
+-- whether the task made progress; raises the step's error. A task that
+-- a direct call from another task's step entered (see direct_push) waits
+-- until that step went on.
+function Host:run_task(task)
+  if task.entered > 0 then return false end
+  if task.suspended and backpressured(task) then return false end
+  local co = task.co
+  if not co then
+    co = coroutine.create(task_body)
+    task.co, task_threads[co] = co, true
+  end
+  local ok, what, sok, progress = coroutine.resume(co, self, task)
+  if not ok then error(what, 0) end
+  if what == BLOCKED then
+    task.suspended = true
+    return false
+  end
+  task.suspended = false
+  if not sok then error(progress, 0) end
+  -- A checkpoint triggered while the step waited mid-record.
+  if task.deferred then self:take_deferred(task) end
+  return progress
+end
+
+--- The checkpoint a source task deferred while it waited mid-record
+-- (see Host:trigger): taken at the end of that record, so the source's
+-- position and the records before the barrier agree.
+function Host:take_deferred(task)
+  local id = task.deferred
+  task.deferred = nil
+  if not task.ended then self:checkpoint_task(task, id) end
+end
+
 function Host:step()
   if #self.periodic > 0 then
     local now = core.monotonic_ms()
@@ -641,11 +728,7 @@ function Host:step()
   local progress = false
   for _, task in ipairs(self.tasks) do
     if not task.ended then
-      if task.source then
-        progress = self:step_source(task) or progress
-      else
-        progress = self:step_channels(task) or progress
-      end
+      progress = self:run_task(task) or progress
     end
   end
   -- Nothing to do until input, credit or a trigger arrives (see wake), or
