@@ -146,3 +146,38 @@ describe("weir.sources", function()
       end)
   end)
 end)
+
+describe("weir.line_reader", function()
+  local line_reader = require "weir.line_reader"
+  local path
+
+  setup(function()
+    path = os.tmpname()
+    h.write_file(path, "a\0b\r\n\r\nlong " .. string.rep("x", 200000)
+      .. "\nend")
+  end)
+  teardown(function() os.remove(path) end)
+
+  it("returns each line with the bytes it consumed, the stripped \"\\r\" "
+    .. "and the \"\\n\" included", function()
+      local reader = assert(line_reader.open(path))
+      assert.are.equal(200016, reader.size_bytes)
+      local got = {}
+      while true do
+        local line, consumed = reader:next()
+        if not line then break end
+        got[#got + 1] = { #line, consumed }
+      end
+      assert.same({ { 3, 5 }, { 0, 2 }, { 200005, 200006 }, { 3, 3 } }, got)
+      reader:seek(5)
+      assert.same({ "", 2 }, { reader:next() })
+      reader:close()
+    end)
+
+  it("raises on a read error, naming its context and the file", function()
+    local reader = assert(line_reader.open(path, { context = "here" }))
+    reader:close()
+    assert.has_error(function() reader:next() end,
+      "here: cannot read " .. path .. ": Bad file descriptor")
+  end)
+end)

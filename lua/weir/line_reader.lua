@@ -55,7 +55,8 @@ end
 
 --- Opens a regular file for reading lines.
 -- @param path the file's path
--- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends }
+-- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends,
+--   context = what read errors start with, e.g. "read_lines (job.lua:3)" }
 --   (optional)
 -- @return a reader, whose size_bytes is the file's size in bytes; or nil
 --   and a message naming the path ("PATH: No such file or directory",
@@ -77,6 +78,7 @@ function M.open(path, opts)
   local box = ffi.gc(ffi.new("int[1]", fd), close_box)
   return setmetatable({ path = path, size_bytes = st.size, box = box,
     keep_cr = opts and opts.keep_cr or false,
+    context = opts and opts.context and opts.context .. ": " or "",
     buf = ffi.new("uint8_t[?]", BUFFER_BYTES), cap = BUFFER_BYTES,
     pos = 0, len = 0, file_offset = 0 }, Reader)
 end
@@ -107,7 +109,8 @@ function Reader:fill()
   local got = tonumber(pread(self.box[0], buf + rest, cap - rest,
     self.file_offset))
   if got < 0 then
-    error("cannot read " .. self.path .. ": " .. errno_message(), 0)
+    error(self.context .. "cannot read " .. self.path .. ": "
+      .. errno_message(), 0)
   end
   self.len, self.file_offset = rest + got, self.file_offset + got
   if got == 0 then return nil end
@@ -117,7 +120,8 @@ end
 --- The next line.
 -- @return the line (a string, without its "\n" and, unless keep_cr, one
 --   "\r" before it) and the bytes it consumed in the file; nil at the end
---   of the file. Raises on a read error ("cannot read PATH: message").
+--   of the file. Raises on a read error ("CONTEXT: cannot read PATH:
+--   message").
 function Reader:next()
   local buf, pos = self.buf, self.pos
   local nl = memchr(buf + pos, NEWLINE, self.len - pos)

@@ -73,7 +73,8 @@ function M.read_lines(node, emit, env)
     if reader and current == path then return end
     if reader then reader:close() end
     local err
-    reader, err = line_reader.open(path, { keep_cr = node.keep_cr })
+    reader, err = line_reader.open(path, { keep_cr = node.keep_cr,
+      context = "read_lines (" .. node.defined_at .. ")" })
     if not reader then
       error(string.format("read_lines (%s): cannot open input: %s",
         node.defined_at, err), 0)
