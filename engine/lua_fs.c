@@ -113,7 +113,8 @@ static int l_fsync_parent(lua_State* L) {
 ** calling thread uses the Lua file handle `file`, so that its reads and
 ** writes skip stdio's lock (__fsetlocking FSETLOCKING_BYCALLER). Once a
 ** process has a second thread (a worker's heartbeat), glibc locks the
-** FILE on every call otherwise: three atomic operations per line read.
+** FILE on every call otherwise: three atomic operations per line
+** written.
 ** Raises unless file is an io library handle (open or closed). */
 static int l_unlocked_file(lua_State* L) {
   FILE** fp = (FILE**) luaL_checkudata(L, 1, LUA_FILEHANDLE);

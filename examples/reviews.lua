@@ -19,7 +19,7 @@ p:read_lines(arg[1]):uid("lines")
   -- Skips the header, the one row that does not start with a digit.
   :filter(function(row) return row:match("^%d") end)
   :map(function(row)
-    -- The pattern stops before the \r of the file's CRLF line ends.
+    -- read_lines already stripped the \r of the file's CRLF line ends.
     local vendor, rating, date = row:match(
       "^%d+,(%d+),(%d+),(%d%d%d%d%-%d%d%-%d%d %d%d:%d%d)")
     return { vendor = tonumber(vendor), rating = tonumber(rating),

@@ -45,8 +45,9 @@ describe("weir.pipeline", function()
       os.remove(path)
     end)
 
-    it("and write_lines open their files with core.unlocked_file, which "
-      .. "returns the handle still usable and takes nothing else", function()
+    it("feeds write_lines, whose files core.unlocked_file frees of stdio's "
+      .. "lock (it returns the handle usable and takes nothing else)",
+      function()
         local core = require "weir.core"
         local unlocked_file, opened = core.unlocked_file, {}
         core.unlocked_file = function(file)
@@ -61,7 +62,8 @@ describe("weir.pipeline", function()
         end)
         core.unlocked_file = unlocked_file
         assert.is_true(ok, err)
-        assert.are.same({ "file", "file" }, opened)  -- input, then output
+        -- The output only: read_lines reads by pread(2), without stdio.
+        assert.are.same({ "file" }, opened)
         local lines, files = h.committed_lines(dir)
         assert.are.same({ "part-0-0" }, files)
         assert.are.equal(40000, #lines)

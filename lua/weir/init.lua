@@ -20,7 +20,8 @@ M.tumbling, M.sliding, M.session =
   windows.tumbling, windows.sliding, windows.session
 
 --- Timestamp helpers: utc_ms(y, m, d, h, mi, s), parse_clf(apache_time),
--- parse_iso("YYYY-MM-DD HH:MM:SS"); see weir.time.
+-- parse_iso("2015-09-12T00:47:35.776Z" or "2015-09-12 00:47:35"); see
+-- weir.time.
 M.time = require "weir.time"
 
 --- The Nexmark benchmark's event generator without a pipeline:

@@ -155,14 +155,18 @@ local function stream(p, node, mt)
 end
 
 --- Source: the lines of text files, without their newline; its position
--- in a checkpoint is a byte offset per file. Subtasks read equal shares
--- of all the bytes, cut at line boundaries. Bounded: when it ends the job
--- takes a final checkpoint and finishes.
+-- in a checkpoint is a byte offset per file. A line is the bytes up to
+-- "\n" (NUL bytes included; the last line needs no "\n"), and one "\r"
+-- before the "\n" is stripped unless opts.keep_cr (see weir.line_reader).
+-- Subtasks read equal shares of all the bytes, cut at line boundaries.
+-- Bounded: when it ends the job takes a final checkpoint and finishes.
 -- @param path a file, a list of files, or a glob: * and ? in the last
 --   component ("logs/*.log"), expanded in name order when the job starts
---   (no match is an error)
+--   (no match is an error; a directory is an error)
+-- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends }
+--   (optional); raises on an unknown option or a mistyped one
 -- @return Stream of strings
-function Pipeline:read_lines(path)
+function Pipeline:read_lines(path, opts)
   if type(path) == "table" then
     if #path == 0 then error("read_lines: the list of files is empty", 2) end
     for i, v in ipairs(path) do
@@ -175,7 +179,23 @@ function Pipeline:read_lines(path)
     error("read_lines: expected a file path, a list of them or a glob, got "
       .. type(path), 2)
   end
-  return stream(self, self:add("read_lines", {}, { path = path }))
+  if opts ~= nil and type(opts) ~= "table" then
+    error("read_lines: argument 2 must be a table of options, got "
+      .. type(opts), 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "keep_cr" then
+      error(string.format("read_lines: unknown option '%s' (known: "
+        .. "keep_cr)", tostring(k)), 2)
+    end
+  end
+  if opts.keep_cr ~= nil and type(opts.keep_cr) ~= "boolean" then
+    error("read_lines: option 'keep_cr' must be a boolean, got "
+      .. type(opts.keep_cr), 2)
+  end
+  return stream(self, self:add("read_lines", {},
+    { path = path, keep_cr = opts.keep_cr == true }))
 end
 
 --- Source: the integers first, first+1, ..., last (for tests and

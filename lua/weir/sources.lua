@@ -9,6 +9,7 @@
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
 local core = require "weir.core"
+local line_reader = require "weir.line_reader"
 
 local M = {}
 
@@ -61,21 +62,23 @@ end
 -- exclusive; lines that start before `to` belong to the range). The input
 -- is one file, several, or a glob; a fresh subtask i of p reads the lines
 -- that start in the i-th of p equal parts of all the input's bytes (the
--- files one after the other), so a part may span files.
+-- files one after the other), so a part may span files. Lines are what
+-- weir.line_reader says they are, and offsets count every byte it
+-- consumed, so they are exact whatever bytes the lines hold.
 function M.read_lines(node, emit, env)
-  local f, ranges, r, offset, stop = nil, nil, 1, nil, nil
-  local current  -- the file f reads
+  local reader, ranges, r, offset, stop = nil, nil, 1, nil, nil
+  local current  -- the file reader reads
   local inst = {}
   local function open_file(path)
-    if f and current == path then return end
-    if f then f:close() end
+    if reader and current == path then return end
+    if reader then reader:close() end
     local err
-    f, err = io.open(path, "rb")
-    if not f then
+    reader, err = line_reader.open(path, { keep_cr = node.keep_cr,
+      context = "read_lines (" .. node.defined_at .. ")" })
+    if not reader then
       error(string.format("read_lines (%s): cannot open input: %s",
         node.defined_at, err), 0)
     end
-    core.unlocked_file(f)  -- only the loop thread reads it
     current = path
   end
   local function enter(k)
@@ -84,28 +87,25 @@ function M.read_lines(node, emit, env)
     if range then
       offset, stop = range[1], range[2]
       open_file(range[3])
-      f:seek("set", offset)
+      reader:seek(offset)
     else
       offset, stop = nil, nil
     end
   end
-  -- The offset of the first line that starts at or after byte `from`.
+  -- The offset of the first line that starts at or after byte `from`:
+  -- past the line that holds byte from - 1.
   local function line_start(from)
     if from == 0 then return 0 end
-    f:seek("set", from - 1)
-    local rest = f:read("*l")
-    return from - 1 + (rest and #rest + 1 or 0)
+    reader:seek(from - 1)
+    local _, consumed = reader:next()
+    return from - 1 + (consumed or 0)
   end
   function inst.open()
     local files = input_files(node)
     local sizes, total = {}, 0
     for k, path in ipairs(files) do
       open_file(path)
-      sizes[k] = f:seek("end")
-      if sizes[k] == nil then
-        error(string.format("read_lines (%s): input %s is not a readable "
-          .. "file", node.defined_at, path), 0)
-      end
+      sizes[k] = reader.size_bytes
       total = total + sizes[k]
     end
     if not ranges then
@@ -129,25 +129,26 @@ function M.read_lines(node, emit, env)
     end
     enter(1)
   end
+  -- `offset` is the start of the line being emitted until emit returns;
+  -- it advances past the line's bytes right after, here and nowhere else.
   function inst.produce(n)
-    local read = f and f.read
-    for i = 1, n do
-      while offset and offset >= stop do
+    local count = 0
+    while count < n do
+      if not offset then return true, count end
+      if offset >= stop then
         enter(r + 1)
-        read = f.read
-      end
-      if not ranges[r] then return true, i - 1 end
-      local record = read(f, "*l")
-      if record == nil then
-        enter(r + 1)
-        if not ranges[r] then return true, i - 1 end
-        read = f.read
       else
-        offset = offset + #record + 1
-        emit(record)
+        local line, consumed = reader:next()
+        if line == nil then
+          enter(r + 1)
+        else
+          emit(line)
+          offset = offset + consumed
+          count = count + 1
+        end
       end
     end
-    return false, n
+    return false, count
   end
   function inst.snapshot()
     local left = {}
@@ -171,7 +172,9 @@ function M.read_lines(node, emit, env)
     end
     ranges = restored_ranges(olds, env)
   end
-  function inst.close() if f then f:close() f = nil end end
+  function inst.close()
+    if reader then reader:close() reader = nil end
+  end
   return inst
 end
 

@@ -36,19 +36,33 @@ function M.parse_clf(s)
     tonumber(mi), tonumber(sec)) - offset
 end
 
---- Parses "YYYY-MM-DD[ HH:MM[:SS]]" (UTC) into ms since the epoch; nil if
--- s does not have that form.
+--- Parses an ISO 8601 / RFC 3339 date and time into ms since the epoch
+-- (UTC): "YYYY-MM-DD", then optionally a space or "T" and "HH:MM",
+-- ":SS", a fraction of a second (".776"; digits past the ms are
+-- truncated) and a zone: "Z", "+HH:MM", "-HHMM" or "+HH" (the offset is
+-- applied). Without a zone the time is UTC. Examples:
+-- "2015-09-12T00:47:35.776Z" -> 1442018855776,
+-- "2015-09-12T02:47:35+02:00" and "2015-09-12 00:47:35" -> 1442018855000.
+-- @return ms (an integer), or nil if s does not have that form
 function M.parse_iso(s)
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   if not y then return nil end
-  local h, mi, sec = 0, 0, 0
-  if rest ~= "" then
-    h, mi, sec = rest:match("^[ T](%d%d):(%d%d):?(%d*)$")
-    if not h then return nil end
-    sec = sec == "" and 0 or sec
+  local ms = M.utc_ms(tonumber(y), tonumber(mo), tonumber(d))
+  if rest == "" then return ms end
+  local h, mi, sec, frac, zone =
+    rest:match("^[ Tt](%d%d):(%d%d):?(%d*)([.,]?%d*)(.*)$")
+  if not h then return nil end
+  ms = ms + (tonumber(h) * 60 + tonumber(mi)) * 60000
+    + (tonumber(sec) or 0) * 1000
+  if frac ~= "" then
+    if sec == "" or #frac == 1 then return nil end
+    ms = ms + tonumber((frac:sub(2) .. "00"):sub(1, 3))
   end
-  return M.utc_ms(tonumber(y), tonumber(mo), tonumber(d), tonumber(h),
-    tonumber(mi), tonumber(sec))
+  if zone == "" or zone == "Z" or zone == "z" then return ms end
+  local sign, oh, om = zone:match("^([+-])(%d%d):?(%d?%d?)$")
+  if not sign or #om == 1 then return nil end
+  local offset = (tonumber(oh) * 60 + (tonumber(om) or 0)) * 60000
+  return sign == "+" and ms - offset or ms + offset
 end
 
 return M
