@@ -146,6 +146,28 @@ p:run()
     end
   end)
 
+  describe("a record that cannot be serialized", function()
+    it("fails the job at once naming operator, record and path when it "
+      .. "crosses workers", function()
+      local path = script("record_fn.lua", [[
+local weir = require "weir"
+local p = weir.pipeline { name = "record_fn" }
+p:sequence(1, 1000):uid("numbers")
+  :map(function(n) return { on_done = print } end)
+  :key_by(function(r) return 1 end)
+  :reduce(function(a, b) return a end):uid("first")
+  :discard()
+p:run()
+]])
+      local r = run("--parallelism", "2", path)
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: key_by (" .. path .. ":5) cannot send record "
+        .. "{on_done=" .. tostring(print) .. "} to another worker: "
+        .. "record.on_done is a function (records that cross workers hold "
+        .. "only nil, booleans, numbers, strings and tables)\n", r.stderr)
+    end)
+  end)
+
   describe("before any record is processed", function()
     local path
 

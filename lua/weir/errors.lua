@@ -16,6 +16,10 @@ M.messages = {
   unserializable = "checkpoint %d failed: %s cannot serialize the state of "
     .. "key %s: %s is a %s (state holds only nil, booleans, numbers, "
     .. "strings and tables)",
+  unsendable = "%s cannot send record %s to another worker: %s is a %s "
+    .. "(records that cross workers hold only nil, booleans, numbers, "
+    .. "strings and tables)",
+  unsendable_other = "%s cannot send record %s to another worker: %s",
   map_nil = "map returned nil; use filter or flat_map to drop records",
   bad_timestamp = "the timestamp is %s; with_timestamps needs a number "
     .. "(ms since the epoch)",
