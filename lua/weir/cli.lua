@@ -270,7 +270,8 @@ Prints the state in a checkpoint (DIR/<job>/chk-<n>) after verifying every
 checksum: per operator, the state of each subtask, and for keyed operators
 each key's state. --uid keeps one operator, --key one key (compared as
 text); --format json prints one JSON object per line instead of Lua
-literals.
+literals (tables that are neither arrays nor maps by strings, such as
+windows by start time, as lists of {"key": k, "value": v}; see README).
 ]]
 
 --- weir inspect SNAPSHOT: the state in a checkpoint, readable.
@@ -299,7 +300,7 @@ function M.inspect(argv)
     return fail("--format must be lua or json")
   end
   local snapshot = require "weir.snapshot"
-  local json = require("weir.metrics").json
+  local json = require("weir.json").encode
   local snap, err = snapshot.open(path)
   if not snap then return fail("cannot inspect " .. err) end
   local out = io.stdout
