@@ -203,18 +203,19 @@ function M.run(argv, as_worker)
     job.script_args = { unpack(args) }
     job.default_parallelism = require("weir.core").cpu_count()
   end
+  errors.name_chunk(script)
   local chunk, err = loadfile(script)
   if not chunk then
     if not io.open(script, "r") then
       return fail("cannot open script " .. script)
     end
-    return fail(err)
+    return fail(errors.full_names(err))
   end
   pipeline.overrides = overrides
   job.report = report
   _G.arg = args
   local ok, rerr = xpcall(chunk, traceback_handler, unpack(args))
-  if not ok then return fail(tostring(rerr)) end
+  if not ok then return fail(errors.full_names(tostring(rerr))) end
   return 0
 end
 
