@@ -39,6 +39,58 @@ describe("bad input", function()
         .. "'pipelin' (a nil value)\n", r.stderr)
     end)
 
+    describe("in a directory 60 bytes deep or more", function()
+      -- LuaJIT cuts chunk names that long to "..." and their last bytes.
+      local function deep_script(name, text)
+        local deep = dir .. "/" .. string.rep("a-deep-directory/", 4)
+        h.sh("mkdir -p " .. h.quote(deep))
+        return script(deep:sub(#dir + 2) .. name, text)
+      end
+
+      it("is named in full in a syntax error", function()
+        local path = deep_script("syntax.lua", "local x = = 1\n")
+        local r = run(path)
+        assert.are.equal(1, r.status)
+        assert.are.equal("weir: " .. path .. ":1: unexpected symbol near "
+          .. "'='\n", r.stderr)
+      end)
+
+      it("is named in full in a runtime error", function()
+        local path = deep_script("runtime.lua", "local weir = require "
+          .. "'weir'\nweir.pipelin {}\n")
+        local r = run(path)
+        assert.are.equal(1, r.status)
+        assert.are.equal("weir: " .. path .. ":2: attempt to call field "
+          .. "'pipelin' (a nil value)\n", r.stderr)
+      end)
+
+      it("is named in full with the operator whose function throws",
+        function()
+          local path = deep_script("throws.lua", [[
+local weir = require "weir"
+local p = weir.pipeline { name = "throws", restart = weir.none() }
+p:sequence(1, 10):uid("numbers")
+  :map(function(n)
+    if n == 7 then error("seven") end
+    return n
+  end)
+  :discard()
+p:run()
+]])
+          local message = "weir: map (" .. path .. ":4) failed on record "
+            .. "7: " .. path .. ":5: seven"
+          local r = run("--parallelism", "1", path)
+          assert.are.equal(1, r.status)
+          assert.are.equal(message .. "\n", r.stderr)
+          -- A worker process names it too.
+          r = run("--parallelism", "2", path)
+          assert.are.equal(1, r.status)
+          assert.are.equal(message .. " (no restart left after 0 restarts; "
+            .. "the last complete checkpoint stays for --restore latest)\n",
+            r.stderr)
+        end)
+    end)
+
     it("that does not exist is named", function()
       local r = run(dir .. "/nope.lua")
       assert.are.equal(1, r.status)
@@ -151,6 +203,28 @@ p:run()
         assert.is_nil(io.open(ck .. "/chk-" .. id .. "/_manifest"))
       end)
     end
+  end)
+
+  describe("a record that cannot be serialized", function()
+    it("fails the job at once naming operator, record and path when it "
+      .. "crosses workers", function()
+      local path = script("record_fn.lua", [[
+local weir = require "weir"
+local p = weir.pipeline { name = "record_fn" }
+p:sequence(1, 1000):uid("numbers")
+  :map(function(n) return { on_done = print } end)
+  :key_by(function(r) return 1 end)
+  :reduce(function(a, b) return a end):uid("first")
+  :discard()
+p:run()
+]])
+      local r = run("--parallelism", "2", path)
+      assert.are.equal(1, r.status)
+      assert.are.equal("weir: key_by (" .. path .. ":5) cannot send record "
+        .. "{on_done=" .. tostring(print) .. "} to another worker: "
+        .. "record.on_done is a function (records that cross workers hold "
+        .. "only nil, booleans, numbers, strings and tables)\n", r.stderr)
+    end)
   end)
 
   describe("before any record is processed", function()

@@ -25,30 +25,57 @@ describe("failover", function()
 
   teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
 
-  local function args(case, extra)
+  local function args(case, strategy, hold)
     return { "run", "--parallelism", "2", "--checkpoint-interval", "100",
       "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT, input,
-      dir .. "/" .. case .. "/out", extra }
+      dir .. "/" .. case .. "/out", strategy or "fixed_delay", hold }
   end
 
-  -- Runs the job and, `times` times, waits a random moment after the
-  -- workers are up and sends `signal` to one of them at random; then waits
-  -- for the coordinator to restart the job before the next fault.
+  -- The newest complete checkpoint of a case's job, or 0.
+  local function newest_checkpoint(case)
+    local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/chaos")
+    return ids[#ids] or 0
+  end
+
+  -- Waits until a checkpoint newer than `after` of a case's job completed:
+  -- its workers are up and reading. Returns its id.
+  local function wait_checkpoint(case, after)
+    return h.wait_until(function()
+      local id = newest_checkpoint(case)
+      return id > after and id
+    end, 30000, "a checkpoint after " .. after)
+  end
+
+  -- Runs the job and, `times` times, waits a random moment after a new
+  -- checkpoint completed and sends `signal` to one of the workers at
+  -- random; then waits for the coordinator to restart the job before the
+  -- next fault. The job holds its pace (see the fixture) until the last
+  -- fault has been handled, so it is still reading its input at each one.
   local function disturb(case, signal, times)
     math.randomseed(7 + times)
-    local proc = h.spawn_weir(args(case))
-    for i = 1, times do
-      local victims = h.wait_until(function()
-        local ws = h.workers_of(proc.pid)
-        return #ws == 2 and ws
-      end, 30000, "two workers")
-      h.sleep(math.random(50, 400))
-      local victim = victims[math.random(1, 2)]
-      os.execute(string.format("kill -%s %d 2>/dev/null", signal, victim))
-      h.wait_until(function()
-        local err = h.read_file(proc.dir .. "/err") or ""
-        return count(err, "restarting from") >= i
-      end, 30000, "restart " .. i)
+    local hold = dir .. "/" .. case .. "-hold"
+    h.write_file(hold, "")
+    local proc = h.spawn_weir(args(case, nil, hold))
+    local ok, err = pcall(function()
+      local last = 0
+      for i = 1, times do
+        last = wait_checkpoint(case, last)
+        local victims = h.workers_of(proc.pid)
+        assert.are.equal(2, #victims)
+        h.sleep(math.random(50, 400))
+        local victim = victims[math.random(1, 2)]
+        os.execute(string.format("kill -%s %d 2>/dev/null", signal, victim))
+        h.wait_until(function()
+          local stderr = h.read_file(proc.dir .. "/err") or ""
+          return count(stderr, "restarting from") >= i
+        end, 30000, "restart " .. i)
+        last = newest_checkpoint(case)
+      end
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(proc, "KILL")
+      error(err, 0)
     end
     local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
@@ -72,15 +99,15 @@ describe("failover", function()
 
   it("gives up with restart strategy none, keeping the last checkpoint",
     function()
-      local proc = h.spawn_weir(args("none", "none"))
+      local hold = dir .. "/none-hold"
+      h.write_file(hold, "")
+      local proc = h.spawn_weir(args("none", "none", hold))
       local ck = dir .. "/none/ck/chaos"
-      h.wait_until(function() return #h.complete_checkpoints(ck) >= 1 end,
-        30000, "a checkpoint")
-      local victim = h.wait_until(function()
-        return h.workers_of(proc.pid)[1]
-      end, 30000, "a worker")
+      wait_checkpoint("none", 0)
+      local victim = h.workers_of(proc.pid)[1]
       os.execute("kill -KILL " .. victim)
       local r = h.wait_exit(proc)
+      os.remove(hold)
       assert.are.equal(1, r.status)
       assert.matches("^weir: worker %d was killed by signal 9 %(no restart "
         .. "left after 0 restarts; the last complete checkpoint stays for "

@@ -81,6 +81,48 @@ describe("weir.snapshot", function()
         r.stdout)
     end)
 
+    it("prints maps by numbers, boolean keys and mixed tables as lists of "
+      .. "key and value in JSON, losing no field", function()
+      local script = dir .. "/shapes.lua"
+      h.write_file(script, [[
+local weir = require "weir"
+local p = weir.pipeline { name = "shapes" }
+p:sequence(1, 4):uid("numbers")
+  :key_by(function(n) return { "k", n % 2 } end)
+  :process(function(ctx, n)
+    ctx.state.at = 1436918400123.5
+    ctx.state.by_time = ctx.state.by_time or {}
+    ctx.state.by_time[1436918400000 + n] = n
+    ctx.state.mixed = { "first", last = n }
+    ctx.state[true] = "yes"
+    ctx:processing_timer(ctx:processing_time() + 3600000)
+  end, { on_timer = function() end }):uid("shapes")
+  :discard()
+p:run()
+]])
+      local r = h.run_weir({ "run", "--parallelism", "1", "--checkpoint-dir",
+        dir .. "/ck-shapes", script })
+      assert.are.equal(0, r.status, r.stderr)
+      local ids = h.complete_checkpoints(dir .. "/ck-shapes/shapes")
+      r = h.run_weir({ "inspect", dir .. "/ck-shapes/shapes/chk-" .. ids[1],
+        "--uid", "shapes", "--format", "json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local line = r.stdout:match('[^\n]*"key":%["k",1%][^\n]*')
+      assert.is_truthy(line, r.stdout)
+      -- The processing-time timer is an hour from the run: any time.
+      line = line:gsub('"processing":%[{"key":%d+,"value":true}%]',
+        '"processing":[{"key":T,"value":true}]')
+      assert.are.equal('{"key":["k",1],"state":['
+        .. '{"key":"at","value":1436918400123.5},'
+        .. '{"key":"by_time","value":[{"key":1436918400001,"value":1},'
+        .. '{"key":1436918400003,"value":3}]},'
+        .. '{"key":"mixed","value":[{"key":1,"value":"first"},'
+        .. '{"key":"last","value":3}]},'
+        .. '{"key":true,"value":"yes"}],'
+        .. '"timers":{"processing":[{"key":T,"value":true}]},'
+        .. '"uid":"shapes"}', line)
+    end)
+
     it("names a damaged snapshot and exits 1", function()
       local r = h.run_weir({ "inspect", dir .. "/damaged" })
       assert.are.equal(1, r.status)

@@ -203,18 +203,19 @@ function M.run(argv, as_worker)
     job.script_args = { unpack(args) }
     job.default_parallelism = require("weir.core").cpu_count()
   end
+  errors.name_chunk(script)
   local chunk, err = loadfile(script)
   if not chunk then
     if not io.open(script, "r") then
       return fail("cannot open script " .. script)
     end
-    return fail(err)
+    return fail(errors.full_names(err))
   end
   pipeline.overrides = overrides
   job.report = report
   _G.arg = args
   local ok, rerr = xpcall(chunk, traceback_handler, unpack(args))
-  if not ok then return fail(tostring(rerr)) end
+  if not ok then return fail(errors.full_names(tostring(rerr))) end
   return 0
 end
 
@@ -270,7 +271,8 @@ Prints the state in a checkpoint (DIR/<job>/chk-<n>) after verifying every
 checksum: per operator, the state of each subtask, and for keyed operators
 each key's state. --uid keeps one operator, --key one key (compared as
 text); --format json prints one JSON object per line instead of Lua
-literals.
+literals (tables that are neither arrays nor maps by strings, such as
+windows by start time, as lists of {"key": k, "value": v}; see README).
 ]]
 
 --- weir inspect SNAPSHOT: the state in a checkpoint, readable.
@@ -299,7 +301,7 @@ function M.inspect(argv)
     return fail("--format must be lua or json")
   end
   local snapshot = require "weir.snapshot"
-  local json = require("weir.metrics").json
+  local json = require("weir.json").encode
   local snap, err = snapshot.open(path)
   if not snap then return fail("cannot inspect " .. err) end
   local out = io.stdout

@@ -48,6 +48,31 @@ local function warn(msg) errors.warn(msg) end
 -- workers = count, parallelism = n, run_dir = dir, restore_path = path }.
 M.worker_context = nil
 
+-- The error for a batch of channel cid that string.buffer refused (err):
+-- it names the operator that produced the batch, the first record that
+-- cannot be encoded and the path of the value in it. The script put that
+-- value there, so running the job again would only fail again: the error
+-- is fatal (no restart).
+local function unsendable(plan, cid, item, err)
+  local edge = plan.edges[math.floor(cid / 4294967296)]
+  local where = edge and errors.describe(edge.from) or "an operator"
+  local probe = buffer.new()
+  for i = 1, item.n or 0 do
+    if not pcall(probe.encode, probe, item[i]) then
+      local record = errors.repr(item[i])
+      local path, t = require("weir.state").find_unserializable(item[i],
+        "record")
+      local message = path and string.format(errors.messages.unsendable,
+        where, record, path, t) or string.format(
+        errors.messages.unsendable_other, where, record, tostring(err))
+      return errors.new(message, { fatal = true })
+    end
+    probe:reset()
+  end
+  return errors.new(where .. " cannot send to another worker: "
+    .. tostring(err), { fatal = true })
+end
+
 --- Runs this worker's share of a job (weir.job.prepare) until the
 -- coordinator says stop; exits the process.
 function M.run_worker(job)
@@ -68,7 +93,8 @@ function M.run_worker(job)
   local function send_data(peer, cid, item)
     out:reset()
     out:encode(cid)
-    out:encode(item)
+    local ok, err = pcall(out.encode, out, item)
+    if not ok then error(unsendable(job.plan, cid, item, err), 0) end
     local r = send_raw(handles[peer], out:ref())
     if r < 0 then
       error(string.format("cannot send to worker %d: %s", peer,
@@ -309,7 +335,7 @@ function M.run_worker(job)
       io.stderr:write(err.traceback, "\n")
     end
     send_control({ t = "error", worker = w, message = tostring(err.message),
-                   fatal = not set_up_done })
+                   fatal = not set_up_done or err.fatal == true })
     if heartbeat then heartbeat:stop() heartbeat = nil end
     if metrics_timer then metrics_timer:close() metrics_timer = nil end
     if server then server:close() server = nil end

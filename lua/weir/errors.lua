@@ -16,6 +16,10 @@ M.messages = {
   unserializable = "checkpoint %d failed: %s cannot serialize the state of "
     .. "key %s: %s is a %s (state holds only nil, booleans, numbers, "
     .. "strings and tables)",
+  unsendable = "%s cannot send record %s to another worker: %s is a %s "
+    .. "(records that cross workers hold only nil, booleans, numbers, "
+    .. "strings and tables)",
+  unsendable_other = "%s cannot send record %s to another worker: %s",
   map_nil = "map returned nil; use filter or flat_map to drop records",
   bad_timestamp = "the timestamp is %s; with_timestamps needs a number "
     .. "(ms since the epoch)",
@@ -24,6 +28,31 @@ M.messages = {
 }
 
 local registered = setmetatable({}, { __mode = "k" })
+
+-- LuaJIT shortens a chunk name "@path" of LUA_IDSIZE (60) bytes or more
+-- to "..." and its last 56 bytes in every message it makes (a syntax
+-- error, error("...") at a level, a runtime error): a script in a deep
+-- directory would be named by a fragment. Chunks named here are put
+-- back in full: shortened name -> path.
+local LUA_IDSIZE = 60
+local shortened = {}
+
+--- Remembers that the chunk loaded as "@" .. path is path, so that
+-- messages naming it (see M.full_names) name it as the user gave it.
+function M.name_chunk(path)
+  if #path >= LUA_IDSIZE then
+    shortened["..." .. path:sub(-(LUA_IDSIZE - 4))] = path
+  end
+end
+
+--- Returns msg (a string) with the chunk names LuaJIT shortened in it
+-- put back in full (for the chunks named by M.name_chunk).
+function M.full_names(msg)
+  for short, path in pairs(shortened) do
+    msg = msg:gsub(short:gsub("%p", "%%%0"), (path:gsub("%%", "%%%%")))
+  end
+  return msg
+end
 
 --- Registers fn (a user function or an operator's wrapper) as belonging to
 -- node, so failures inside it are attributed to that operator.
@@ -110,7 +139,7 @@ function M.handler(err)
       end
       local rec, has = find_local(level, "record")
       if not has then rec, has = find_local(level + 1, "record") end
-      local msg = tostring(err)
+      local msg = M.full_names(tostring(err))
       if has then
         msg = string.format(M.messages.user_function, where, M.repr(rec), msg)
       else
@@ -125,7 +154,8 @@ function M.handler(err)
       return M.new(msg, { traceback = tb })
     end
   end
-  return M.new(tostring(err), { traceback = tb, internal = true })
+  return M.new(M.full_names(tostring(err)), { traceback = tb,
+    internal = true })
 end
 
 --- Reports something the user should know that is not a failure (a

@@ -1,47 +1,14 @@
 --- Metrics of a running job: per-subtask records in and out, rates, time
 -- backpressured and the last alignment, plus the last checkpoint. The
 -- coordinator gathers the hosts' samples once a second, appends them as a
--- JSON line to the metrics file (--metrics FILE) and, on a terminal, keeps
--- a live status line on stderr.
+-- JSON line (weir.json) to the metrics file (--metrics FILE) and, on a
+-- terminal, keeps a live status line on stderr.
 local core = require "weir.core"
+local json = require "weir.json"
 
 local M = {}
 
 M.INTERVAL_MS = 1000  -- time between samples
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
---- Encodes a value of numbers, strings, booleans and tables (arrays when
--- they have a [1] or are empty, else objects with string keys) as JSON.
-function M.json(v)
-  local t = type(v)
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    return v % 1 == 0 and string.format("%.0f", v) or string.format("%.6g", v)
-  elseif t == "string" then
-    return encode_string(v)
-  elseif t == "boolean" then
-    return tostring(v)
-  elseif t == "table" then
-    local parts = {}
-    if v[1] ~= nil or next(v) == nil then
-      for i = 1, #v do parts[i] = M.json(v[i]) end
-      return "[" .. table.concat(parts, ",") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    for i, k in ipairs(keys) do
-      parts[i] = encode_string(k) .. ":" .. M.json(v[k])
-    end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-  return "null"
-end
 
 local Reporter = {}
 Reporter.__index = Reporter
@@ -90,7 +57,7 @@ function Reporter:tick(checkpoint)
   end
   table.sort(tasks, function(a, b) return a.task < b.task end)
   if self.file then
-    self.file:write(M.json({ job = self.name, time_ms = core.time_ms(),
+    self.file:write(json.encode({ job = self.name, time_ms = core.time_ms(),
       tasks = tasks, last_checkpoint = checkpoint }), "\n")
     self.file:flush()
   end

@@ -121,11 +121,14 @@ function M.pipeline(opts)
                       Pipeline)
 end
 
--- Where the script called a builder method (level 3 from here).
+-- Where the script called a builder method (level 3 from here). A file
+-- is named in full: short_src cuts long paths to their last 56 bytes.
 local function call_site()
   local info = debug.getinfo(4, "Sl")
   if not info then return "?" end
-  return info.short_src .. ":" .. (info.currentline or 0)
+  local file = info.source:sub(1, 1) == "@" and info.source:sub(2)
+    or info.short_src
+  return file .. ":" .. (info.currentline or 0)
 end
 
 local function check_fn(method, fn, i)

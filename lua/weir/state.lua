@@ -81,7 +81,7 @@ function M:each(fn)
 end
 
 -- Finds the first value in v that string.buffer cannot carry; returns its
--- path ("state.callback") and type, or nil.
+-- path ("state.callback") and type, or nil (see M.find_unserializable).
 local carried = { ["nil"] = true, boolean = true, number = true,
                   string = true, table = true }
 local function find_unserializable(v, path, seen)
@@ -100,6 +100,14 @@ local function find_unserializable(v, path, seen)
     if p then return p, pt end
   end
   return nil
+end
+
+--- Finds the first value in v (a record or a key's state) that
+-- string.buffer cannot carry: a function, coroutine, userdata or cdata,
+-- or a table with a metatable. Returns its path, starting with root
+-- ("record.handlers.on_line"), and its type; or nil if there is none.
+function M.find_unserializable(v, root)
+  return find_unserializable(v, root, {})
 end
 
 --- Serializes the state: { [key_group] = bytes }, each bytes a
