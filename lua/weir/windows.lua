@@ -8,8 +8,18 @@
 -- records for a fired window that is not yet purged re-fire it with the
 -- update. A record whose windows are all purged is late: it goes to the
 -- side output (`:late()`) and is counted, never silently dropped.
+--
+-- Firing and merging cost O(log n) per window however many windows a key
+-- has pending (as it has when the watermark lags far behind its records,
+-- e.g. behind a file reader that started years later in event time): each
+-- entry keeps, in memory only, its windows by firing time and by purge
+-- time (and session windows ordered by end), built from the stored form
+-- on first use after a restore, so checkpoints keep the form above.
+-- inst.windows_visited counts the windows firing and merging looked at,
+-- so that specs can check there are no rescans.
 local errors = require "weir.errors"
 local operators = require "weir.operators"
+local Skiplist = require "weir.skiplist"
 
 local M = {}
 
@@ -123,10 +133,41 @@ function M.window(node, emit, env)
   local panes = assigner.kind == "sliding" and merge ~= nil
     and node.functions.kind ~= "reduce"
 
+  -- The index of entry e: fires[t] and purges[t] are the window whose
+  -- firing (purge) timer is at t; ends orders session windows by end.
+  local session = assigner.kind == "session"
+  local function index_add(ix, w)
+    ix.fires[w.e - 1], ix.purges[w.e - 1 + lateness] = w, w
+    if session then ix.ends:insert(w.e, w) end
+  end
+  local function index_remove(ix, w)
+    local t = w.e - 1
+    if ix.fires[t] == w then ix.fires[t] = nil end
+    if ix.purges[t + lateness] == w then ix.purges[t + lateness] = nil end
+    if session then ix.ends:remove(w.e) end
+  end
+  local function index_of(e)
+    local ix = e.windows_index
+    if ix then return ix end
+    ix = { fires = {}, purges = {}, ends = session and Skiplist.new() }
+    for _, w in pairs(e.state) do index_add(ix, w) end
+    e.windows_index = ix
+    return ix
+  end
+
   local function on_timer(e, t)
-    for start, w in pairs(e.state) do
-      if w.e - 1 == t then fire(e, w) end
-      if w.e - 1 + lateness == t then e.state[start] = nil end
+    local ix = index_of(e)
+    local w = ix.fires[t]
+    if w then
+      inst.windows_visited = inst.windows_visited + 1
+      ix.fires[t] = nil
+      fire(e, w)
+    end
+    w = ix.purges[t]
+    if w then
+      inst.windows_visited = inst.windows_visited + 1
+      index_remove(ix, w)
+      e.state[w.start] = nil
     end
   end
 
@@ -155,6 +196,7 @@ function M.window(node, emit, env)
   inst, state, timers = operators.keyed(node, env,
     function() return {} end, panes and on_pane_timer or on_timer)
   local entries = state.entries
+  inst.windows_visited = 0
 
   local function late(record, ts)
     stats.late_records = stats.late_records + 1
@@ -171,6 +213,7 @@ function M.window(node, emit, env)
     if not w then
       w = { start = start, e = wend, acc = init() }
       windows[start] = w
+      index_add(index_of(e), w)
       add_timers(e, w)
     end
     w.acc = add(w.acc, record)
@@ -234,16 +277,20 @@ function M.window(node, emit, env)
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
       local e = entries[key] or state:entry(key)
-      local windows = e.state
-      -- A key's windows are disjoint; those the record's window [ts,
-      -- ts + gap) touches merge with it.
+      local windows, ix = e.state, index_of(e)
+      -- A key's windows are disjoint, so ordered by end they are ordered
+      -- by start too: those the record's window [ts, ts + gap) touches,
+      -- which merge with it, follow the first that ends at or after ts.
       local first, last, overlapping = ts, ts + gap, {}
-      for _, w in pairs(windows) do
-        if w.start <= ts + gap and w.e >= ts then
-          overlapping[#overlapping + 1] = w
-          if w.start < first then first = w.start end
-          if w.e > last then last = w.e end
-        end
+      local node = ix.ends:ceiling(ts)
+      while node do
+        local w = node.value
+        inst.windows_visited = inst.windows_visited + 1
+        if w.start > ts + gap then break end
+        overlapping[#overlapping + 1] = w
+        if w.start < first then first = w.start end
+        if w.e > last then last = w.e end
+        node = Skiplist.after(node)
       end
       local watermark = inst.current
       if last - 1 + lateness <= watermark then return late(record, ts) end
@@ -251,11 +298,13 @@ function M.window(node, emit, env)
       for _, w in ipairs(overlapping) do
         if acc == nil then acc = w.acc else acc = merge(acc, w.acc) end
         delete_timers(e, w)
+        index_remove(ix, w)
         windows[w.start] = nil
       end
       if acc == nil then acc = init() end
       local merged = { start = first, e = last, acc = add(acc, record) }
       windows[first] = merged
+      index_add(ix, merged)
       add_timers(e, merged)
       if last - 1 <= watermark then fire(e, merged) end
     end, node)
@@ -268,30 +317,45 @@ end
 -- in the key's state; when the watermark reaches end - 1 it emits
 -- apply(l, r) (or { l, r }) for every pair, left records in arrival order
 -- outer, then drops the window. inst.inputs = { push left, push right }.
+-- As in M.window, each entry keeps its windows by firing time in memory
+-- (e.windows_index, built from e.state on first use after a restore).
 function M.window_join(node, emit, env)
   local assigner, stats = node.assigner, env.stats
   local size, slide = assigner.size, assigner.slide
   local apply = node.apply and errors.register(node.apply, node)
 
+  local inst
+  local function index_of(e)
+    local ix = e.windows_index
+    if ix then return ix end
+    ix = {}
+    for _, w in pairs(e.state) do ix[w.start + size - 1] = w end
+    e.windows_index = ix
+    return ix
+  end
+
   local function on_timer(e, t)
-    for start, w in pairs(e.state) do
-      if w.e - 1 <= t then
-        e.state[start] = nil
-        local ls, rs, ts = w.l, w.r, w.e - 1
-        for i = 1, #ls do
-          local l = ls[i]
-          for j = 1, #rs do
-            local r = rs[j]
-            if apply then emit(apply(l, r), ts) else emit({ l, r }, ts) end
-          end
-        end
+    local ix = index_of(e)
+    local w = ix[t]
+    if not w then return end
+    inst.windows_visited = inst.windows_visited + 1
+    ix[t] = nil
+    e.state[w.start] = nil
+    local ls, rs = w.l, w.r
+    for i = 1, #ls do
+      local l = ls[i]
+      for j = 1, #rs do
+        local r = rs[j]
+        if apply then emit(apply(l, r), t) else emit({ l, r }, t) end
       end
     end
   end
 
-  local inst, state, timers = operators.keyed(node, env,
+  local state, timers
+  inst, state, timers = operators.keyed(node, env,
     function() return {} end, on_timer)
   local entries = state.entries
+  inst.windows_visited = 0
 
   -- Adds record to side ("l" or "r") of each of its windows that has not
   -- fired; a record whose windows all fired is late (counted, dropped).
@@ -308,6 +372,7 @@ function M.window_join(node, emit, env)
         if not w then
           w = { start = start, e = start + size, l = {}, r = {} }
           e.state[start] = w
+          index_of(e)[last] = w
           timers:add(e, last)
         end
         local list = w[side]
