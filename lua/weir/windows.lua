@@ -136,15 +136,15 @@ function M.window(node, emit, env)
   -- The index of entry e: fires[t] and purges[t] are the window whose
   -- firing (purge) timer is at t; ends orders session windows by end.
   local session = assigner.kind == "session"
-  local function index_add(ix, w)
+  local function index_add(ix, w, keep_end)
     ix.fires[w.e - 1], ix.purges[w.e - 1 + lateness] = w, w
-    if session then ix.ends:insert(w.e, w) end
+    if session and not keep_end then ix.ends:insert(w.e, w) end
   end
-  local function index_remove(ix, w)
+  local function index_remove(ix, w, keep_end)
     local t = w.e - 1
     if ix.fires[t] == w then ix.fires[t] = nil end
     if ix.purges[t + lateness] == w then ix.purges[t + lateness] = nil end
-    if session then ix.ends:remove(w.e) end
+    if session and not keep_end then ix.ends:remove(w.e) end
   end
   local function index_of(e)
     local ix = e.windows_index
@@ -274,6 +274,24 @@ function M.window(node, emit, env)
       error(string.format("%s: session windows merge; give aggregate a "
         .. "merge function", errors.describe(node)), 0)
     end
+    -- The one window a record touches (node's) becomes [first, last)
+    -- and takes the record: the common case, done in place, as the window
+    -- keeps its place among the key's windows ordered by end.
+    local function grow(e, ix, node, first, last, record)
+      local w = node.value
+      if first ~= w.start or last ~= w.e then
+        delete_timers(e, w)
+        index_remove(ix, w, true)
+        e.state[w.start] = nil
+        w.start, w.e, node.key = first, last, last
+        e.state[first] = w
+        index_add(ix, w, true)
+        add_timers(e, w)
+      end
+      w.acc = add(w.acc, record)
+      if last - 1 <= inst.current then fire(e, w) end
+    end
+
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
       local e = entries[key] or state:entry(key)
@@ -282,7 +300,8 @@ function M.window(node, emit, env)
       -- by start too: those the record's window [ts, ts + gap) touches,
       -- which merge with it, follow the first that ends at or after ts.
       local first, last, overlapping = ts, ts + gap, {}
-      local node = ix.ends:ceiling(ts)
+      local found = ix.ends:ceiling(ts)
+      local node = found
       while node do
         local w = node.value
         inst.windows_visited = inst.windows_visited + 1
@@ -294,6 +313,9 @@ function M.window(node, emit, env)
       end
       local watermark = inst.current
       if last - 1 + lateness <= watermark then return late(record, ts) end
+      if #overlapping == 1 then
+        return grow(e, ix, found, first, last, record)
+      end
       local acc
       for _, w in ipairs(overlapping) do
         if acc == nil then acc = w.acc else acc = merge(acc, w.acc) end
