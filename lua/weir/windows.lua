@@ -96,6 +96,164 @@ local function window_functions(node, emit_value)
   end
 end
 
+-- The in-memory index of a key's windows (entry.windows_index, not in
+-- checkpoints; built from entry.state on first use, so after a restore):
+-- fires[t] and purges[t] are the window whose firing (purge) timer is at
+-- t; for session windows, ends orders them by end. Returns add(ix, w
+-- [, keep_end]), remove(ix, w [, keep_end]) and of(entry) -> ix; keep_end
+-- leaves ends as it is, for a window whose end changes in place.
+local function window_index(lateness, session)
+  local function index_add(ix, w, keep_end)
+    ix.fires[w.e - 1], ix.purges[w.e - 1 + lateness] = w, w
+    if session and not keep_end then ix.ends:insert(w.e, w) end
+  end
+  local function index_remove(ix, w, keep_end)
+    local t = w.e - 1
+    if ix.fires[t] == w then ix.fires[t] = nil end
+    if ix.purges[t + lateness] == w then ix.purges[t + lateness] = nil end
+    if session and not keep_end then ix.ends:remove(w.e) end
+  end
+  local function index_of(e)
+    local ix = e.windows_index
+    if ix then return ix end
+    ix = { fires = {}, purges = {}, ends = session and Skiplist.new() }
+    for _, w in pairs(e.state) do index_add(ix, w) end
+    e.windows_index = ix
+    return ix
+  end
+  return index_add, index_remove, index_of
+end
+
+-- The push of a session window operator; op holds the operator's pieces
+-- (see M.window).
+local function session_push(op)
+  local inst, state, gap, lateness = op.inst, op.state, op.gap, op.lateness
+  local entries, init, add, merge = state.entries, op.init, op.add, op.merge
+  local fire, late, add_timers = op.fire, op.late, op.add_timers
+  local delete_timers, index_add = op.delete_timers, op.index_add
+  local index_remove, index_of = op.index_remove, op.index_of
+  -- The one window a record touches (node's) becomes [first, last)
+  -- and takes the record: the common case, done in place, as the window
+  -- keeps its place among the key's windows ordered by end.
+  local function grow(e, ix, node, first, last, record)
+    local w = node.value
+    if first ~= w.start or last ~= w.e then
+      delete_timers(e, w)
+      index_remove(ix, w, true)
+      e.state[w.start] = nil
+      w.start, w.e, node.key = first, last, last
+      e.state[first] = w
+      index_add(ix, w, true)
+      add_timers(e, w)
+    end
+    w.acc = add(w.acc, record)
+    if last - 1 <= inst.current then fire(e, w) end
+  end
+
+  return errors.register(function(record, ts, key)
+    if ts == nil then error(errors.messages.no_timestamp, 0) end
+    local e = entries[key] or state:entry(key)
+    local windows, ix = e.state, index_of(e)
+    -- A key's windows are disjoint, so ordered by end they are ordered
+    -- by start too: those the record's window [ts, ts + gap) touches,
+    -- which merge with it, follow the first that ends at or after ts.
+    local first, last, overlapping = ts, ts + gap, {}
+    local found = ix.ends:ceiling(ts)
+    local node = found
+    while node do
+      local w = node.value
+      inst.windows_visited = inst.windows_visited + 1
+      if w.start > ts + gap then break end
+      overlapping[#overlapping + 1] = w
+      if w.start < first then first = w.start end
+      if w.e > last then last = w.e end
+      node = Skiplist.after(node)
+    end
+    local watermark = inst.current
+    if last - 1 + lateness <= watermark then return late(record, ts) end
+    if #overlapping == 1 then
+      return grow(e, ix, found, first, last, record)
+    end
+    local acc
+    for _, w in ipairs(overlapping) do
+      if acc == nil then acc = w.acc else acc = merge(acc, w.acc) end
+      delete_timers(e, w)
+      index_remove(ix, w)
+      windows[w.start] = nil
+    end
+    if acc == nil then acc = init() end
+    local merged = { start = first, e = last, acc = add(acc, record) }
+    windows[first] = merged
+    index_add(ix, merged)
+    add_timers(e, merged)
+    if last - 1 <= watermark then fire(e, merged) end
+  end, op.node)
+end
+
+-- Sliding windows with a merge function keep one accumulator per pane
+-- (slide-sized slice) instead of one per window, so a record costs one
+-- add however many windows hold it; a window merges its panes when it
+-- fires. Returns the operator's on_timer(e, t) and a function that makes
+-- its push once op also holds inst, state, timers and late (see M.window).
+local function pane_functions(op)
+  local size, slide, lateness = op.size, op.slide, op.lateness
+  local init, add, merge, fire = op.init, op.add, op.merge, op.fire
+  -- Fires the window [s, s + size) from the panes it holds, if any.
+  local function fire_panes(e, s)
+    local acc, any = init(), false
+    for p = s, s + size - slide, slide do
+      local pane = e.state[p]
+      if pane then
+        acc = merge(acc, pane.acc)
+        any = true
+      end
+    end
+    if any then fire(e, { start = s, e = s + size, acc = acc }) end
+  end
+
+  -- A timer at t is the firing time of window t + 1 - size and the purge
+  -- time of window t + 1 - size - lateness (whose first pane no later
+  -- window holds), for windows aligned to the slide.
+  local function on_pane_timer(e, t)
+    local s = t + 1 - size
+    if s % slide == 0 then fire_panes(e, s) end
+    if (s - lateness) % slide == 0 then e.state[s - lateness] = nil end
+  end
+
+  local function pane_push()
+    local inst, state, timers = op.inst, op.state, op.timers
+    local entries, late = state.entries, op.late
+    return errors.register(function(record, ts, key)
+      if ts == nil then error(errors.messages.no_timestamp, 0) end
+      local watermark = inst.current
+      local p = ts - ts % slide
+      -- The newest window holding the pane starts at p.
+      if p + size - 1 + lateness <= watermark then return late(record, ts) end
+      local e = entries[key] or state:entry(key)
+      local pane = e.state[p]
+      if not pane then
+        pane = { start = p, acc = init() }
+        e.state[p] = pane
+        for s = p - size + slide, p, slide do
+          if s + size - 1 > watermark then timers:add(e, s + size - 1) end
+          if lateness > 0 and s + size - 1 + lateness > watermark then
+            timers:add(e, s + size - 1 + lateness)
+          end
+        end
+      end
+      pane.acc = add(pane.acc, record)
+      -- Windows that fired but are not purged yet fire again.
+      for s = p - size + slide, p, slide do
+        local last = s + size - 1
+        if last <= watermark and last + lateness > watermark then
+          fire_panes(e, s)
+        end
+      end
+    end, op.node)
+  end
+  return on_pane_timer, pane_push
+end
+
 --- The window operator: make(node, emit, env) as in weir.operators.
 function M.window(node, emit, env)
   local assigner, lateness = node.assigner, node.allowed_lateness
@@ -126,34 +284,12 @@ function M.window(node, emit, env)
     timers:delete(e, w.e - 1 + lateness)
   end
   local size, slide = assigner.size, assigner.slide
-  -- Sliding windows with a merge function keep one accumulator per pane
-  -- (slide-sized slice) instead of one per window, so a record costs one
-  -- add however many windows hold it; a window merges its panes when it
-  -- fires.
+  -- Sliding windows with a merge function use panes (pane_functions).
   local panes = assigner.kind == "sliding" and merge ~= nil
     and node.functions.kind ~= "reduce"
 
-  -- The index of entry e: fires[t] and purges[t] are the window whose
-  -- firing (purge) timer is at t; ends orders session windows by end.
-  local session = assigner.kind == "session"
-  local function index_add(ix, w, keep_end)
-    ix.fires[w.e - 1], ix.purges[w.e - 1 + lateness] = w, w
-    if session and not keep_end then ix.ends:insert(w.e, w) end
-  end
-  local function index_remove(ix, w, keep_end)
-    local t = w.e - 1
-    if ix.fires[t] == w then ix.fires[t] = nil end
-    if ix.purges[t + lateness] == w then ix.purges[t + lateness] = nil end
-    if session and not keep_end then ix.ends:remove(w.e) end
-  end
-  local function index_of(e)
-    local ix = e.windows_index
-    if ix then return ix end
-    ix = { fires = {}, purges = {}, ends = session and Skiplist.new() }
-    for _, w in pairs(e.state) do index_add(ix, w) end
-    e.windows_index = ix
-    return ix
-  end
+  local index_add, index_remove, index_of =
+    window_index(lateness, assigner.kind == "session")
 
   local function on_timer(e, t)
     local ix = index_of(e)
@@ -171,28 +307,10 @@ function M.window(node, emit, env)
     end
   end
 
-  -- Fires the window [s, s + size) from the panes it holds, if any.
-  local function fire_panes(e, s)
-    local acc, any = init(), false
-    for p = s, s + size - slide, slide do
-      local pane = e.state[p]
-      if pane then
-        acc = merge(acc, pane.acc)
-        any = true
-      end
-    end
-    if any then fire(e, { start = s, e = s + size, acc = acc }) end
-  end
-
-  -- A timer at t is the firing time of window t + 1 - size and the purge
-  -- time of window t + 1 - size - lateness (whose first pane no later
-  -- window holds), for windows aligned to the slide.
-  local function on_pane_timer(e, t)
-    local s = t + 1 - size
-    if s % slide == 0 then fire_panes(e, s) end
-    if (s - lateness) % slide == 0 then e.state[s - lateness] = nil end
-  end
-
+  local pane_op = panes and { node = node, size = size, slide = slide,
+    lateness = lateness, init = init, add = add, merge = merge, fire = fire }
+  local on_pane_timer, pane_push
+  if panes then on_pane_timer, pane_push = pane_functions(pane_op) end
   inst, state, timers = operators.keyed(node, env,
     function() return {} end, panes and on_pane_timer or on_timer)
   local entries = state.entries
@@ -222,33 +340,9 @@ function M.window(node, emit, env)
   end
 
   if panes then
-    inst.push = errors.register(function(record, ts, key)
-      if ts == nil then error(errors.messages.no_timestamp, 0) end
-      local watermark = inst.current
-      local p = ts - ts % slide
-      -- The newest window holding the pane starts at p.
-      if p + size - 1 + lateness <= watermark then return late(record, ts) end
-      local e = entries[key] or state:entry(key)
-      local pane = e.state[p]
-      if not pane then
-        pane = { start = p, acc = init() }
-        e.state[p] = pane
-        for s = p - size + slide, p, slide do
-          if s + size - 1 > watermark then timers:add(e, s + size - 1) end
-          if lateness > 0 and s + size - 1 + lateness > watermark then
-            timers:add(e, s + size - 1 + lateness)
-          end
-        end
-      end
-      pane.acc = add(pane.acc, record)
-      -- Windows that fired but are not purged yet fire again.
-      for s = p - size + slide, p, slide do
-        local last = s + size - 1
-        if last <= watermark and last + lateness > watermark then
-          fire_panes(e, s)
-        end
-      end
-    end, node)
+    pane_op.inst, pane_op.state, pane_op.timers = inst, state, timers
+    pane_op.late = late
+    inst.push = pane_push()
   elseif assigner.kind == "tumbling" then
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
@@ -269,67 +363,15 @@ function M.window(node, emit, env)
       if not any then late(record, ts) end
     end, node)
   else
-    local gap = assigner.gap
     if not merge then
       error(string.format("%s: session windows merge; give aggregate a "
         .. "merge function", errors.describe(node)), 0)
     end
-    -- The one window a record touches (node's) becomes [first, last)
-    -- and takes the record: the common case, done in place, as the window
-    -- keeps its place among the key's windows ordered by end.
-    local function grow(e, ix, node, first, last, record)
-      local w = node.value
-      if first ~= w.start or last ~= w.e then
-        delete_timers(e, w)
-        index_remove(ix, w, true)
-        e.state[w.start] = nil
-        w.start, w.e, node.key = first, last, last
-        e.state[first] = w
-        index_add(ix, w, true)
-        add_timers(e, w)
-      end
-      w.acc = add(w.acc, record)
-      if last - 1 <= inst.current then fire(e, w) end
-    end
-
-    inst.push = errors.register(function(record, ts, key)
-      if ts == nil then error(errors.messages.no_timestamp, 0) end
-      local e = entries[key] or state:entry(key)
-      local windows, ix = e.state, index_of(e)
-      -- A key's windows are disjoint, so ordered by end they are ordered
-      -- by start too: those the record's window [ts, ts + gap) touches,
-      -- which merge with it, follow the first that ends at or after ts.
-      local first, last, overlapping = ts, ts + gap, {}
-      local found = ix.ends:ceiling(ts)
-      local node = found
-      while node do
-        local w = node.value
-        inst.windows_visited = inst.windows_visited + 1
-        if w.start > ts + gap then break end
-        overlapping[#overlapping + 1] = w
-        if w.start < first then first = w.start end
-        if w.e > last then last = w.e end
-        node = Skiplist.after(node)
-      end
-      local watermark = inst.current
-      if last - 1 + lateness <= watermark then return late(record, ts) end
-      if #overlapping == 1 then
-        return grow(e, ix, found, first, last, record)
-      end
-      local acc
-      for _, w in ipairs(overlapping) do
-        if acc == nil then acc = w.acc else acc = merge(acc, w.acc) end
-        delete_timers(e, w)
-        index_remove(ix, w)
-        windows[w.start] = nil
-      end
-      if acc == nil then acc = init() end
-      local merged = { start = first, e = last, acc = add(acc, record) }
-      windows[first] = merged
-      index_add(ix, merged)
-      add_timers(e, merged)
-      if last - 1 <= watermark then fire(e, merged) end
-    end, node)
+    inst.push = session_push { node = node, inst = inst, state = state,
+      gap = assigner.gap, lateness = lateness, init = init, add = add,
+      merge = merge, fire = fire, late = late, add_timers = add_timers,
+      delete_timers = delete_timers, index_add = index_add,
+      index_remove = index_remove, index_of = index_of }
   end
   return inst
 end
