@@ -32,6 +32,7 @@ local M = {}
 
 M.BATCH_RECORDS = 2048     -- records per channel batch
 M.SOURCE_RECORDS = 1024    -- records a source emits per loop turn
+M.STEP_RECORDS = 16384     -- records a source's chain passes on per step
 M.CHANNEL_BATCHES = 16     -- batches queued on a channel before backpressure
 M.CONSUME_BATCHES = 8      -- batches a task takes per channel per loop turn
 
@@ -43,8 +44,13 @@ local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local running = coroutine.running
 
 -- What a task's coroutine yields when an output has no room (see
--- channel_writer) and when its step is done (see Host:run_task).
-local BLOCKED, STEP_DONE = {}, {}
+-- channel_writer), when a source's step passed on STEP_RECORDS records
+-- (see Host:source_emit) and when its step is done (see Host:run_task).
+local BLOCKED, PAUSED, STEP_DONE = {}, {}, {}
+-- Operators a source's chain may run again for the same input with the
+-- same outputs (see Host:replay_boundary).
+local REPLAYABLE = { map = true, filter = true, flat_map = true,
+  key_by = true }
 -- The coroutines that run tasks' steps: only they yield on backpressure
 -- (a job may run inside some other coroutine, a test runner's say).
 local task_threads = setmetatable({}, { __mode = "k" })
@@ -282,12 +288,80 @@ function Host:build()
   for _, task in ipairs(self.tasks) do self:connect_inputs(task) end
 end
 
+-- -- Checkpoints in the middle of a record --------------------------------
+--
+-- A source's record may fan out into many (a flat_map of a huge line).
+-- When the source's task waits mid-record for room and a checkpoint is
+-- triggered, the barrier goes out at once, after the records passed on so
+-- far: the source's position is that of the record being emitted (every
+-- source keeps it so until emit returns) and the checkpoint also records
+-- how many records the chain passed on from it. A restore emits that
+-- record again and drops as many of what the chain passes on. Only the
+-- replay prefix -- the source and the operators right after it that give
+-- the same outputs for the same input (REPLAYABLE) -- runs again; records
+-- are counted and dropped where they leave it, so no stateful operator
+-- and no sink sees a record twice. (Flink instead lets a barrier wait for
+-- the whole record; this keeps checkpoints going whatever the fan-out.)
+
+-- The operators of a source's chain that form its replay prefix: { [node]
+-- = true }.
+function Host:replay_prefix(task, chain)
+  local prefix = { [chain.head] = true }
+  for k = 2, #chain.nodes do
+    local node = chain.nodes[k]
+    if REPLAYABLE[node.kind] and prefix[node.inputs[1]] then
+      prefix[node] = true
+    end
+  end
+  task.counter = { pushed = 0, skip_until = 0, mark = 0, budget = 0 }
+  return prefix
+end
+
+-- Wraps push, where records leave the replay prefix: counts them, and
+-- drops those a restore asked to skip (see env.skip_outputs).
+function Host:replay_boundary(task, push)
+  local counter = task.counter
+  return function(record, ts, k)
+    local n = counter.pushed + 1
+    counter.pushed = n
+    if n > counter.skip_until then push(record, ts, k) end
+  end
+end
+
+-- The emit a source calls for each record: marks where the record's
+-- outputs start, and ends the step's turn (yielding, to go on at the next
+-- loop turn) once the chain passed on STEP_RECORDS records in it, so
+-- timers and checkpoint triggers are not held up by a fan-out.
+function Host:source_emit(task, out)
+  local counter = task.counter
+  return function(record)
+    counter.mark = counter.pushed
+    out(record)
+    if counter.pushed >= counter.budget and may_wait() then
+      yield(PAUSED)
+    end
+  end
+end
+
+--- The number of records the replay prefix of a source task has passed on
+-- from the record being emitted (the task waits mid-record), or still has
+-- to drop (a restore's skip not yet used up): what the source's snapshot
+-- records beside its position.
+function Host:replay_skip(task)
+  local c = task.counter
+  if not c then return 0 end
+  if task.suspended then return c.pushed - c.mark end
+  return math.max(0, c.skip_until - c.pushed)
+end
+
 function Host:build_task(t)
   local chain, i = t.chain, t.subtask
   local task = { id = t.id, chain = chain, subtask = i, insts = {},
     outputs = {}, acked = 0, records_in = 0, backpressured_ms = 0,
-    alignment_ms = 0, entered = 0, suspended = false }
+    alignment_ms = 0, entered = 0, suspended = false,
+    source = pipeline.sources[chain.head.kind] or false }
   local nodes = chain.nodes
+  local prefix = task.source ~= false and self:replay_prefix(task, chain)
   for n = #nodes, 1, -1 do
     local node = nodes[n]
     local targets, watermarks, sides = {}, {}, {}
@@ -304,6 +378,9 @@ function Host:build_task(t)
           end
         end
       end
+      if prefix and prefix[node] and not prefix[c] then
+        push = self:replay_boundary(task, push)
+      end
       if c.side then
         sides[c.side] = sides[c.side] or {}
         table.insert(sides[c.side], push)
@@ -318,13 +395,10 @@ function Host:build_task(t)
       emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
       now_ms = core.monotonic_ms, wall_ms = core.time_ms }
     local emit = fan_out(targets)
-    if n == 1 and pipeline.sources[node.kind] then
-      -- A checkpoint deferred while this record's fan-out waited for
-      -- room is taken as soon as the record is done.
-      local out = emit
-      emit = function(record)
-        out(record)
-        if task.deferred then self:take_deferred(task) end
+    if n == 1 and prefix then
+      emit = self:source_emit(task, emit)
+      env.skip_outputs = function(count)
+        task.counter.skip_until = task.counter.pushed + count
       end
     end
     local inst = factory(node.kind)(node, emit, env)
@@ -334,7 +408,6 @@ function Host:build_task(t)
     if inst.notify_complete then self.sinks[#self.sinks + 1] = inst end
     task.insts[node.id] = inst
   end
-  task.source = pipeline.sources[chain.head.kind] or false
   -- What receives the records of each input edge: the head's push (an
   -- operator with several distinct inputs, like connect, has one per
   -- input); the key of a record from key_by is computed again here.
@@ -438,10 +511,12 @@ function Host:checkpoint_task(task, id)
       self.coord:ack(task.id, id, files)
     end
   end
+  local skip = self:replay_skip(task)
   for _, node in ipairs(task.chain.nodes) do
     local inst = task.insts[node.id]
     if inst.snapshot then
-      local ok, state = pcall(inst.snapshot, id)
+      local ok, state = pcall(inst.snapshot, id,
+        node == task.chain.head and skip or nil)
       if not ok then
         if errors.is(state) and state.kind == "unserializable" then
           error(errors.new(string.format(errors.messages.unserializable, id,
@@ -495,10 +570,7 @@ end
 function Host:trigger(id, final)
   self.pending_id = id
   for _, task in ipairs(self.tasks) do
-    if task.source and task.suspended and not final then
-      -- Mid-record: its position is taken once the record is done.
-      task.deferred = id
-    elseif final or task.source or task.ended then
+    if final or task.source or task.ended then
       self:checkpoint_task(task, id)
     end
   end
@@ -598,6 +670,8 @@ end
 -- Each step returns whether it made progress.
 function Host:step_source(task)
   if backpressured(task) then return false end
+  local counter = task.counter
+  counter.budget = counter.pushed + M.STEP_RECORDS
   local ended, count =
     task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS)
   task.records_in = task.records_in + count
@@ -700,24 +774,13 @@ function Host:run_task(task)
   end
   local ok, what, sok, progress = coroutine.resume(co, self, task)
   if not ok then error(what, 0) end
-  if what == BLOCKED then
+  if what == BLOCKED or what == PAUSED then
     task.suspended = true
-    return false
+    return what == PAUSED
   end
   task.suspended = false
   if not sok then error(progress, 0) end
-  -- A checkpoint triggered while the step waited mid-record.
-  if task.deferred then self:take_deferred(task) end
   return progress
-end
-
---- The checkpoint a source task deferred while it waited mid-record
--- (see Host:trigger): taken at the end of that record, so the source's
--- position and the records before the barrier agree.
-function Host:take_deferred(task)
-  local id = task.deferred
-  task.deferred = nil
-  if not task.ended then self:checkpoint_task(task, id) end
 end
 
 function Host:step()

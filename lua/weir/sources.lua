@@ -2,9 +2,16 @@
 --   open()              acquires the input; raises a clear error if missing
 --   produce(n) -> ended, count emits up to n records; ended is true once
 --                       the input ended
---   snapshot() -> state the position (operator state): the ranges still to
+--   snapshot(id, skip) -> state
+--                       the position (operator state): the ranges still to
 --                       read, so a restore at another parallelism can hand
---                       them to other subtasks
+--                       them to other subtasks. While emit runs, the
+--                       position is that of the record being emitted;
+--                       skip > 0 (records the chain already passed on from
+--                       it, see weir.job's replay prefix) is kept with the
+--                       first range as `skip`
+--   (a range's `skip`, when the source starts reading the range, goes to
+--   env.skip_outputs(skip): the chain drops that many of what it passes on)
 --   restore(olds)       takes the ranges of the old subtasks j with
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
@@ -20,9 +27,25 @@ local function restored_ranges(olds, env)
     if o.subtask % env.parallelism == env.subtask then
       for _, r in ipairs(o.state.ranges) do
         ranges[#ranges + 1] = { unpack(r) }
+        ranges[#ranges].skip = r.skip
       end
     end
   end
+  return ranges
+end
+
+-- The source starts reading range: the outputs its first record already
+-- gave before a checkpoint (see snapshot's skip) are dropped.
+local function start_range(range, env)
+  if range.skip then
+    if env.skip_outputs then env.skip_outputs(range.skip) end
+    range.skip = nil
+  end
+end
+
+-- Keeps skip with the first range of a snapshot's ranges.
+local function keep_skip(ranges, skip)
+  if skip and skip > 0 and ranges[1] then ranges[1].skip = skip end
   return ranges
 end
 
@@ -88,6 +111,7 @@ function M.read_lines(node, emit, env)
       offset, stop = range[1], range[2]
       open_file(range[3])
       reader:seek(offset)
+      start_range(range, env)
     else
       offset, stop = nil, nil
     end
@@ -150,11 +174,11 @@ function M.read_lines(node, emit, env)
     end
     return false, count
   end
-  function inst.snapshot()
+  function inst.snapshot(_, skip)
     local left = {}
     if ranges[r] then left[1] = { offset, stop, ranges[r][3] } end
     for k = r + 1, #ranges do left[#left + 1] = ranges[k] end
-    return { path = describe_input(node.path), ranges = left }
+    return { path = describe_input(node.path), ranges = keep_skip(left, skip) }
   end
   function inst.restore(olds)
     local path = describe_input(node.path)
@@ -193,18 +217,21 @@ function M.sequence(node, emit, env)
       range = ranges[1]
     end
     if not range then return true, 0 end
+    start_range(range, env)
     local nxt = range[1]
     local stop = math.min(range[2], nxt + n - 1)
     for record = nxt, stop do
-      range[1] = record + 1
       emit(record)
+      range[1] = record + 1
     end
     return false, stop - nxt + 1
   end
-  function inst.snapshot()
+  function inst.snapshot(_, skip)
     local left = {}
-    for k, range in ipairs(ranges) do left[k] = { range[1], range[2] } end
-    return { ranges = left }
+    for k, range in ipairs(ranges) do
+      left[k] = { range[1], range[2], skip = range.skip }
+    end
+    return { ranges = keep_skip(left, skip) }
   end
   function inst.restore(olds) ranges = restored_ranges(olds, env) end
   return inst
@@ -229,6 +256,7 @@ function M.nexmark(node, emit, env)
         seed = o.seed, base_time = o.base_time, instance = range[1],
         instances = range[2] }
       generate, size = g.generate, g.size
+      start_range(range, env)
     end
   end
   function inst.produce(n)
@@ -241,16 +269,18 @@ function M.nexmark(node, emit, env)
     local first = range[3]
     local stop = math.min(size, first + n) - 1
     for k = first, stop do
-      range[3] = k + 1
       emit(generate(k))
+      range[3] = k + 1
     end
     return false, stop - first + 1
   end
-  function inst.snapshot()
+  function inst.snapshot(_, skip)
     local left = {}
-    for k, r in ipairs(ranges) do left[k] = { r[1], r[2], r[3] } end
+    for k, r in ipairs(ranges) do
+      left[k] = { r[1], r[2], r[3], skip = r.skip }
+    end
     return { generator = { events = o.events, rate = o.rate, seed = o.seed,
-      base_time = o.base_time }, ranges = left }
+      base_time = o.base_time }, ranges = keep_skip(left, skip) }
   end
   function inst.restore(olds)
     for _, old in ipairs(olds) do
