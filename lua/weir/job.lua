@@ -152,6 +152,8 @@ function M.channel_writer(deliver, blocked, direct)
   function w.event(ev)
     if n > 0 then flush() end
     deliver(ev)
+    -- After the end of input nothing follows on the channel.
+    if ev.end_of_input then w.closed = true end
   end
   function w.watermark(wm, status)
     if n > 0 and not status then
@@ -499,8 +501,8 @@ end
 
 -- Runs the synchronous part of checkpoint id for every operator of task
 -- (serialize its state), starts the asynchronous writes and acknowledges
--- to the coordinator once they are durable. Forwards the barrier unless
--- the task has ended.
+-- to the coordinator once they are durable. Forwards the barrier on every
+-- output the task's end of input has not reached.
 function Host:checkpoint_task(task, id)
   if task.acked >= id then return end
   task.acked = id
@@ -558,9 +560,12 @@ function Host:checkpoint_task(task, id)
   end
   started = true
   done()
-  if not task.ended then
-    local barrier = { barrier = id }
-    for _, w in ipairs(task.outputs) do w.event(barrier) end
+  -- Every output the end of input has not reached yet gets the barrier:
+  -- a task that ends waits for room between its outputs' ends, and a
+  -- barrier on a channel that ended would come after the end.
+  local barrier = { barrier = id }
+  for _, w in ipairs(task.outputs) do
+    if not w.closed then w.event(barrier) end
   end
 end
 
@@ -790,7 +795,8 @@ function Host:step()
   end
   local progress = false
   for _, task in ipairs(self.tasks) do
-    if not task.ended then
+    -- A task that ends may wait for room while its end goes out.
+    if not task.ended or task.suspended then
       progress = self:run_task(task) or progress
     end
   end
