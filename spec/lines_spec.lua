@@ -47,6 +47,36 @@ local function nul_lines(n)
 end
 
 describe("weir.sources", function()
+  describe("splits()", function()
+    local sources = require "weir.sources"
+
+    it("hands interleaved splits of the input to the subtasks in turn",
+      function()
+        local total = 10 * 1024 * 1024
+        local a, b = sources.splits(total, 0, 2), sources.splits(total, 1, 2)
+        assert.are.equal(64, #a)
+        assert.are.equal(64, #b)
+        -- Split k goes to subtask k % 2: both read near the same place.
+        local size = total / 128
+        for k = 1, 64 do
+          assert.same({ (2 * k - 2) * size, (2 * k - 1) * size }, a[k])
+          if k < 64 then
+            assert.same({ (2 * k - 1) * size, 2 * k * size }, b[k])
+          end
+        end
+        assert.same({ 127 * size, math.huge }, b[64])
+      end)
+
+    it("reads the whole input at parallelism 1 and splits no finer than "
+      .. "MIN_SPLIT_BYTES", function()
+      assert.same({ { 0, math.huge } }, sources.splits(1e9, 0, 1))
+      local parts = sources.splits(100000, 0, 2)
+      assert.same({ { 0, 65536 } }, parts)
+      assert.same({ { 65536, math.huge } }, sources.splits(100000, 1, 2))
+      assert.same({}, sources.splits(0, 0, 2))
+    end)
+  end)
+
   describe(":read_lines()", function()
     local dir
 

@@ -81,11 +81,38 @@ local function describe_input(path)
   return path
 end
 
+M.SPLITS_PER_SUBTASK = 64   -- splits of a file input per subtask, at most
+M.MIN_SPLIT_BYTES = 65536   -- the smallest split of a file input
+
+--- The byte ranges { { first, last } } (last exclusive; math.huge for the
+-- end of the input) that subtask i of p reads of an input of total bytes:
+-- the input is cut into splits of equal size (at most SPLITS_PER_SUBTASK
+-- per subtask, none under MIN_SPLIT_BYTES) and split k goes to subtask
+-- k % p. The subtasks thus read the input in interleaved splits, all of
+-- them near the same place in it at any time, rather than each from its
+-- own part: in a time-ordered file their records stay close in event time
+-- (contiguous parts would start the second reader halfway through the
+-- file's time, and every window downstream would wait for the first
+-- reader to get there). Flink's file source hands out splits in order
+-- the same way.
+function M.splits(total, i, p)
+  if p == 1 then return { { 0, math.huge } } end
+  local size = math.max(M.MIN_SPLIT_BYTES,
+    math.ceil(total / (p * M.SPLITS_PER_SUBTASK)))
+  local parts, k = {}, i
+  while k * size < total do
+    local last = (k + 1) * size
+    parts[#parts + 1] = { k * size, last >= total and math.huge or last }
+    k = k + p
+  end
+  return parts
+end
+
 --- read_lines: ranges { from, to, file } of byte offsets in a file (to
 -- exclusive; lines that start before `to` belong to the range). The input
--- is one file, several, or a glob; a fresh subtask i of p reads the lines
--- that start in the i-th of p equal parts of all the input's bytes (the
--- files one after the other), so a part may span files. Lines are what
+-- is one file, several, or a glob; a fresh subtask reads the lines that
+-- start in its splits of all the input's bytes (the files one after the
+-- other; see M.splits), so a split may span files. Lines are what
 -- weir.line_reader says they are, and offsets count every byte it
 -- consumed, so they are exact whatever bytes the lines hold.
 function M.read_lines(node, emit, env)
@@ -133,22 +160,22 @@ function M.read_lines(node, emit, env)
       total = total + sizes[k]
     end
     if not ranges then
-      local i, p = env.subtask, env.parallelism
-      local first = math.floor(total * i / p)
-      local last = i == p - 1 and math.huge or math.floor(total * (i + 1) / p)
       ranges = {}
-      local base = 0
-      for k, path in ipairs(files) do
-        local from, to = first - base, last - base
-        if from < sizes[k] and to > 0 then
-          open_file(path)
-          from = line_start(math.max(from, 0))
-          if to >= sizes[k] then to = math.huge end
-          if from < sizes[k] and from < to then
-            ranges[#ranges + 1] = { from, to, path }
+      for _, part in ipairs(M.splits(total, env.subtask, env.parallelism)) do
+        local first, last = part[1], part[2]
+        local base = 0
+        for k, path in ipairs(files) do
+          local from, to = first - base, last - base
+          if from < sizes[k] and to > 0 then
+            open_file(path)
+            from = line_start(math.max(from, 0))
+            if to >= sizes[k] then to = math.huge end
+            if from < sizes[k] and from < to then
+              ranges[#ranges + 1] = { from, to, path }
+            end
           end
+          base = base + sizes[k]
         end
-        base = base + sizes[k]
       end
     end
     enter(1)
