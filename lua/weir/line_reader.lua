@@ -142,7 +142,42 @@ function Reader:next()
   end
   self.pos = pos + consumed
   if n > 0 and buf[pos + n - 1] == CR and not self.keep_cr then n = n - 1 end
-  return ffi_string(buf + pos, n), consumed
+  local line = ffi_string(buf + pos, n)
+  -- A buffer grown for one long line is let go once it is read: what is
+  -- left of it moves to a buffer of the first size.
+  local rest = self.len - self.pos
+  if self.cap > BUFFER_BYTES and rest < BUFFER_BYTES then
+    local small = ffi.new("uint8_t[?]", BUFFER_BYTES)
+    ffi.copy(small, buf + self.pos, rest)
+    self.buf, self.cap, self.pos, self.len = small, BUFFER_BYTES, 0, rest
+  end
+  return line, consumed
+end
+
+--- Skips the next line without keeping it: the buffer does not grow for
+-- a long line and no string is made.
+-- @return the bytes the line consumed in the file (as next() counts
+--   them); nil at the end of the file. Raises on a read error.
+function Reader:skip()
+  local skipped = 0
+  while true do
+    local buf, pos, len = self.buf, self.pos, self.len
+    local nl = memchr(buf + pos, NEWLINE, len - pos)
+    if nl ~= nil then
+      local n = tonumber(nl - (buf + pos)) + 1
+      self.pos = pos + n
+      return skipped + n
+    end
+    skipped = skipped + (len - pos)
+    self.pos, self.len = 0, 0
+    local got = tonumber(pread(self.box[0], buf, self.cap, self.file_offset))
+    if got < 0 then
+      error(self.context .. "cannot read " .. self.path .. ": "
+        .. errno_message(), 0)
+    end
+    if got == 0 then return skipped > 0 and skipped or nil end
+    self.len, self.file_offset = got, self.file_offset + got
+  end
 end
 
 --- Closes the file; the reader reads nothing after.

@@ -144,12 +144,19 @@ function M.read_lines(node, emit, env)
     end
   end
   -- The offset of the first line that starts at or after byte `from`:
-  -- past the line that holds byte from - 1.
+  -- past the line that holds byte from - 1. The splits of a long line all
+  -- end where it ends: the last answer is kept for them (it holds for
+  -- every from in last_from..last_start of the same file).
+  local last_path, last_from, last_start
   local function line_start(from)
     if from == 0 then return 0 end
+    if current == last_path and from >= last_from and from <= last_start then
+      return last_start
+    end
     reader:seek(from - 1)
-    local _, consumed = reader:next()
-    return from - 1 + (consumed or 0)
+    last_path, last_from = current, from
+    last_start = from - 1 + (reader:skip() or 0)
+    return last_start
   end
   function inst.open()
     local files = input_files(node)
