@@ -1,0 +1,57 @@
+-- The task host's steps and checkpoints, driven by hand: no processes, no
+-- loop, fake writers.
+local job = require "weir.job"
+
+-- A writer whose deliveries are logged into log as "name:kind".
+local function writer(log, name)
+  return job.channel_writer(function(item)
+    log[#log + 1] = name .. ":" .. (item.barrier and "barrier"
+      or item.end_of_input and "end" or "batch")
+    return true
+  end, function() return false end)
+end
+
+-- A host of no plan, whose coordinator takes acknowledgements.
+local function host_of(acks)
+  local host = job.new_host({ options = { max_parallelism = 128 },
+    plan = { tasks = {} }, job_dir = "unused" }, 0, 1)
+  host.coord = { ack = function(_, task, id) acks[#acks + 1] = { task, id } end }
+  return host
+end
+
+local function task_of(outputs)
+  return { id = 1, subtask = 0, chain = { nodes = {} }, insts = {},
+    outputs = outputs, acked = 0, entered = 0, suspended = false,
+    records_in = 0 }
+end
+
+describe("weir.job host", function()
+  it("sends a checkpoint's barrier only on the outputs the end of input "
+    .. "has not reached yet", function()
+    local log, acks = {}, {}
+    local a, b = writer(log, "a"), writer(log, "b")
+    -- The task is ending: its end went out on a, not yet on b.
+    a.event({ end_of_input = true })
+    local host, task = host_of(acks), task_of({ a, b })
+    task.ended = true
+    host:checkpoint_task(task, 7)
+    assert.same({ "a:end", "b:barrier" }, log)
+    assert.same({ { 1, 7 } }, acks)
+  end)
+
+  it("resumes a task that waits for room while its end goes out",
+    function()
+      local host, task = host_of({}), task_of({})
+      local resumed = false
+      task.source, task.counter = true, { pushed = 0, skip_until = 0 }
+      task.chain.head = { id = 1 }
+      task.insts[1] = { produce = function()
+        resumed = true
+        return false, 0
+      end }
+      task.ended, task.suspended = true, true
+      host.tasks = { task }
+      host:step()
+      assert.is_true(resumed)
+    end)
+end)
