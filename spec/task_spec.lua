@@ -15,7 +15,9 @@ end
 local function host_of(acks)
   local host = job.new_host({ options = { max_parallelism = 128 },
     plan = { tasks = {} }, job_dir = "unused" }, 0, 1)
-  host.coord = { ack = function(_, task, id) acks[#acks + 1] = { task, id } end }
+  host.coord = { ack = function(_, task, id)
+    acks[#acks + 1] = { task, id }
+  end }
   return host
 end
 
