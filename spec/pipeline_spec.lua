@@ -228,6 +228,18 @@ describe("weir.pipeline", function()
         "weir.pipeline: gc_pause must be an integer >= 100 (%)")
     end)
 
+    it("gives the garbage collector its pause back when the job fails",
+      function()
+        local before = collectgarbage("setpause", 170)
+        local p = weir.pipeline { name = "spec", checkpoint_interval = 0 }
+        p:sequence(1, 3):map(function(n)
+          if n == 2 then error("two") end
+          return n
+        end):collect()
+        assert.has_error(function() p:run() end)
+        assert.are.equal(170, collectgarbage("setpause", before))
+      end)
+
     it("rejects an operator without a function", function()
       local p = weir.pipeline {}
       assert.has_error(function() p:sequence(1, 2):map(nil) end,

@@ -854,6 +854,9 @@ function Host:wake()
   end
 end
 
+--- Stops running the tasks: no step runs after, LuaJIT's collector pause
+-- is what it was before Host:start, and on_stop (if set) is called.
+-- Safe to call more than once.
 function Host:stop()
   self.stopped = true
   if self.idle then self.idle:close() self.idle = nil end
@@ -861,7 +864,9 @@ function Host:stop()
     collectgarbage("setpause", self.gc_pause)
     self.gc_pause = nil
   end
-  if self.on_stop then self.on_stop() end
+  local on_stop = self.on_stop
+  self.on_stop = nil
+  if on_stop then on_stop() end
 end
 
 --- Closes every operator's files.
@@ -928,10 +933,7 @@ end
 local function stop_local(state)
   if state.coord then state.coord:close() end
   if state.control then state.control.close() state.control = nil end
-  if state.host then
-    state.host.stopped = true
-    if state.host.idle then state.host.idle:close() state.host.idle = nil end
-  end
+  if state.host then state.host:stop() end
 end
 
 -- Stops what start_local started (after the job finished, failed or was
