@@ -58,16 +58,18 @@ describe("backpressure", function()
       assert.are.equal(64, #sums + 1)
     end)
 
+  -- Records leave the source's replayable operators into a writer, or
+  -- (two) into a stateful operator that passes each on to two writers.
+  for _, shape in ipairs({ "one", "two" }) do
   it("restores exactly once from checkpoints taken in the middle of a "
-    .. "record's fan-out", function()
+    .. "record's fan-out (" .. shape .. ")", function()
     local lines = {}
     for i = 1, 30 do lines[i] = "20000" end
     h.write_file(dir .. "/in2.txt", table.concat(lines, "\n") .. "\n")
-    local ck = dir .. "/ck2"
+    local ck, out = dir .. "/ck2-" .. shape, dir .. "/out2-" .. shape
     local args = { "run", "--parallelism", "2", "--checkpoint-interval",
       "20", "--checkpoint-dir", ck, "--restore", "latest",
-      "spec/fixtures/fan_out.lua", dir .. "/in2.txt", dir .. "/out2",
-      "2000" }
+      "spec/fixtures/fan_out.lua", dir .. "/in2.txt", out, "2000", shape }
     -- Three kills, each two checkpoints after the last, while the 1.2 s
     -- (at least) of draining go on; then a run to the end.
     local mid = 0
@@ -86,7 +88,7 @@ describe("backpressure", function()
     local r = h.run_weir(args)
     assert.are.equal(0, r.status, r.stderr)
     assert.is_true(mid > 0, "no checkpoint was taken mid-record")
-    local sums, total = sums_of(dir .. "/out2")
+    local sums, total = sums_of(out)
     assert.are.equal(30 * 20000 * 20001 / 2, total)
     for k = 0, 63 do
       local expected = 0
@@ -95,5 +97,10 @@ describe("backpressure", function()
       end
       assert.are.equal(30 * expected, sums[k], "key " .. k)
     end
+    if shape == "two" then
+      local _, total7 = sums_of(out .. "-two")
+      assert.are.equal(30 * 20000 * 20001 / 2, total7)
+    end
   end)
+  end
 end)

@@ -3,6 +3,7 @@
 -- stderr, prefixed "weir: ".
 local checkpoint = require "weir.checkpoint"
 local errors = require "weir.errors"
+local kinds = require "weir.kinds"
 local pipeline = require "weir.pipeline"
 
 local M = {}
@@ -327,9 +328,7 @@ function M.inspect(argv)
             "\n")
         end
       end)
-      local keyed = op.kind == "reduce" or op.kind == "process"
-        or op.kind == "window"
-      if keyed then
+      if kinds.kinds[op.kind] and kinds.is(op.kind, "keyed") then
         snap:each_key(op.uid, function(k, state, timers)
           if opts.key and tostring(k) ~= opts.key then return end
           if opts.format == "lua" then

@@ -20,6 +20,7 @@ local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
 local key = require "weir.key"
+local kinds = require "weir.kinds"
 local pipeline = require "weir.pipeline"
 local plan = require "weir.plan"
 local restart = require "weir.restart"
@@ -49,15 +50,18 @@ local running = coroutine.running
 local BLOCKED, PAUSED, STEP_DONE = {}, {}, {}
 -- Operators a source's chain may run again for the same input with the
 -- same outputs (see Host:replay_boundary).
-local REPLAYABLE = { map = true, filter = true, flat_map = true,
-  key_by = true }
--- The coroutines that run tasks' steps: only they yield on backpressure
--- (a job may run inside some other coroutine, a test runner's say).
+local REPLAYABLE = kinds.with("replayable")
+-- The coroutines that run tasks' steps -> their task: only they yield on
+-- backpressure (a job may run inside some other coroutine, a test
+-- runner's say).
 local task_threads = setmetatable({}, { __mode = "k" })
 
--- Whether the running code may wait for room by yielding.
+-- Whether the running code may wait for room by yielding: in a task's
+-- step, outside a record that a stateful operator of a source's chain is
+-- passing on (task.hold, see Host:replay_boundary).
 local function may_wait()
-  return task_threads[running()] ~= nil and isyieldable()
+  local task = task_threads[running()]
+  return task ~= nil and task.hold == 0 and isyieldable()
 end
 
 local function factory(kind)
@@ -320,13 +324,29 @@ function Host:replay_prefix(task, chain)
 end
 
 -- Wraps push, where records leave the replay prefix: counts them, and
--- drops those a restore asked to skip (see env.skip_outputs).
-function Host:replay_boundary(task, push)
+-- drops those a restore asked to skip (see env.skip_outputs). A record
+-- counted here must be wholly before or wholly after any barrier: when
+-- push goes to a writer it is, as the writer waits only after handing
+-- the record on; when it goes to a stateful operator of the same chain
+-- (in_chain), which may pass the record to several writers, the task
+-- must not wait until push returns (task.hold).
+function Host:replay_boundary(task, push, in_chain)
   local counter = task.counter
+  if not in_chain then
+    return function(record, ts, k)
+      local n = counter.pushed + 1
+      counter.pushed = n
+      if n > counter.skip_until then push(record, ts, k) end
+    end
+  end
   return function(record, ts, k)
     local n = counter.pushed + 1
     counter.pushed = n
-    if n > counter.skip_until then push(record, ts, k) end
+    if n > counter.skip_until then
+      task.hold = task.hold + 1
+      push(record, ts, k)
+      task.hold = task.hold - 1
+    end
   end
 end
 
@@ -360,7 +380,7 @@ function Host:build_task(t)
   local chain, i = t.chain, t.subtask
   local task = { id = t.id, chain = chain, subtask = i, insts = {},
     outputs = {}, acked = 0, records_in = 0, backpressured_ms = 0,
-    alignment_ms = 0, entered = 0, suspended = false,
+    alignment_ms = 0, entered = 0, suspended = false, hold = 0,
     source = pipeline.sources[chain.head.kind] or false }
   local nodes = chain.nodes
   local prefix = task.source ~= false and self:replay_prefix(task, chain)
@@ -381,7 +401,7 @@ function Host:build_task(t)
         end
       end
       if prefix and prefix[node] and not prefix[c] then
-        push = self:replay_boundary(task, push)
+        push = self:replay_boundary(task, push, c.chain == chain)
       end
       if c.side then
         sides[c.side] = sides[c.side] or {}
@@ -775,7 +795,7 @@ function Host:run_task(task)
   local co = task.co
   if not co then
     co = coroutine.create(task_body)
-    task.co, task_threads[co] = co, true
+    task.co, task_threads[co] = co, task
   end
   local ok, what, sok, progress = coroutine.resume(co, self, task)
   if not ok then error(what, 0) end

@@ -2,6 +2,8 @@
 -- Nodes are numbered in construction order, so every run of the same
 -- script builds the same graph and derives the same operator uids
 -- ("<kind>-<number>"), which name operator state in snapshots.
+local kinds = require "weir.kinds"
+
 local M = {}
 
 local Pipeline, Stream, KeyedStream, WindowedStream = {}, {}, {}, {}
@@ -13,13 +15,10 @@ ConnectedStreams.__index = ConnectedStreams
 Sink.__index = Sink
 
 --- Operator kinds that are sources (they start a chain and produce
--- records; see weir.sources).
-M.sources = { read_lines = true, sequence = true, nexmark = true }
-
---- Operator kinds that keep state in checkpoints.
-M.stateful = { read_lines = true, sequence = true, with_timestamps = true,
-  reduce = true, process = true, window = true, write_lines = true,
-  co_process = true, window_join = true, nexmark = true }
+-- records; see weir.sources), and those that keep state in checkpoints:
+-- { [kind] = true }, from weir.kinds.
+M.sources = kinds.with("source")
+M.stateful = kinds.with("stateful")
 
 --- Pipeline options: name -> { default, expected type, description }.
 M.options = {

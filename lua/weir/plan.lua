@@ -12,8 +12,7 @@
 -- which is a topological order.
 local M = {}
 
-local keyed_kinds = { reduce = true, process = true, window = true,
-  co_process = true, window_join = true }
+local keyed_kinds = require("weir.kinds").with("keyed")
 
 -- The edge from node `from` into `to`: "forward", "hash" or "rebalance".
 local function edge_kind(from, to)
