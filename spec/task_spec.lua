@@ -41,6 +41,22 @@ describe("weir.job host", function()
     assert.same({ { 1, 7 } }, acks)
   end)
 
+  it("notes a source record's outputs for a checkpoint only while the "
+    .. "task waits inside that record", function()
+    local host, task = host_of({}), task_of({})
+    task.suspended = true
+    -- Waiting after its step, with its watermarks: past the record.
+    task.counter = { pushed = 5, mark = 4, skip_until = 0,
+      in_record = false }
+    assert.are.equal(0, host:replay_skip(task))
+    -- Waiting in the middle of a record that passed on one record.
+    task.counter.in_record = true
+    assert.are.equal(1, host:replay_skip(task))
+    -- Not waiting, with two records of a restore still to drop.
+    task.suspended, task.counter.skip_until = false, 7
+    assert.are.equal(2, host:replay_skip(task))
+  end)
+
   it("resumes a task that waits for room while its end goes out",
     function()
       local host, task = host_of({}), task_of({})

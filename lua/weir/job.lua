@@ -319,7 +319,8 @@ function Host:replay_prefix(task, chain)
       prefix[node] = true
     end
   end
-  task.counter = { pushed = 0, skip_until = 0, mark = 0, budget = 0 }
+  task.counter = { pushed = 0, skip_until = 0, mark = 0, budget = 0,
+    in_record = false }
   return prefix
 end
 
@@ -357,22 +358,25 @@ end
 function Host:source_emit(task, out)
   local counter = task.counter
   return function(record)
-    counter.mark = counter.pushed
+    counter.mark, counter.in_record = counter.pushed, true
     out(record)
     if counter.pushed >= counter.budget and may_wait() then
       yield(PAUSED)
     end
+    counter.in_record = false
   end
 end
 
 --- The number of records the replay prefix of a source task has passed on
--- from the record being emitted (the task waits mid-record), or still has
--- to drop (a restore's skip not yet used up): what the source's snapshot
--- records beside its position.
+-- from the record being emitted (the task waits inside the source's emit),
+-- or still has to drop (a restore's skip not yet used up): what the
+-- source's snapshot records beside its position. A task that waits
+-- outside a record (its step's watermarks or its end going out) is past
+-- the record as its source's position is.
 function Host:replay_skip(task)
   local c = task.counter
   if not c then return 0 end
-  if task.suspended then return c.pushed - c.mark end
+  if task.suspended and c.in_record then return c.pushed - c.mark end
   return math.max(0, c.skip_until - c.pushed)
 end
 
