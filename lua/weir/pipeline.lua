@@ -449,6 +449,10 @@ function KeyedStream:window(assigner, opts)
     error("window: argument 1 must be weir.tumbling(ms), weir.sliding(ms, "
       .. "ms) or weir.session(ms)", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("window: argument 2 must be a table of options such as "
+      .. "{ allowed_lateness = ms }, got " .. type(opts), 2)
+  end
   opts = opts or {}
   local lateness = opts.allowed_lateness or 0
   if type(lateness) ~= "number" or lateness < 0 or lateness ~= lateness then
