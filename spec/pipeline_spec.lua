@@ -201,6 +201,28 @@ describe("weir.pipeline", function()
         .. "retain_on_cancel, tolerable_failed_checkpoints, transport)")
     end)
 
+    it("rejects a timeout or a tolerance out of range", function()
+      assert.has_error(function() weir.pipeline { heartbeat_timeout = 0 } end,
+        "weir.pipeline: heartbeat_timeout must be a number of ms > 0")
+      assert.has_error(function()
+        weir.pipeline { checkpoint_timeout = -1 }
+      end, "weir.pipeline: checkpoint_timeout must be a number of ms > 0")
+      assert.has_error(function()
+        weir.pipeline { tolerable_failed_checkpoints = 0.5 }
+      end, "weir.pipeline: tolerable_failed_checkpoints must be an integer "
+        .. ">= 0")
+    end)
+
+    it("checks one option's value for the command line", function()
+      local pipeline = require "weir.pipeline"
+      assert.is_nil(pipeline.check_option("parallelism", 2))
+      assert.is_nil(pipeline.check_option("parallelism", false))
+      assert.are.equal("must be an integer >= 1",
+        pipeline.check_option("parallelism", 0))
+      assert.are.equal("must be a number",
+        pipeline.check_option("retain", "3"))
+    end)
+
     it("rejects an option of the wrong type", function()
       assert.has_error(function() weir.pipeline { retain = "3" } end,
         "weir.pipeline: option 'retain' must be a number, got string")

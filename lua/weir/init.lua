@@ -123,17 +123,14 @@ end
 -- Raises when the snapshot cannot be read (damaged, missing).
 function M.inspect(path, opts)
   opts = opts or {}
-  local argv = { path }
-  for _, k in ipairs({ "uid", "key", "format" }) do
-    if opts[k] then
-      argv[#argv + 1] = "--" .. k
-      argv[#argv + 1] = tostring(opts[k])
-    end
+  local cmd = { snapshot = path, format = opts.format or "lua" }
+  for _, k in ipairs({ "uid", "key" }) do
+    if opts[k] ~= nil then cmd[k] = tostring(opts[k]) end
   end
   local errors = require "weir.errors"
   local warn, message = errors.warn, nil
   errors.warn = function(msg) message = msg end
-  local ok, status = pcall(require("weir.cli").inspect, argv)
+  local ok, status = pcall(require("weir.cli").inspect, cmd)
   errors.warn = warn
   if not ok then error(status, 0) end
   if status ~= 0 then error(message, 0) end

@@ -58,6 +58,51 @@ M.options = {
 --- Options set on the command line; they override the script's.
 M.overrides = {}
 
+local function integer(v) return v % 1 == 0 end
+
+-- What a valid value of an option is, beyond its type, in the order they
+-- are checked: { name, test(value) -> true if valid, what it must be }.
+local RULES = {
+  { "checkpoint_interval", function(v) return v >= 0 end, "must be >= 0 ms" },
+  { "retain", function(v) return v >= 1 and integer(v) end,
+    "must be an integer >= 1" },
+  { "max_parallelism", function(v)
+      return v >= 1 and v <= 32768 and integer(v)
+    end, "must be an integer in 1..32768" },
+  { "parallelism", function(v) return v >= 1 and integer(v) end,
+    "must be an integer >= 1" },
+  { "gc_pause", function(v) return v >= 100 and integer(v) end,
+    "must be an integer >= 100 (%)" },
+  { "transport", function(v) return v == "unix" or v == "tcp" end,
+    "must be \"unix\" or \"tcp\"" },
+  { "mode", function(v)
+      return v == "exactly_once" or v == "at_least_once"
+    end, "must be \"exactly_once\" or \"at_least_once\"" },
+  { "name", function(v) return v:match("^[%w_.-]+$") ~= nil end,
+    "may hold only letters, digits, '_', '.' and '-'" },
+  { "heartbeat_timeout", function(v) return v > 0 end,
+    "must be a number of ms > 0" },
+  { "checkpoint_timeout", function(v) return v > 0 end,
+    "must be a number of ms > 0" },
+  { "tolerable_failed_checkpoints", function(v)
+      return v >= 0 and integer(v)
+    end, "must be an integer >= 0" },
+}
+local rule_of = {}
+for _, rule in ipairs(RULES) do rule_of[rule[1]] = rule end
+
+--- Checks one option's value (weir run checks its flags with it too).
+-- @param name an option of M.options; value its value
+-- @return nil if the value is valid, else what it must be ("must be an
+--   integer >= 1"), to follow the option's name in a message
+function M.check_option(name, value)
+  local spec = M.options[name]
+  if value == false and spec[1] == false then return nil end
+  if type(value) ~= spec[2] then return "must be a " .. spec[2] end
+  local rule = rule_of[name]
+  if rule and not rule[2](value) then return rule[3] end
+end
+
 local function check_options(opts)
   for k, v in pairs(opts) do
     local spec = M.options[k]
@@ -79,32 +124,11 @@ local function check_options(opts)
     elseif opts[k] ~= nil then o[k] = opts[k]
     else o[k] = spec[1] end
   end
-  if o.checkpoint_interval < 0 then
-    error("weir.pipeline: checkpoint_interval must be >= 0 ms", 3)
-  end
-  if o.retain < 1 or o.retain % 1 ~= 0 then
-    error("weir.pipeline: retain must be an integer >= 1", 3)
-  end
-  if o.max_parallelism < 1 or o.max_parallelism > 32768
-      or o.max_parallelism % 1 ~= 0 then
-    error("weir.pipeline: max_parallelism must be an integer in 1..32768", 3)
-  end
-  if o.parallelism and (o.parallelism < 1 or o.parallelism % 1 ~= 0) then
-    error("weir.pipeline: parallelism must be an integer >= 1", 3)
-  end
-  if o.gc_pause < 100 or o.gc_pause % 1 ~= 0 then
-    error("weir.pipeline: gc_pause must be an integer >= 100 (%)", 3)
-  end
-  if o.transport ~= "unix" and o.transport ~= "tcp" then
-    error("weir.pipeline: transport must be \"unix\" or \"tcp\"", 3)
-  end
-  if o.mode ~= "exactly_once" and o.mode ~= "at_least_once" then
-    error("weir.pipeline: mode must be \"exactly_once\" or "
-      .. "\"at_least_once\"", 3)
-  end
-  if not o.name:match("^[%w_.-]+$") then
-    error("weir.pipeline: name may hold only letters, digits, '_', '.' "
-      .. "and '-'", 3)
+  for _, rule in ipairs(RULES) do
+    local problem = M.check_option(rule[1], o[rule[1]])
+    if problem then
+      error("weir.pipeline: " .. rule[1] .. " " .. problem, 3)
+    end
   end
   return o
 end
@@ -423,6 +447,10 @@ function KeyedStream:window(assigner, opts)
   if type(assigner) ~= "table" or not assigner.kind then
     error("window: argument 1 must be weir.tumbling(ms), weir.sliding(ms, "
       .. "ms) or weir.session(ms)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("window: argument 2 must be a table of options such as "
+      .. "{ allowed_lateness = ms }, got " .. type(opts), 2)
   end
   opts = opts or {}
   local lateness = opts.allowed_lateness or 0

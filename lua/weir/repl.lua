@@ -17,24 +17,6 @@ local M = {}
 --- Lines kept in the history file.
 M.history_max = 1000
 
-local HELP = [[
-Usage: weir repl
-
-An interactive LuaJIT prompt with `weir` loaded (the global `weir`).
-An expression prints its value; a statement runs; an unfinished chunk
-continues on a ">>" line. On a terminal: Tab completes names (globals,
-weir.<Tab>, fields, and methods after obj:), Up/Down recall earlier lines,
-Ctrl-C at the prompt clears the line (while a statement runs it ends the
-REPL: start long pipelines with p:start()), Ctrl-D quits; the history is
-kept in $WEIR_HISTORY or else ~/.weir_history (WEIR_HISTORY= keeps none).
-From a pipe or a file the lines are read without prompts, e.g.
-echo 'print(1 + 1)' | weir repl.
-Errors print one line (a traceback too with WEIR_DEBUG set).
-
-Exit status: 0 at the end of input; 1 if the input ends inside an
-unfinished chunk.
-]]
-
 -- -- Printing values ------------------------------------------------------
 
 local MAX_DEPTH = 8    -- tables nested deeper print as {...}
@@ -187,7 +169,8 @@ end
 -- the module, so it lists whatever weir offers).
 function M.help()
   local weir = require "weir"
-  local out = { HELP:match("\n\n(.-)\n\nExit"), "", "weir exports:" }
+  local out = { require("weir.command_line").description("repl"), "",
+    "weir exports:" }
   local names = {}
   for k in pairs(weir) do names[#names + 1] = k end
   table.sort(names)
@@ -363,18 +346,10 @@ local function loop(session)
   end
 end
 
---- Entry point of `weir repl`: argv holds the arguments after "repl".
--- Returns the exit status: 0 at the end of input, 1 if the input ended in
--- an unfinished chunk or the arguments are wrong.
-function M.main(argv)
-  if argv[1] == "-h" or argv[1] == "--help" then
-    io.stdout:write(HELP)
-    return 0
-  elseif argv[1] then
-    errors.warn("unexpected argument " .. argv[1]
-      .. " (see weir repl --help)")
-    return 1
-  end
+--- Entry point of `weir repl` (weir.command_line has checked that it has
+-- no arguments). Returns the exit status: 0 at the end of input, 1 if the
+-- input ended in an unfinished chunk.
+function M.main()
   local weir = require "weir"
   _G.weir, _G.help = weir, M.help
   local session = {}
