@@ -147,6 +147,15 @@ function M.read_manifest(chk_path)
   local path = chk_path .. "/" .. M.MANIFEST
   local bytes, size_or_err = core.snapshot_read(path)
   if not bytes then return nil, path .. ": " .. size_or_err end
+  local m, err = M.parse_manifest(bytes, path)
+  if not m then return nil, err end
+  return m, size_or_err
+end
+
+--- Decodes and checks a manifest's content (bytes, as read from the
+-- snapshot file at path): every field of the right type.
+-- @return manifest table | nil, message naming path
+function M.parse_manifest(bytes, path)
   local m, err = decode(bytes, path)
   if not m then return nil, err end
   if type(m) ~= "table" or m.magic ~= "weir-checkpoint" then
@@ -158,7 +167,7 @@ function M.read_manifest(chk_path)
   end
   local why = manifest_error(m)
   if why then return nil, path .. ": damaged manifest: " .. why end
-  return m, size_or_err
+  return m
 end
 
 --- The content of an operator's state file { uid, kind, subtask, state }:
@@ -218,10 +227,14 @@ local function file_error(v, entry, max_parallelism)
   return nil
 end
 
--- Decodes a state file's content (see M.encode_file), checked as M.decode
--- does, every key group's bytes included (they are decoded later, one at
--- a time, by weir.state). entry is the manifest's entry of the file.
-local function decode_file(bytes, what, entry, max_parallelism)
+--- Decodes a state file's content (see M.encode_file), checked as
+-- M.decode does, every key group's bytes included (they are decoded
+-- later, one at a time, by weir.state).
+-- @param what names the file in messages
+-- @param entry the manifest's entry of the file { uid, subtask, ... }
+-- @param max_parallelism the manifest's: key groups lie below it
+-- @return { uid, kind, subtask, state } | nil, message naming the file
+function M.decode_file(bytes, what, entry, max_parallelism)
   local used, why = core.serialized_check(bytes)
   if not used then
     return nil, what .. ": cannot be decoded (" .. why .. ")"
@@ -261,7 +274,7 @@ local function decode_file(bytes, what, entry, max_parallelism)
   if #buf > 0 then return nil, what .. " has bytes after its state" end
   return v
 end
-jit.off(decode_file)
+jit.off(M.decode_file)
 
 --- The path of the state file that key groups (a state's key_groups, as
 -- M.read_file returned it) were read from, for messages; or nil.
@@ -281,7 +294,7 @@ function M.read_file(chk_path, file, max_parallelism)
   if size ~= file.size_bytes or checksum ~= file.checksum then
     return nil, path .. ": size or checksum differs from the manifest"
   end
-  return decode_file(bytes, path, file, max_parallelism)
+  return M.decode_file(bytes, path, file, max_parallelism)
 end
 
 --- Loads a checkpoint, verifying the manifest and every file it lists.
