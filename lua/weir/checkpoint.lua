@@ -157,7 +157,7 @@ end
 -- @return manifest table | nil, message naming path
 function M.parse_manifest(bytes, path)
   local m, err = decode(bytes, path)
-  if not m then return nil, err end
+  if err then return nil, err end
   if type(m) ~= "table" or m.magic ~= "weir-checkpoint" then
     return nil, path .. ": not a weir checkpoint manifest"
   end
