@@ -148,8 +148,16 @@ end
 -- n = count }, and checks its shape: every key valid and of key group kg
 -- (of max_parallelism), timers sets or nil.
 -- @return flat | nil, message (what is wrong with the key group)
+-- Decodes bytes under pcall; never compiled: an error that string.buffer
+-- raises on a trace crashes LuaJIT 2.1 releases before 2023, pcall or not
+-- (see weir.checkpoint.decode). The checks after it may be compiled.
+local function decode(bytes)
+  return pcall(buffer.decode, bytes)
+end
+jit.off(decode)
+
 function M.decode_group(bytes, kg, max_parallelism)
-  local ok, flat = pcall(buffer.decode, bytes)
+  local ok, flat = decode(bytes)
   if not ok then
     return nil, string.format("key group %d cannot be decoded (%s)", kg,
       tostring(flat))
@@ -174,8 +182,6 @@ function M.decode_group(bytes, kg, max_parallelism)
   end
   return flat
 end
--- Off traces: see weir.checkpoint.decode.
-jit.off(M.decode_group)
 
 --- Replaces the state with a snapshot's key groups (those of
 -- M:snapshot()); only groups for which owns(kg) is true are decoded.
@@ -199,6 +205,5 @@ function M:restore(groups, owns, files)
     end
   end
 end
-jit.off(M.restore)
 
 return M
