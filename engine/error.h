@@ -17,6 +17,8 @@
   X(ECORRUPT, "snapshot is damaged (checksum or frame error)")                \
   X(ECOMPRESS, "lz4 compression failed")                                      \
   X(ENOMEM, "out of memory")                                                  \
+  X(ENOTFILE, "not a regular file")                                           \
+  X(EDECODE, "cannot be decoded")                                             \
   X(EINPUT, "no such input channel")                                          \
   X(EBARRIER, "barrier arrived twice on one channel")                         \
   X(EOBSOLETE, "barrier is older than the current checkpoint")

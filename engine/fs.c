@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "error.h"
@@ -96,18 +98,29 @@ int wr_fs_read_all(const char* path, char** data, size_t* len) {
   uv_fs_t req;
   uv_buf_t buf;
   size_t size, done = 0;
+  uint64_t mode;
   char* out;
-  int fd, r;
+  int fd, r, flags;
 
   *data = NULL;
   *len = 0;
-  fd = uv_fs_open(NULL, &req, path, O_RDONLY, 0, NULL);
+  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  ** writer, forever; it is refused below, as anything but a regular file
+  ** is, and reads of a regular file never block anyway. */
+  fd = uv_fs_open(NULL, &req, path, O_RDONLY | O_NONBLOCK, 0, NULL);
   uv_fs_req_cleanup(&req);
   if (fd < 0) return fd;
   r = uv_fs_fstat(NULL, &req, fd, NULL);
   size = (size_t) req.statbuf.st_size;
+  mode = req.statbuf.st_mode;
   uv_fs_req_cleanup(&req);
   if (r < 0) goto fail_stat;
+  if ((mode & S_IFMT) != S_IFREG) { r = WR_ENOTFILE; goto fail_stat; }
+  flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    r = uv_translate_sys_error(errno);
+    goto fail_stat;
+  }
   out = malloc(size ? size : 1);
   if (out == NULL) { r = WR_ENOMEM; goto fail_stat; }
   while (done < size) {

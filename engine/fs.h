@@ -19,8 +19,10 @@ int wr_fs_fsync_path(const char* path);
 /* Fsyncs the directory that holds path. Returns 0 or a negative error. */
 int wr_fs_fsync_parent(const char* path);
 
-/* Reads the whole file at path into a malloc'd buffer the caller frees.
-** Returns 0 or a negative error; *data is NULL on error. */
+/* Reads the whole regular file at path into a malloc'd buffer the caller
+** frees. Never blocks on a FIFO: anything but a regular file (a FIFO, a
+** device, a directory) is refused with WR_ENOTFILE. Returns 0 or a
+** negative error; *data is NULL on error. */
 int wr_fs_read_all(const char* path, char** data, size_t* len);
 
 #endif

@@ -39,6 +39,7 @@ int luaopen_weir_core(lua_State* L) {
   wr__lua_open_keygroup(L);
   wr__lua_open_barrier(L);
   wr__lua_open_snapshot(L);
+  wr__lua_open_serialized(L);
   wr__lua_open_net(L);
   wr__lua_open_process(L);
   wr__lua_open_heartbeat(L);

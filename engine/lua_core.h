@@ -18,6 +18,7 @@ void wr__lua_open_fs(lua_State* L);
 void wr__lua_open_keygroup(lua_State* L);
 void wr__lua_open_barrier(lua_State* L);
 void wr__lua_open_snapshot(lua_State* L);
+void wr__lua_open_serialized(lua_State* L);
 void wr__lua_open_net(lua_State* L);
 void wr__lua_open_process(lua_State* L);
 void wr__lua_open_heartbeat(lua_State* L);

@@ -106,6 +106,14 @@ int wr_snapshot_encode(const void* data, size_t len, char** out,
   return wr_snapshot_encode_parts(&part, 1, out, out_len, checksum);
 }
 
+/* The largest content that blocks of src_len bytes can decompress to. An
+** lz4 sequence of n bytes (a token, length bytes of 255 each, an offset)
+** yields at most about 255 * n bytes, so 255:1 is lz4's greatest ratio;
+** the margin covers the last sequence and small frames. */
+static uint64_t max_content_size(size_t src_len) {
+  return (uint64_t) src_len * WR_SNAPSHOT_MAX_RATIO + 64;
+}
+
 int wr_snapshot_decode(const char* image, size_t image_len, char** data,
                        size_t* len, uint32_t* checksum) {
   LZ4F_dctx* dctx;
@@ -133,6 +141,13 @@ int wr_snapshot_decode(const char* image, size_t image_len, char** data,
     goto fail_header;
   }
   if (info.contentChecksumFlag != LZ4F_contentChecksumEnabled) {
+    r = WR_ECORRUPT;
+    goto fail_header;
+  }
+  /* The header's content size decides the allocation, so it is checked
+  ** against what the rest of the file can hold first: a crafted header
+  ** must not make a few bytes ask for a terabyte. */
+  if (info.contentSize > max_content_size(src_len - consumed)) {
     r = WR_ECORRUPT;
     goto fail_header;
   }

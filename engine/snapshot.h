@@ -19,6 +19,9 @@
 
 #define WR_SNAPSHOT_VERSION 1u  /* bump on any incompatible change */
 #define WR_SNAPSHOT_HEADER_BYTES 8
+/* lz4's greatest compression ratio: a frame whose header declares more
+** content than its blocks can hold at this ratio is damaged. */
+#define WR_SNAPSHOT_MAX_RATIO 255u
 
 /* Compresses len bytes of data into a snapshot image. On success *out is a
 ** malloc'd buffer of *out_len bytes the caller frees, and *checksum the
@@ -41,8 +44,10 @@ int wr_snapshot_encode_parts(const wr_snapshot_part_t* parts, size_t n,
 
 /* Verifies and decompresses a snapshot image of image_len bytes. On success
 ** *data is a malloc'd buffer of *len bytes (caller frees) and *checksum the
-** verified content checksum. Returns 0 or WR_EMAGIC, WR_EVERSION,
-** WR_ETRUNCATED, WR_ECORRUPT, WR_ENOMEM. */
+** verified content checksum. The content size the frame declares is
+** trusted only up to what the image can hold (WR_SNAPSHOT_MAX_RATIO).
+** Returns 0 or WR_EMAGIC, WR_EVERSION, WR_ETRUNCATED, WR_ECORRUPT,
+** WR_ENOMEM. */
 int wr_snapshot_decode(const char* image, size_t image_len, char** data,
                        size_t* len, uint32_t* checksum);
 
@@ -58,7 +63,8 @@ int wr_snapshot_write_parts(const char* path,
                             uint64_t* size_bytes, uint32_t* checksum);
 
 /* Reads and verifies the snapshot file at path (see wr_snapshot_decode);
-** *size_bytes is the file's size. */
+** *size_bytes is the file's size. Only a regular file is read
+** (WR_ENOTFILE otherwise, see wr_fs_read_all). */
 int wr_snapshot_read(const char* path, char** data, size_t* len,
                      uint64_t* size_bytes, uint32_t* checksum);
 

@@ -12,6 +12,9 @@ local fsutil = require "weir.fsutil"
 
 local M = {}
 
+-- The file each decoded set of key groups came from (see M.file_of).
+local files_of = setmetatable({}, { __mode = "k" })
+
 M.MANIFEST = "_manifest"
 M.FORMAT = 1  -- manifest content version; bump on incompatible change
 
@@ -43,10 +46,99 @@ function M.encode(v)
   return buffer.encode(v)
 end
 
-local function decode(bytes, what)
-  local ok, v = pcall(buffer.decode, bytes)
-  if not ok then return nil, what .. " cannot be decoded: " .. tostring(v) end
-  return v
+--- Decodes one value that a file holds (bytes from any directory a user
+-- names, so untrusted): the bytes are checked first (core.serialized_check:
+-- counts backed by bytes, bounded nesting), so that no crafted count makes
+-- string.buffer allocate gigabytes, then decoded under pcall.
+-- @param what names the bytes in messages (a file's path)
+-- @return the value | nil, "what: cannot be decoded (why)"
+function M.decode(bytes, what)
+  local used, why = core.serialized_check(bytes)
+  if used and used ~= #bytes then why = "bytes after the value" end
+  if not why then
+    local ok, v = pcall(buffer.decode, bytes)
+    if ok then return v end
+    why = tostring(v)
+  end
+  return nil, what .. ": cannot be decoded (" .. why .. ")"
+end
+-- Decoding stays off traces: an error that string.buffer raises on a
+-- trace crashes LuaJIT 2.1 releases before 2023, pcall or not.
+jit.off(M.decode)
+
+local decode = M.decode
+
+local function count_entries(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+local function is_count(v)
+  return type(v) == "number" and v >= 0 and v % 1 == 0 and v < 2^53
+end
+
+-- The manifest's fields and their types: what a manifest must hold before
+-- anything in it is used. A manifest is read from a directory anyone may
+-- have written, so a wrong type is refused here, not met later.
+local function manifest_error(m)
+  local function field(name, ok, want)
+    if not ok then
+      return string.format("field %s is %s, not %s", name,
+        type(m[name]) == "string" and string.format("%q", m[name])
+          or tostring(m[name]), want)
+    end
+  end
+  local err = field("job", type(m.job) == "string", "a string")
+    or field("id", is_count(m.id), "a checkpoint id")
+    or field("time_ms", type(m.time_ms) == "number", "a time in ms")
+    or field("duration_ms", type(m.duration_ms) == "number", "a duration in ms")
+    or field("final", type(m.final) == "boolean", "true or false")
+    or field("max_parallelism", is_count(m.max_parallelism)
+      and m.max_parallelism >= 1, "a count of key groups")
+    or field("mode", type(m.mode) == "string", "a mode")
+    or field("savepoint", m.savepoint == nil or m.savepoint == true,
+      "true or absent")
+    or field("run_id", m.run_id == nil or type(m.run_id) == "string",
+      "a string or absent")
+    or field("operators", type(m.operators) == "table", "a list")
+    or field("files", type(m.files) == "table"
+      and #m.files == count_entries(m.files), "a list")
+    or field("operators", #m.operators == count_entries(m.operators),
+      "a list")
+  if err then return err end
+  local parallelism = {}
+  for i, op in ipairs(m.operators) do
+    if type(op) ~= "table" or type(op.uid) ~= "string"
+        or type(op.kind) ~= "string" or not is_count(op.parallelism)
+        or op.parallelism < 1 then
+      return string.format("operators[%d] is not { uid, kind, parallelism }",
+        i)
+    end
+    parallelism[op.uid] = op.parallelism
+  end
+  local names = {}
+  for i, f in ipairs(m.files) do
+    if type(f) ~= "table" or type(f.name) ~= "string"
+        or type(f.uid) ~= "string" or not is_count(f.subtask)
+        or not is_count(f.size_bytes) or not is_count(f.checksum) then
+      return string.format("files[%d] is not { name, uid, subtask, "
+        .. "size_bytes, checksum }", i)
+    end
+    -- A state file lies in the checkpoint's own directory: no path.
+    if f.name:find("/", 1, true) or f.name == "." or f.name == ".."
+        or f.name == "" or f.name:find("\0", 1, true) or names[f.name] then
+      return string.format("files[%d] has the name %q, not a file name of "
+        .. "its own in the checkpoint", i, f.name)
+    end
+    names[f.name] = true
+    if not parallelism[f.uid] or f.subtask >= parallelism[f.uid] then
+      return string.format("files[%d] (%s) is for subtask %d of operator "
+        .. "'%s', which the manifest's operators do not have", i, f.name,
+        f.subtask, f.uid)
+    end
+  end
+  return nil
 end
 
 --- Reads and verifies a checkpoint's manifest.
@@ -55,8 +147,17 @@ function M.read_manifest(chk_path)
   local path = chk_path .. "/" .. M.MANIFEST
   local bytes, size_or_err = core.snapshot_read(path)
   if not bytes then return nil, path .. ": " .. size_or_err end
-  local m, err = decode(bytes, path)
+  local m, err = M.parse_manifest(bytes, path)
   if not m then return nil, err end
+  return m, size_or_err
+end
+
+--- Decodes and checks a manifest's content (bytes, as read from the
+-- snapshot file at path): every field of the right type.
+-- @return manifest table | nil, message naming path
+function M.parse_manifest(bytes, path)
+  local m, err = decode(bytes, path)
+  if err then return nil, err end
   if type(m) ~= "table" or m.magic ~= "weir-checkpoint" then
     return nil, path .. ": not a weir checkpoint manifest"
   end
@@ -64,7 +165,9 @@ function M.read_manifest(chk_path)
     return nil, string.format("%s: manifest format %s is not supported "
       .. "(this weir reads format %d)", path, tostring(m.format), M.FORMAT)
   end
-  return m, size_or_err
+  local why = manifest_error(m)
+  if why then return nil, path .. ": damaged manifest: " .. why end
+  return m
 end
 
 --- The content of an operator's state file { uid, kind, subtask, state }:
@@ -91,39 +194,107 @@ function M.encode_file(file)
   return parts
 end
 
--- Decodes a state file's content (see M.encode_file).
-local function decode_file(bytes, what)
+-- What a state file's first value must be: { uid, kind, subtask, state }
+-- and, with keyed state, key_group_sizes (see M.encode_file), whose key
+-- groups lie in 0 .. max_parallelism - 1. Returns nil or what is wrong.
+local function file_error(v, entry, max_parallelism)
+  if type(v) ~= "table" or type(v.state) ~= "table" then
+    return "it holds no state table"
+  end
+  if v.uid ~= entry.uid or v.subtask ~= entry.subtask
+      or type(v.kind) ~= "string" then
+    return string.format("it holds state of %s subtask %s, the manifest "
+      .. "lists it for %s subtask %d", tostring(v.uid), tostring(v.subtask),
+      entry.uid, entry.subtask)
+  end
+  local sizes = v.key_group_sizes
+  if sizes == nil then return nil end
+  if type(sizes) ~= "table" or #sizes % 2 ~= 0
+      or v.state.key_groups ~= nil then
+    return "its key group sizes are not a list of pairs"
+  end
+  for i = 1, #sizes, 2 do
+    local kg, size = sizes[i], sizes[i + 1]
+    if not is_count(kg) or kg >= max_parallelism then
+      return string.format("it names key group %s, outside 0 .. %d",
+        tostring(kg), max_parallelism - 1)
+    end
+    if not is_count(size) then
+      return string.format("key group %d has the size %s", kg,
+        tostring(size))
+    end
+  end
+  return nil
+end
+
+--- Decodes a state file's content (see M.encode_file), checked as
+-- M.decode does, every key group's bytes included (they are decoded
+-- later, one at a time, by weir.state).
+-- @param what names the file in messages
+-- @param entry the manifest's entry of the file { uid, subtask, ... }
+-- @param max_parallelism the manifest's: key groups lie below it
+-- @return { uid, kind, subtask, state } | nil, message naming the file
+function M.decode_file(bytes, what, entry, max_parallelism)
+  local used, why = core.serialized_check(bytes)
+  if not used then
+    return nil, what .. ": cannot be decoded (" .. why .. ")"
+  end
   local buf = buffer.new()
   buf:set(bytes)
   local ok, v = pcall(buf.decode, buf)
-  if not ok then return nil, what .. " cannot be decoded: " .. tostring(v) end
-  local sizes = type(v) == "table" and v.key_group_sizes
+  if not ok then
+    return nil, what .. ": cannot be decoded (" .. tostring(v) .. ")"
+  end
+  local err = file_error(v, entry, max_parallelism)
+  if err then return nil, what .. ": damaged state file: " .. err end
+  local sizes = v.key_group_sizes
   if sizes then
-    local groups = {}
+    local groups, at = {}, used
     for i = 1, #sizes, 2 do
-      if #buf < sizes[i + 1] then
+      local kg, size = sizes[i], sizes[i + 1]
+      if #buf < size then
         return nil, what .. " is shorter than the key groups it names"
       end
-      groups[sizes[i]] = buf:get(sizes[i + 1])
+      if groups[kg] then
+        return nil, string.format("%s: damaged state file: it holds key "
+          .. "group %d twice", what, kg)
+      end
+      local gused, gwhy = core.serialized_check(bytes, at)
+      if gused and gused ~= size then gwhy = "its size differs" end
+      if gwhy then
+        return nil, string.format("%s: key group %d cannot be decoded (%s)",
+          what, kg, gwhy)
+      end
+      groups[kg] = buf:get(size)
+      at = at + size
     end
     v.state.key_groups, v.key_group_sizes = groups, nil
+    files_of[groups] = what
   end
   if #buf > 0 then return nil, what .. " has bytes after its state" end
   return v
 end
+jit.off(M.decode_file)
+
+--- The path of the state file that key groups (a state's key_groups, as
+-- M.read_file returned it) were read from, for messages; or nil.
+function M.file_of(groups)
+  return files_of[groups]
+end
 
 --- Reads one state file a manifest lists, verified (size, checksum, lz4
--- content checksum) and decoded.
+-- content checksum), checked and decoded.
 -- @param file the manifest's entry { name, size_bytes, checksum, ... }
+-- @param max_parallelism the manifest's: key groups lie below it
 -- @return { uid, kind, subtask, state } | nil, message naming the file
-function M.read_file(chk_path, file)
+function M.read_file(chk_path, file, max_parallelism)
   local path = chk_path .. "/" .. file.name
   local bytes, size, checksum = core.snapshot_read(path)
   if not bytes then return nil, path .. ": " .. size end
   if size ~= file.size_bytes or checksum ~= file.checksum then
     return nil, path .. ": size or checksum differs from the manifest"
   end
-  return decode_file(bytes, path)
+  return M.decode_file(bytes, path, file, max_parallelism)
 end
 
 --- Loads a checkpoint, verifying the manifest and every file it lists.
@@ -134,7 +305,7 @@ function M.load(chk_path)
   if not m then return nil, err end
   local states = {}
   for _, file in ipairs(m.files) do
-    local s, ferr = M.read_file(chk_path, file)
+    local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
     if not s then return nil, ferr end
     states[file.uid] = states[file.uid] or {}
     states[file.uid][file.subtask] = s
@@ -148,7 +319,7 @@ function M.verify(chk_path)
   local m, err = M.read_manifest(chk_path)
   if not m then return nil, err end
   for _, file in ipairs(m.files) do
-    local s, ferr = M.read_file(chk_path, file)
+    local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
     if not s then return nil, ferr end
   end
   return m

@@ -18,6 +18,7 @@
 -- `emit(record, ts)` passes a record downstream, env.emit_watermark(w,
 -- status) a watermark. Wrappers keep the record in a local named `record`
 -- so weir.errors can show it when user code fails.
+local checkpoint = require "weir.checkpoint"
 local core = require "weir.core"
 local errors = require "weir.errors"
 local State = require "weir.state"
@@ -161,15 +162,18 @@ function M.keyed(node, env, init, on_timer)
   function inst.restore(olds)
     local first, last = core.key_group_range(env.max_parallelism,
       env.parallelism, env.subtask)
-    local groups, finished, watermark = {}, true, math.huge
+    local groups, files, finished, watermark = {}, {}, true, math.huge
     for _, o in ipairs(olds) do
+      local file = checkpoint.file_of(o.state.key_groups)
       for kg, bytes in pairs(o.state.key_groups) do
-        if kg >= first and kg <= last then groups[kg] = bytes end
+        if kg >= first and kg <= last then
+          groups[kg], files[kg] = bytes, file
+        end
       end
       finished = finished and o.state.finished
       watermark = math.min(watermark, o.state.watermark)
     end
-    state:restore(groups)
+    state:restore(groups, nil, files)
     timers:rebuild(state)
     inst.finished, inst.current = finished, watermark
     if inst.restored then inst.restored() end

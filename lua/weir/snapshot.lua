@@ -2,19 +2,23 @@
 -- Processor API does): require "weir".snapshot.open(path). Every checksum
 -- is verified when the snapshot is opened; state is then decoded one file
 -- and one key group at a time, so large state is never loaded all at once.
-local buffer = require "string.buffer"
 local checkpoint = require "weir.checkpoint"
 local key = require "weir.key"
 local core = require "weir.core"
+local state = require "weir.state"
 
 local M = {}
 
 local Snapshot = {}
 Snapshot.__index = Snapshot
 
---- Opens the snapshot directory at path (chk-<n> or a savepoint).
+local verify
+
+--- Opens the snapshot directory at path (chk-<n> or a savepoint), which
+-- anyone may have written: the manifest, every file and every key group
+-- are checked (each key group decoded once, then dropped).
 -- @return Snapshot | nil, message (missing, not a weir snapshot, damaged
---   or of another format version)
+--   or of another format version; a damaged file is named)
 function M.open(path)
   local st = core.stat(path)
   if not st then return nil, path .. ": no such snapshot" end
@@ -22,9 +26,12 @@ function M.open(path)
     return nil, path .. ": not a weir snapshot (a snapshot is a directory "
       .. "holding a _manifest)"
   end
-  local manifest, err = checkpoint.verify(path)
+  local manifest, err = checkpoint.read_manifest(path)
   if not manifest then return nil, err end
-  return setmetatable({ path = path, manifest = manifest }, Snapshot)
+  local snap = setmetatable({ path = path, manifest = manifest }, Snapshot)
+  local ok, verr = pcall(verify, snap)
+  if not ok then return nil, tostring(verr) end
+  return snap
 end
 
 --- The operators with state: { { uid, kind, parallelism, files } }, in
@@ -55,9 +62,34 @@ function Snapshot:files(uid)
 end
 
 local function read(self, f)
-  local s, err = checkpoint.read_file(self.path, f)
+  local s, err = checkpoint.read_file(self.path, f,
+    self.manifest.max_parallelism)
   if not s then error(err, 0) end
   return s
+end
+
+-- Decodes key group kg of file f (see weir.state.decode_group); raises a
+-- message naming the file.
+local function decode_group(self, f, kg, bytes)
+  local flat, err = state.decode_group(bytes, kg,
+    self.manifest.max_parallelism)
+  if not flat then
+    error(string.format("%s/%s: damaged state file: %s", self.path, f.name,
+      err), 0)
+  end
+  return flat
+end
+
+-- Reads every file of snap and decodes each key group once, one at a
+-- time, so that a damaged one is reported when the snapshot is opened and
+-- never in the middle of a listing. Raises a message naming the file.
+function verify(snap)
+  for _, f in ipairs(snap.manifest.files) do
+    local groups = read(snap, f).state.key_groups
+    for kg, bytes in pairs(groups or {}) do
+      decode_group(snap, f, kg, bytes)
+    end
+  end
 end
 
 --- Calls fn(subtask, state) for each subtask of operator uid. For keyed
@@ -80,7 +112,7 @@ function Snapshot:each_key(uid, fn)
     for kg in pairs(groups) do kgs[#kgs + 1] = kg end
     table.sort(kgs)
     for _, kg in ipairs(kgs) do
-      local flat = buffer.decode(groups[kg])
+      local flat = decode_group(self, f, kg, groups[kg])
       for i = 1, flat.n, 4 do
         local timers
         if flat[i + 2] or flat[i + 3] then
@@ -101,7 +133,7 @@ function Snapshot:get(uid, k)
   for _, f in ipairs(self:files(uid)) do
     local groups = read(self, f).state.key_groups or {}
     if groups[kg] then
-      local flat = buffer.decode(groups[kg])
+      local flat = decode_group(self, f, kg, groups[kg])
       for i = 1, flat.n, 4 do
         if key.encode(flat[i]) == enc then return flat[i + 1] end
       end

@@ -139,15 +139,65 @@ function M:snapshot()
   return out
 end
 
+local function is_set_or_nil(v)
+  return v == nil or type(v) == "table"
+end
+
+--- Decodes key group kg (bytes of M:snapshot(), already checked by
+-- weir.checkpoint) into its flat list { key, state, timers, ptimers, ...,
+-- n = count }, and checks its shape: every key valid and of key group kg
+-- (of max_parallelism), timers sets or nil.
+-- @return flat | nil, message (what is wrong with the key group)
+-- Decodes bytes under pcall; never compiled: an error that string.buffer
+-- raises on a trace crashes LuaJIT 2.1 releases before 2023, pcall or not
+-- (see weir.checkpoint.decode). The checks after it may be compiled.
+local function decode(bytes)
+  return pcall(buffer.decode, bytes)
+end
+jit.off(decode)
+
+function M.decode_group(bytes, kg, max_parallelism)
+  local ok, flat = decode(bytes)
+  if not ok then
+    return nil, string.format("key group %d cannot be decoded (%s)", kg,
+      tostring(flat))
+  end
+  local n = type(flat) == "table" and flat.n
+  if type(n) ~= "number" or n < 0 or n % 4 ~= 0 then
+    return nil, string.format("key group %d is not a list of keys and "
+      .. "their state", kg)
+  end
+  for i = 1, n, 4 do
+    local k = flat[i]
+    local got, why = nil, "nil"
+    if k ~= nil then got, why = key.key_group(k, max_parallelism) end
+    if got ~= kg then
+      return nil, string.format("key group %d holds %s", kg, got
+        and "a key of key group " .. got or "an invalid key (" .. why .. ")")
+    end
+    if not is_set_or_nil(flat[i + 2]) or not is_set_or_nil(flat[i + 3]) then
+      return nil, string.format("key group %d holds timers that are not "
+        .. "sets", kg)
+    end
+  end
+  return flat
+end
+
 --- Replaces the state with a snapshot's key groups (those of
 -- M:snapshot()); only groups for which owns(kg) is true are decoded.
-function M:restore(groups, owns)
+-- Raises, naming the file a key group came from (files[kg], see
+-- weir.checkpoint.file_of), when it is damaged (see M.decode_group).
+function M:restore(groups, owns, files)
   -- Cleared in place: operators hold self.entries as an upvalue.
   for k in pairs(self.entries) do self.entries[k] = nil end
   for k in pairs(self.groups) do self.groups[k] = nil end
   for kg, bytes in pairs(groups) do
     if not owns or owns(kg) then
-      local flat = buffer.decode(bytes)
+      local flat, err = M.decode_group(bytes, kg, self.max_parallelism)
+      if not flat then
+        error(string.format("%s: damaged state file: %s",
+          files and files[kg] or "a snapshot", err), 0)
+      end
       for i = 1, flat.n, 4 do
         local e = self:entry(flat[i])
         e.state, e.timers, e.ptimers = flat[i + 1], flat[i + 2], flat[i + 3]

@@ -1,7 +1,11 @@
 /* Snapshot files: round trip, and every kind of damage detected. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <lz4frame.h>
 
 #include "harness.h"
 #include "error.h"
@@ -186,7 +190,74 @@ static void write_to_missing_dir_fails_cleanly(void) {
   CHECK(wr_snapshot_write("/nonexistent-weir/x.snap", "a", 1, &size, &c) < 0);
 }
 
+/* The most compressible content there is (zeros, 64 MB) still decodes:
+** the bound on the header's content size is lz4's greatest ratio, which
+** real frames stay below. */
+static void zeros_decode_within_the_ratio_bound(void) {
+  size_t len = (size_t) 64 << 20, image_len, out_len;
+  char *data = calloc(len, 1), *image, *out;
+  uint32_t c1, c2;
+  CHECK(wr_snapshot_encode(data, len, &image, &image_len, &c1) == 0);
+  CHECK(wr_snapshot_decode(image, image_len, &out, &out_len, &c2) == 0);
+  CHECK(out_len == len && c1 == c2);
+  free(out);
+  free(image);
+  free(data);
+}
+
+/* A frame header may claim any content size: one that the file's bytes
+** cannot hold (1 TB in 31 bytes, a valid header and no blocks) is damage,
+** found before any allocation. */
+static void content_size_beyond_the_file_is_corrupt(void) {
+  LZ4F_preferences_t prefs;
+  LZ4F_cctx* cctx;
+  char image[64], *out = (char*) 1;
+  size_t n, out_len = 7;
+  uint32_t c;
+  memset(&prefs, 0, sizeof(prefs));
+  prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+  prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+  prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+  prefs.frameInfo.contentSize = (unsigned long long) 1 << 40;
+  memcpy(image, "WEIR\1\0\0\0", WR_SNAPSHOT_HEADER_BYTES);
+  CHECK(!LZ4F_isError(LZ4F_createCompressionContext(&cctx, LZ4F_VERSION)));
+  n = LZ4F_compressBegin(cctx, image + WR_SNAPSHOT_HEADER_BYTES,
+                         sizeof(image) - WR_SNAPSHOT_HEADER_BYTES, &prefs);
+  LZ4F_freeCompressionContext(cctx);
+  CHECK(!LZ4F_isError(n));
+  n += WR_SNAPSHOT_HEADER_BYTES;
+  /* An end mark, then the content checksum of nothing (xxh32 of ""). */
+  memcpy(image + n, "\0\0\0\0\x05\x5d\xcc\x02", 8);
+  n += 8;
+  CHECK(n == 31);
+  CHECK(wr_snapshot_decode(image, n, &out, &out_len, &c) == WR_ECORRUPT);
+  CHECK(out == NULL && out_len == 0);
+}
+
+/* A FIFO in place of a snapshot file is refused at once, not waited on. */
+static void a_fifo_is_not_read(void) {
+  char path[] = "/tmp/weir-ctest-fifo-XXXXXX";
+  char fifo[64];
+  char* data;
+  size_t len;
+  uint64_t size;
+  uint32_t c;
+  CHECK(mkdtemp(path) != NULL);
+  snprintf(fifo, sizeof(fifo), "%s/x.snap", path);
+  CHECK(mkfifo(fifo, 0600) == 0);
+  CHECK(wr_fs_read_all(fifo, &data, &len) == WR_ENOTFILE);
+  CHECK(wr_snapshot_read(fifo, &data, &len, &size, &c) == WR_ENOTFILE);
+  CHECK(wr_fs_read_all(path, &data, &len) == WR_ENOTFILE);
+  unlink(fifo);
+  rmdir(path);
+}
+
 const wr_test_t wr_snapshot_tests[] = {
+  { "snapshot: zeros decode within the ratio bound",
+    zeros_decode_within_the_ratio_bound },
+  { "snapshot: content size beyond the file is corrupt",
+    content_size_beyond_the_file_is_corrupt },
+  { "snapshot: a FIFO is not read", a_fifo_is_not_read },
   { "snapshot: round trip in memory", round_trip_in_memory },
   { "snapshot: empty content round trips", empty_content_round_trips },
   { "snapshot: parts round trip as one content",
