@@ -131,10 +131,26 @@ function M.inspect(cmd)
     return fail("format must be lua or json, not " .. tostring(opts.format))
   end
   local snapshot = require "weir.snapshot"
-  local json = require("weir.json").encode
   local snap, err = snapshot.open(path)
   if not snap then return fail("cannot inspect " .. err) end
-  local out = io.stdout
+  -- Whatever goes wrong while listing is one line naming the snapshot.
+  local ok, found = pcall(M.list_state, snap, opts, io.stdout)
+  if not ok then
+    return fail("cannot inspect " .. path .. ": " .. tostring(found))
+  end
+  if opts.uid and not found then
+    return fail("no operator '" .. opts.uid .. "' with state in " .. path)
+  end
+  return 0
+end
+
+--- Writes the state of an opened snapshot (weir.snapshot.open) to out, as
+-- `weir inspect` shows it (opts: uid, key, format "lua" | "json").
+-- Returns whether an operator matched opts.uid (or any had state).
+-- Raises what reading or encoding the state raises.
+function M.list_state(snap, opts, out)
+  local snapshot = require "weir.snapshot"
+  local json = require("weir.json").encode
   local found = false
   for _, op in ipairs(snap:operators()) do
     if not opts.uid or opts.uid == op.uid then
@@ -172,10 +188,7 @@ function M.inspect(cmd)
       end
     end
   end
-  if opts.uid and not found then
-    return fail("no operator '" .. opts.uid .. "' with state in " .. path)
-  end
-  return 0
+  return found
 end
 
 -- -- Running jobs ------------------------------------------------------------
