@@ -12,6 +12,7 @@ int wr_frame_reader_init(wr_frame_reader_t* r, wr_frame_cb cb) {
   r->buf = NULL;
   r->len = 0;
   r->cap = 0;
+  r->max_bytes = WR_FRAME_MAX_BYTES;
   r->stopped = 0;
   r->cb = cb;
   return 0;
@@ -47,7 +48,7 @@ int wr_frame_reader_feed(wr_frame_reader_t* r, const char* bytes,
   r->len += nread;
   while (!r->stopped && r->len - off >= 4) {
     uint32_t flen = read_header(r->buf + off);
-    if (flen > WR_FRAME_MAX_BYTES) return UV_E2BIG;
+    if (flen > r->max_bytes) return UV_E2BIG;
     if (r->len - off - 4 < flen) break;
     r->cb(r, r->buf + off + 4, flen, 0);
     off += 4 + (size_t) flen;

@@ -3,8 +3,9 @@
 ** socket or a TCP connection). A frame is a u32 little-endian payload
 ** length followed by the payload. Channels between workers and the control
 ** connection to the coordinator are framed streams.
-** Invariants: frames arrive whole and in order; a frame longer than
-** WR_FRAME_MAX_BYTES is a protocol error that closes the stream.
+** Invariants: frames arrive whole and in order; a frame longer than the
+** reader's max_bytes (at most WR_FRAME_MAX_BYTES) is a protocol error that
+** closes the stream as soon as its header is read.
 */
 #ifndef WEIR_FRAME_H
 #define WEIR_FRAME_H
@@ -28,11 +29,13 @@ struct wr_frame_reader_s {
   char* buf;            /* bytes received and not yet delivered */
   size_t len;           /* bytes in buf */
   size_t cap;           /* capacity of buf in bytes */
+  size_t max_bytes;     /* longest payload accepted, in bytes */
   int stopped;          /* set by the owner to stop delivering frames */
   wr_frame_cb cb;
 };
 
-/* Prepares a reader. Returns 0. */
+/* Prepares a reader accepting payloads up to WR_FRAME_MAX_BYTES (the owner
+** may lower max_bytes, e.g. until a peer is authenticated). Returns 0. */
 int wr_frame_reader_init(wr_frame_reader_t* r, wr_frame_cb cb);
 
 /* Feeds nread bytes read from the stream; delivers every complete frame.

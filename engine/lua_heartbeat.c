@@ -6,6 +6,14 @@
 ** that its tasks progress; a process stopped (SIGSTOP) or dead sends none.
 ** The thread writes on a connection of its own, with blocking writes, so
 ** it never touches the loop.
+**
+** The connection authenticates as every other connection of a job does
+** (auth.h): the thread answers the coordinator's fresh nonce with the HMAC
+** of its claim before its first heartbeat. Heartbeats carry no data, so a
+** token computed once and replayed would only let its thief keep a hung
+** worker looking alive; but the challenge costs one round trip per
+** process, not per heartbeat, and a connection whose claim cannot be
+** replayed leaves no such hole, so heartbeats get no weaker scheme.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "frame.h"
 #include "lua_core.h"
 
@@ -28,6 +37,9 @@ typedef struct {
   uint64_t interval_ns;
   size_t len;           /* bytes in frame */
   unsigned char* frame; /* header and payload, sent as is */
+  int authenticate;     /* answer the coordinator's challenge first */
+  uint8_t secret[WR_AUTH_SECRET_BYTES];
+  wr_auth_claim_t claim;
 } heartbeat_t;
 
 /* Writes all len bytes; returns 0 or -1 (the peer is gone). */
@@ -42,8 +54,36 @@ static int write_all(int fd, const unsigned char* p, size_t len) {
   return 0;
 }
 
+/* Reads exactly len bytes; returns 0 or -1 (the peer is gone). */
+static int read_all(int fd, unsigned char* p, size_t len) {
+  while (len > 0) {
+    ssize_t n = recv(fd, p, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t) n;
+  }
+  return 0;
+}
+
+/* Answers the coordinator's challenge (auth.h). Returns 0 or -1. */
+static int answer_challenge(heartbeat_t* h) {
+  unsigned char nonce[4 + WR_AUTH_NONCE_BYTES];
+  unsigned char response[4 + WR_AUTH_RESPONSE_BYTES];
+  unsigned char expected[4];
+  if (read_all(h->fd, nonce, sizeof(nonce)) != 0) return -1;
+  wr_frame_header(WR_AUTH_NONCE_BYTES, expected);
+  if (memcmp(nonce, expected, 4) != 0) return -1;
+  wr_frame_header(WR_AUTH_RESPONSE_BYTES, response);
+  if (wr_auth_respond(h->secret, sizeof(h->secret), nonce + 4, &h->claim,
+                      response + 4) != 0)
+    return -1;
+  return write_all(h->fd, response, sizeof(response));
+}
+
 static void beat(void* arg) {
   heartbeat_t* h = arg;
+  if (h->authenticate && answer_challenge(h) != 0) return;
   uv_mutex_lock(&h->lock);
   while (!h->stop) {
     uv_mutex_unlock(&h->lock);
@@ -83,20 +123,37 @@ static int connect_to(const char* address) {
   return fd;
 }
 
-/* core.heartbeat(address, payload, interval_ms) -> handle | nil, message,
-** name. Connects to address (a Unix socket path or "tcp:HOST:PORT") and
-** from a new thread sends payload (bytes) as one frame at once and then
-** every interval_ms, until handle:stop() or until a write fails (the peer
-** closed the connection). */
+/* core.heartbeat(address, payload, interval_ms [, auth]) -> handle | nil,
+** message, name. Connects to address (a Unix socket path or
+** "tcp:HOST:PORT") and from a new thread sends payload (bytes) as one frame
+** at once and then every interval_ms, until handle:stop() or until a write
+** fails (the peer closed the connection). auth: { secret = the job's
+** secret (WR_AUTH_SECRET_BYTES), worker = index, attempt = n }: the thread
+** first answers the peer's challenge as a heartbeat connection of that
+** worker (auth.h). */
 static int l_heartbeat(lua_State* L) {
   const char* address = luaL_checkstring(L, 1);
-  size_t len;
+  size_t len, secret_len = 0;
   const char* payload = luaL_checklstring(L, 2, &len);
   lua_Number interval_ms = luaL_checknumber(L, 3);
+  const char* secret = NULL;
+  wr_auth_claim_t claim = { WR_AUTH_HEARTBEAT, 0, 0 };
   heartbeat_t** box;
   heartbeat_t* h;
   int fd;
   if (interval_ms <= 0) luaL_argerror(L, 3, "interval must be > 0 ms");
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "secret");
+    secret = lua_tolstring(L, -1, &secret_len);
+    if (secret == NULL || secret_len != WR_AUTH_SECRET_BYTES)
+      luaL_argerror(L, 4, "auth.secret must be the job's secret");
+    lua_getfield(L, 4, "worker");
+    claim.worker = (uint32_t) luaL_checkinteger(L, -1);
+    lua_getfield(L, 4, "attempt");
+    claim.attempt = (uint32_t) luaL_checkinteger(L, -1);
+    lua_pop(L, 2);  /* the secret stays referenced by the auth table */
+  }
   fd = connect_to(address);
   if (fd < 0) return wr__lua_push_error(L, fd);
   h = calloc(1, sizeof(*h));
@@ -110,6 +167,11 @@ static int l_heartbeat(lua_State* L) {
   memcpy(h->frame + 4, payload, len);
   h->len = 4 + len;
   h->fd = fd;
+  if (secret != NULL) {
+    h->authenticate = 1;
+    memcpy(h->secret, secret, WR_AUTH_SECRET_BYTES);
+    h->claim = claim;
+  }
   h->interval_ns = (uint64_t) (interval_ms * 1e6);
   uv_mutex_init(&h->lock);
   uv_cond_init(&h->wake);
@@ -145,6 +207,7 @@ static int l_stop(lua_State* L) {
   uv_cond_destroy(&h->wake);
   uv_mutex_destroy(&h->lock);
   free(h->frame);
+  memset(h->secret, 0, sizeof(h->secret));
   free(h);
   return 0;
 }

@@ -103,8 +103,14 @@ static void frame_cb(wr_frame_reader_t* r, const char* payload, size_t len,
     wr__lua_callback(c->frame_ref, 1);
   } else {
     lua_pushnil(L);
-    lua_pushstring(L, status == UV_EOF ? "end of stream" : wr_strerror(status));
-    wr__lua_callback(c->frame_ref, 2);
+    if (status == UV_E2BIG)
+      lua_pushfstring(L, "a frame longer than %d bytes",
+                      (int) r->max_bytes);
+    else
+      lua_pushstring(L, status == UV_EOF ? "end of stream"
+                                         : wr_strerror(status));
+    lua_pushstring(L, wr_err_name(status));
+    wr__lua_callback(c->frame_ref, 3);
   }
 }
 
@@ -131,22 +137,47 @@ static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
-/* conn:on_frame(fn [, "pointer"]) starts reading: fn(bytes) per frame, or
-** with "pointer" fn(payload, length), payload a light userdata valid only
-** during the call (no Lua string is made: string.buffer's set() reads it
-** in place); fn(nil, message) once at end of stream or on error. */
+/* The frame size limit at argument idx: bytes, 0 < n <= WR_FRAME_MAX_BYTES,
+** or WR_FRAME_MAX_BYTES when absent. */
+static size_t check_max_bytes(lua_State* L, int idx) {
+  lua_Number n = luaL_optnumber(L, idx, WR_FRAME_MAX_BYTES);
+  if (!(n > 0 && n <= WR_FRAME_MAX_BYTES))
+    luaL_argerror(L, idx, "frame size limit out of range");
+  return (size_t) n;
+}
+
+/* conn:on_frame(fn [, "pointer" [, max_bytes]]) starts reading: fn(bytes)
+** per frame, or with "pointer" fn(payload, length), payload a light
+** userdata valid only during the call (no Lua string is made:
+** string.buffer's set() reads it in place); fn(nil, message, code) once
+** at end of stream (code "EOF") or on error, e.g. a frame longer than
+** max_bytes (code "E2BIG"; default WR_FRAME_MAX_BYTES), after which nothing
+** more is read: fn closes conn. */
 static int l_on_frame(lua_State* L) {
   lconn_t* c = *check_conn(L, CONN_MT);
+  size_t max_bytes;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 3) && strcmp(luaL_checkstring(L, 3), "pointer"))
     return luaL_argerror(L, 3, "expected \"pointer\" or nothing");
+  max_bytes = check_max_bytes(L, 4);
   c->frame_raw = !lua_isnoneornil(L, 3);
   luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
   lua_pushvalue(L, 2);
   c->frame_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   wr_frame_reader_init(&c->reader, frame_cb);
   c->reader.data = c;
+  c->reader.max_bytes = max_bytes;
   uv_read_start(&c->u.stream, alloc_cb, read_cb);
+  return 0;
+}
+
+/* conn:set_max_frame(max_bytes) changes the longest frame accepted from
+** the next frame on (e.g. once the peer is authenticated); max_bytes:
+** 0 < n <= WR_FRAME_MAX_BYTES. */
+static int l_set_max_frame(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  luaL_checknumber(L, 2);
+  c->reader.max_bytes = check_max_bytes(L, 2);
   return 0;
 }
 
@@ -387,6 +418,7 @@ static int l_connect(lua_State* L) {
 
 static const luaL_Reg conn_methods[] = {
   { "on_frame", l_on_frame }, { "send", l_send }, { "handle", l_handle },
+  { "set_max_frame", l_set_max_frame },
   { "shutdown", l_shutdown },
   { "close", l_conn_close },
   { NULL, NULL }
@@ -414,4 +446,7 @@ void wr__lua_open_net(lua_State* L) {
   wr__lua_new_class(L, CONN_MT, conn_methods);
   wr__lua_new_class(L, SERVER_MT, server_methods);
   luaL_register(L, NULL, net_functions);
+  /* core.MAX_FRAME_BYTES: the longest frame any connection accepts. */
+  lua_pushnumber(L, WR_FRAME_MAX_BYTES);
+  lua_setfield(L, -2, "MAX_FRAME_BYTES");
 }

@@ -165,6 +165,34 @@ static int l_die_with_parent(lua_State* L) {
   return 1;
 }
 
+/* core.take_env(name) -> the value of the environment variable name, or
+** nil; removes it from this process's environment, so that processes it
+** starts do not inherit it (a secret handed over by the parent). */
+static int l_take_env(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  const char* value = getenv(name);
+  if (value == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, value);
+  unsetenv(name);
+  return 1;
+}
+
+/* core.environ() -> list of this process's environment as "NAME=VALUE"
+** strings, for core.spawn's env. */
+static int l_environ(lua_State* L) {
+  extern char** environ;
+  int i;
+  lua_newtable(L);
+  for (i = 0; environ[i] != NULL; i++) {
+    lua_pushstring(L, environ[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* core.crash() kills this process with SIGKILL at once, as a crash or
 ** kill -9 would: no handler runs, nothing is flushed. For fault injection
 ** (see weir.failpoint). Does not return. */
@@ -186,4 +214,8 @@ void wr__lua_open_process(lua_State* L) {
   lua_setfield(L, -2, "die_with_parent");
   lua_pushcfunction(L, l_crash);
   lua_setfield(L, -2, "crash");
+  lua_pushcfunction(L, l_take_env);
+  lua_setfield(L, -2, "take_env");
+  lua_pushcfunction(L, l_environ);
+  lua_setfield(L, -2, "environ");
 }

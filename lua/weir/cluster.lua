@@ -5,12 +5,15 @@
 -- same graph, and hosts the subtasks whose index modulo the number of
 -- workers is its own (weir.job). Workers talk to the coordinator over a
 -- control connection and to each other over one data connection per pair,
--- both framed Unix domain sockets (engine/frame.c) carrying string.buffer
--- messages. Data channels use credit-based flow control: a receiver grants
--- CREDITS batches per channel up front and one more for every batch its
--- task takes, and a sender without credit holds its batches, which stops
--- the producing task (backpressure). Barriers, watermarks and end of input
--- travel in-band behind the batches before them.
+-- both framed Unix domain sockets or TCP connections (engine/frame.c)
+-- carrying string.buffer messages. Every connection authenticates first
+-- (weir.handshake): nothing a process that does not know the job's secret
+-- sends is decoded. Data channels use credit-based flow control: a
+-- receiver grants CREDITS batches per channel up front and one more for
+-- every batch its task takes, and a sender without credit holds its
+-- batches, which stops the producing task (backpressure). Barriers,
+-- watermarks and end of input travel in-band behind the batches before
+-- them.
 --
 -- Failover: the coordinator sees a worker's exit (or its silence past the
 -- heartbeat timeout, e.g. a worker stopped with SIGSTOP), kills every
@@ -22,6 +25,7 @@ local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
+local handshake = require "weir.handshake"
 local restart = require "weir.restart"
 
 local M = {}
@@ -82,10 +86,17 @@ function M.run_worker(job)
   -- A worker dies with its coordinator: nothing may be written for a job
   -- whose coordinator is gone, and a restarted job must not meet it.
   core.die_with_parent(ctx.coordinator_pid)
+  local secret, attempt = handshake.take_worker_env()
+  if not secret then
+    errors.warn("worker " .. w .. ": " .. attempt)
+    core.exit(1)
+  end
   local host = jobmod.new_host(job, w, workers)
   local control                       -- connection to the coordinator
   local peers, peer_count = {}, 0     -- worker index -> data connection
   local handles = {}                  -- worker index -> its conn:handle()
+  local peer_attempts = {}            -- worker index -> its connection's
+                                      -- attempt (connections accepted)
   local writers = {}                  -- channel id -> remote writer state
   -- Data frames hold the channel id then the batch or event; a credit
   -- frame holds minus the channel id.
@@ -179,6 +190,41 @@ function M.run_worker(job)
     if all_peers() then send_control({ t = "ready" }) end
   end
 
+  -- Frames from worker j, an authenticated peer: a frame over the size
+  -- limit from it is a fault of the job's own processes, which fails the
+  -- attempt. Its end of stream is not: a peer that stops or dies closes
+  -- its connections, and the coordinator sees its exit.
+  local function data_handler(j)
+    return guard(function(b, len, code)
+      if b then return on_data(b, len) end
+      if code ~= "EOF" and code ~= "ECONNRESET" then
+        error(string.format("the connection with worker %d failed: %s", j,
+          tostring(len)), 0)
+      end
+    end)
+  end
+
+  -- Admits an authenticated data connection from worker j (only workers
+  -- with a higher index connect to this one); a newer attempt of j
+  -- replaces its connection.
+  local function admit_peer(role, j, claimed, conn)
+    if role ~= "data" or j <= w or j >= workers then
+      return nil, "worker " .. w .. " does not accept it"
+    end
+    local verdict, reason = handshake.admit(peer_attempts[j], claimed,
+      attempt)
+    if not verdict then return nil, reason end
+    peer_attempts[j] = claimed
+    if verdict == "replace" then
+      peers[j]:close()
+      peers[j], handles[j] = conn, conn:handle()
+      for _, state in pairs(writers) do state.pump() end
+    else
+      add_peer(j, conn)
+    end
+    return data_handler(j)
+  end
+
   -- Remote channels return a credit to their producer per batch taken.
   local function grant_credits()
     for _, task in ipairs(host.tasks) do
@@ -244,11 +290,9 @@ function M.run_worker(job)
           guard(function(cerr, conn)
             if cerr then error("cannot connect to worker " .. j .. ": "
               .. cerr, 0) end
-            conn:send(encode({ peer = w }))
-            conn:on_frame(guard(function(b, len)
-              if b then on_data(b, len) end
-            end), "pointer")
-            add_peer(j, conn)
+            handshake.connect(conn, secret, "pointer",
+              { role = "data", worker = w, attempt = attempt },
+              guard(function() add_peer(j, conn) end), data_handler(j))
           end)))
       end
       if all_peers() then send_control({ t = "ready" }) end
@@ -290,43 +334,43 @@ function M.run_worker(job)
       or ctx.run_dir .. "/worker-" .. w .. ".sock"
     server = assert(core.listen(address,
       guard(function(conn)
-        local first = true
-        conn:on_frame(guard(function(b, len)
-          if not b then return end
-          if first then
-            first = false
-            add_peer(received(b, len):decode().peer, conn)
-          else
-            on_data(b, len)
-          end
-        end), "pointer")
+        handshake.accept(conn, secret, "pointer", "worker " .. w,
+          admit_peer)
       end)))
   end
 
   local set_up_done = false
+  -- Once the control connection is authenticated: heartbeats, set-up and
+  -- the hello to the coordinator.
+  local function set_up_control(conn)
+    control = conn
+    -- Heartbeats come from a thread of their own, on a connection of
+    -- their own: they go on while this thread is busy for long (a large
+    -- snapshot), and stop only with the process.
+    local herr
+    heartbeat, herr = core.heartbeat(ctx.coordinator,
+      encode({ t = "hb", worker = w }), M.HEARTBEAT_MS,
+      { secret = secret, worker = w, attempt = attempt })
+    if not heartbeat then
+      error("cannot send heartbeats to the coordinator: " .. herr, 0)
+    end
+    set_up()
+    -- Peers connect once every worker said hello: this worker's socket
+    -- is listening by then.
+    send_control({ t = "hello", worker = w, address = server:address() })
+    metrics_timer = core.timer(function()
+      send_control({ t = "metrics", samples = host:metrics() })
+    end)
+    metrics_timer:start(M.METRICS_MS, M.METRICS_MS)
+    set_up_done = true
+  end
+
   local ok, err = xpcall(function()
     assert(core.connect(ctx.coordinator, guard(function(cerr, conn)
       if cerr then error("cannot reach the coordinator: " .. cerr, 0) end
-      control = conn
-      conn:on_frame(guard(on_control))
-      -- Heartbeats come from a thread of their own, on a connection of
-      -- their own: they go on while this thread is busy for long (a large
-      -- snapshot), and stop only with the process.
-      local herr
-      heartbeat, herr = core.heartbeat(ctx.coordinator,
-        encode({ t = "hb", worker = w }), M.HEARTBEAT_MS)
-      if not heartbeat then
-        error("cannot send heartbeats to the coordinator: " .. herr, 0)
-      end
-      set_up()
-      -- Peers connect once every worker said hello: this worker's socket
-      -- is listening by then.
-      send_control({ t = "hello", worker = w, address = server:address() })
-      metrics_timer = core.timer(function()
-        send_control({ t = "metrics", samples = host:metrics() })
-      end)
-      metrics_timer:start(M.METRICS_MS, M.METRICS_MS)
-      set_up_done = true
+      handshake.connect(conn, secret, nil,
+        { role = "control", worker = w, attempt = attempt },
+        guard(function() set_up_control(conn) end), guard(on_control))
     end)))
     core.run()
   end, errors.handler)
@@ -386,6 +430,10 @@ function M.run_coordinator(job, jobmod)
   local outcome              -- { ok = true } or { message = ... }
   local restarts = 0
   local server, watchdog, restored_path, control
+  -- Workers prove they belong to this job with its secret (see
+  -- weir.handshake); attempts are numbered from 0.
+  local secret = handshake.new_secret()
+  local attempt = -1
 
   local function finish(result)
     if outcome then return end
@@ -473,7 +521,9 @@ function M.run_coordinator(job, jobmod)
 
   start_attempt = function(restoring)
     if attempt_state.delay_timer then attempt_state.delay_timer:close() end
-    local st = { workers = {}, hello = 0, ready = 0, exited = 0 }
+    attempt = attempt + 1
+    local st = { workers = {}, hello = 0, ready = 0, exited = 0,
+                 attempt = attempt }
     attempt_state = st
     coord = coordinator.new(job)
     coord.on_failure = function(message) fail(message) end
@@ -501,7 +551,8 @@ function M.run_coordinator(job, jobmod)
       for _, a in ipairs(jobmod.flags or {}) do args[#args + 1] = a end
       args[#args + 1] = jobmod.script
       for _, a in ipairs(jobmod.script_args or {}) do args[#args + 1] = a end
-      local proc, err = core.spawn(core.exepath(), args, nil,
+      local proc, err = core.spawn(core.exepath(), args,
+        handshake.worker_env(secret, attempt),
         guard(function(status, signal)
           wk.exited = true
           st.exited = st.exited + 1
@@ -531,26 +582,38 @@ function M.run_coordinator(job, jobmod)
     end
   end
 
+  -- Admits an authenticated connection of a worker of the running
+  -- attempt: its control connection, or its heartbeats' (whose messages
+  -- are all "hb"), one of each.
+  local function admit_worker(role, index, claimed, conn)
+    local st = attempt_state
+    local wk = st.workers and st.workers[index + 1]
+    if role == "data" or not wk or claimed ~= st.attempt then
+      return nil, string.format("no worker %d of attempt %d runs",
+        index, claimed)
+    end
+    local beats = role == "heartbeat"
+    local current = wk.control_attempt
+    if beats then current = wk.beats_attempt end
+    local verdict, reason = handshake.admit(current, claimed, st.attempt)
+    if not verdict then return nil, reason end
+    if beats then wk.beats_attempt = claimed
+    else wk.control_attempt, wk.conn = claimed, conn end
+    return guard(function(bytes)
+      if not bytes then
+        conn:close()
+        if not beats and wk.conn == conn then wk.conn = nil end
+        return
+      end
+      on_message(wk, bytes)
+    end)
+  end
+
   local ok, err = xpcall(function()
     server = assert(core.listen(run_dir .. "/coordinator.sock",
       guard(function(conn)
-        -- A worker's control connection, or its heartbeats' (whose
-        -- messages are all "hb").
-        local wk, beats
-        conn:on_frame(guard(function(bytes)
-          if not bytes then
-            conn:close()
-            if wk and not beats then wk.conn = nil end
-            return
-          end
-          if not wk then
-            local msg = decode(bytes)
-            wk = attempt_state.workers[msg.worker + 1]
-            beats = msg.t == "hb"
-            if not beats then wk.conn = conn end
-          end
-          on_message(wk, bytes)
-        end))
+        handshake.accept(conn, secret, nil, "the coordinator",
+          admit_worker)
       end)))
     -- A worker is hung when silent past the heartbeat timeout; while the
     -- workers set up (a restore reads every file before the first

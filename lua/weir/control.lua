@@ -18,6 +18,7 @@ local M = {}
 M.SOCKET = "coordinator.sock"
 M.MAX_SOCKET_PATH = 107  -- bytes of a Unix socket path (sun_path, less NUL)
 M.TIMEOUT_MS = 5000      -- a status request not answered by then fails
+M.MAX_REQUEST_BYTES = 65536  -- a longer request closes its connection
 
 --- The control socket's path for a job directory.
 function M.socket_path(job_dir)
@@ -76,17 +77,33 @@ function M.serve(job_dir, handlers)
     end
   end
   local conns = {}
+  -- Any process that may open the socket can send requests: they are
+  -- bounded (MAX_REQUEST_BYTES) and checked before they are decoded, so
+  -- that no request can make the coordinator allocate more than a small
+  -- multiple of its size or stall it (see DESIGN.md, "Trust boundary").
+  -- The decoding runs interpreted: LuaJIT 2.1 as Debian ships it crashes
+  -- when string.buffer raises an error from a compiled trace.
+  local function decode_request(bytes)
+    if not core.sbuf_check(bytes) then return nil end
+    local ok, msg = pcall(buffer.decode, bytes)
+    return ok and type(msg) == "table" and msg or nil
+  end
+  jit.off(decode_request)
   local server, err = core.listen(path, errors.guard(function(conn)
     conns[conn] = true
-    conn:on_frame(errors.guard(function(bytes)
+    conn:on_frame(errors.guard(function(bytes, message, code)
       if not bytes then
+        if code == "E2BIG" then
+          errors.warn("closed a connection to the control socket " .. path
+            .. ": it sent " .. message)
+        end
         conns[conn] = nil
         conn:close()
         return
       end
-      local ok, msg = pcall(buffer.decode, bytes)
+      local msg = decode_request(bytes)
       local function reply(r) conn:send(buffer.encode(r)) end
-      if not ok or type(msg) ~= "table" then
+      if not msg then
         return reply({ error = "not a weir control request" })
       end
       local h = handlers[msg.t]
@@ -102,7 +119,7 @@ function M.serve(job_dir, handlers)
         if herr then reply({ error = herr })
         else reply({ ok = true, path = spath }) end
       end)
-    end))
+    end), nil, M.MAX_REQUEST_BYTES)
   end))
   if not server then
     return nil, string.format("cannot listen on %s: %s", path, err)

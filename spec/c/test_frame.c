@@ -55,6 +55,18 @@ static void rejects_oversized_frame(void) {
   wr_frame_reader_close(&r);
 }
 
+static void rejects_frame_over_owner_limit(void) {
+  char stream[64];
+  wr_frame_reader_t r;
+  CHECK(encode(stream, "a frame of 23 bytes ...") == 27);
+  frames = 0;
+  wr_frame_reader_init(&r, collect);
+  r.max_bytes = 22;
+  CHECK(wr_frame_reader_feed(&r, stream, 4) < 0);
+  CHECK(frames == 0);
+  wr_frame_reader_close(&r);
+}
+
 static void stops_when_told(void) {
   char stream[64];
   size_t len = 0;
@@ -72,6 +84,7 @@ static void stops_when_told(void) {
 const wr_test_t wr_frame_tests[] = {
   { "frame: delivers frames split anywhere", delivers_frames_split_anywhere },
   { "frame: rejects oversized frame", rejects_oversized_frame },
+  { "frame: rejects frame over owner limit", rejects_frame_over_owner_limit },
   { "frame: stops when told", stops_when_told },
   { NULL, NULL }
 };

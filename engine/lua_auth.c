@@ -1,0 +1,98 @@
+/*
+** Lua binding of peer authentication (auth.h): core.random_bytes,
+** core.auth_respond and core.auth_verify. Roles are named "data",
+** "control" and "heartbeat" on the Lua side.
+*/
+#include <string.h>
+
+#include "auth.h"
+#include "error.h"
+#include "lua_core.h"
+
+static const char* const role_names[] = { "data", "control", "heartbeat",
+                                          NULL };
+
+/* The bytes of argument idx: a string, or a light userdata followed by
+** its length in bytes (a frame received with on_frame's "pointer"). */
+static const uint8_t* check_bytes(lua_State* L, int idx, size_t* len) {
+  if (lua_islightuserdata(L, idx)) {
+    lua_Integer n = luaL_checkinteger(L, idx + 1);
+    if (n < 0) luaL_argerror(L, idx + 1, "length must be >= 0");
+    *len = (size_t) n;
+    return lua_touserdata(L, idx);
+  }
+  return (const uint8_t*) luaL_checklstring(L, idx, len);
+}
+
+static const uint8_t* check_nonce(lua_State* L, int idx) {
+  size_t len;
+  const char* nonce = luaL_checklstring(L, idx, &len);
+  if (len != WR_AUTH_NONCE_BYTES) luaL_argerror(L, idx, "not a nonce");
+  return (const uint8_t*) nonce;
+}
+
+/* core.random_bytes(n) -> string of n bytes from the system's
+** cryptographic random source | nil, message, code. */
+static int l_random_bytes(lua_State* L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_Buffer b;
+  char* p;
+  int r;
+  if (n < 0 || n > LUAL_BUFFERSIZE) luaL_argerror(L, 1, "bad length");
+  luaL_buffinit(L, &b);
+  p = luaL_prepbuffer(&b);
+  r = wr_auth_random(p, (size_t) n);
+  if (r < 0) return wr__lua_push_error(L, r);
+  luaL_addsize(&b, (size_t) n);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* core.auth_respond(secret, nonce, role, worker, attempt) -> the response
+** frame's bytes (auth.h) | nil, message, code. role: "data", "control" or
+** "heartbeat"; worker and attempt: integers >= 0. */
+static int l_auth_respond(lua_State* L) {
+  size_t secret_len;
+  const char* secret = luaL_checklstring(L, 1, &secret_len);
+  const uint8_t* nonce = check_nonce(L, 2);
+  wr_auth_claim_t claim;
+  uint8_t out[WR_AUTH_RESPONSE_BYTES];
+  int r;
+  claim.role = (uint32_t) luaL_checkoption(L, 3, NULL, role_names) + 1;
+  claim.worker = (uint32_t) luaL_checkinteger(L, 4);
+  claim.attempt = (uint32_t) luaL_checkinteger(L, 5);
+  r = wr_auth_respond(secret, secret_len, nonce, &claim, out);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushlstring(L, (const char*) out, sizeof(out));
+  return 1;
+}
+
+/* core.auth_verify(secret, nonce, response [, len]) -> role, worker,
+** attempt | nil, message, code when the response (a string, or a light
+** userdata and its length) was not made with the secret for this nonce. */
+static int l_auth_verify(lua_State* L) {
+  size_t secret_len, len;
+  const char* secret = luaL_checklstring(L, 1, &secret_len);
+  const uint8_t* nonce = check_nonce(L, 2);
+  const uint8_t* response = check_bytes(L, 3, &len);
+  wr_auth_claim_t claim;
+  int r = wr_auth_verify(secret, secret_len, nonce, response, len, &claim);
+  if (r < 0) return wr__lua_push_error(L, r);
+  if (claim.role < WR_AUTH_DATA || claim.role > WR_AUTH_HEARTBEAT)
+    return wr__lua_push_error(L, WR_EAUTH);
+  lua_pushstring(L, role_names[claim.role - 1]);
+  lua_pushnumber(L, (lua_Number) claim.worker);
+  lua_pushnumber(L, (lua_Number) claim.attempt);
+  return 3;
+}
+
+static const luaL_Reg functions[] = {
+  { "random_bytes", l_random_bytes },
+  { "auth_respond", l_auth_respond },
+  { "auth_verify", l_auth_verify },
+  { NULL, NULL }
+};
+
+void wr__lua_open_auth(lua_State* L) {
+  luaL_register(L, NULL, functions);
+}
