@@ -23,8 +23,7 @@
   X(EBARRIER, "barrier arrived twice on one channel")                         \
   X(EOBSOLETE, "barrier is older than the current checkpoint")              \
   X(EAUTH, "the peer did not prove it knows the job's secret")               \
-  X(ERANDOM, "the system's random source failed")                            \
-  X(EDECODE, "not a well-formed message (string.buffer)")
+  X(ERANDOM, "the system's random source failed")
 
 typedef enum {
   WR__ERR_FIRST = WR__ERR_BASE,

@@ -44,7 +44,6 @@ int luaopen_weir_core(lua_State* L) {
   wr__lua_open_process(L);
   wr__lua_open_heartbeat(L);
   wr__lua_open_auth(L);
-  wr__lua_open_sbuf_check(L);
   wr__lua_open_editline(L);
   return 1;
 }

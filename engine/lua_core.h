@@ -23,7 +23,6 @@ void wr__lua_open_net(lua_State* L);
 void wr__lua_open_process(lua_State* L);
 void wr__lua_open_heartbeat(lua_State* L);
 void wr__lua_open_auth(lua_State* L);
-void wr__lua_open_sbuf_check(lua_State* L);
 
 /* Parses "tcp:HOST:PORT" (IPv4 or IPv6 HOST) into sa. Returns 0 or
 ** UV_EINVAL. */

@@ -84,7 +84,7 @@ function M.serve(job_dir, handlers)
   -- The decoding runs interpreted: LuaJIT 2.1 as Debian ships it crashes
   -- when string.buffer raises an error from a compiled trace.
   local function decode_request(bytes)
-    if not core.sbuf_check(bytes) then return nil end
+    if core.serialized_check(bytes) ~= #bytes then return nil end
     local ok, msg = pcall(buffer.decode, bytes)
     return ok and type(msg) == "table" and msg or nil
   end
