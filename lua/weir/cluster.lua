@@ -566,9 +566,17 @@ function M.run_coordinator(job, jobmod)
             if st.exited == #st.workers then finish({ ok = true }) end
             return
           end
-          fail(signal ~= 0 and string.format("worker %d was killed by "
-            .. "signal %d", w, signal) or string.format("worker %d exited "
-            .. "with status %d", w, status))
+          local cause = signal ~= 0 and string.format("worker %d was killed "
+            .. "by signal %d", w, signal) or string.format("worker %d exited "
+            .. "with status %d", w, status)
+          -- A worker that fails says why on its control connection before
+          -- it exits (a fatal set-up error is not restarted): read that
+          -- first; the connection's end comes after it.
+          if signal == 0 and wk.conn then
+            wk.on_closed = function() fail(cause) end
+            return
+          end
+          fail(cause)
         end))
       if not proc then error("cannot start worker " .. w .. ": " .. err, 0) end
       wk.proc = proc
@@ -602,7 +610,12 @@ function M.run_coordinator(job, jobmod)
     return guard(function(bytes)
       if not bytes then
         conn:close()
-        if not beats and wk.conn == conn then wk.conn = nil end
+        if not beats and wk.conn == conn then
+          wk.conn = nil
+          local on_closed = wk.on_closed
+          wk.on_closed = nil
+          if on_closed then on_closed() end
+        end
         return
       end
       on_message(wk, bytes)
