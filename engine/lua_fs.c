@@ -151,7 +151,8 @@ static int l_unlocked_file(lua_State* L) {
 static const luaL_Reg fs_functions[] = {
   { "mkdir", l_mkdir }, { "chmod", l_chmod }, { "rmdir", l_rmdir },
   { "unlink", l_unlink }, { "rename", l_rename }, { "scandir", l_scandir },
-  { "stat", l_stat }, { "lstat", l_lstat }, { "fsync", l_fsync }, { "fsync_parent", l_fsync_parent },
+  { "stat", l_stat }, { "lstat", l_lstat }, { "fsync", l_fsync },
+  { "fsync_parent", l_fsync_parent },
   { "unlocked_file", l_unlocked_file }, { NULL, NULL }
 };
 
