@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdio_ext.h>
+#include <sys/stat.h>
 
 #include <lualib.h>
 
@@ -20,10 +21,22 @@ static int fs_status(lua_State* L, uv_fs_t* req) {
   return 1;
 }
 
-/* core.mkdir(path) -> true | nil, message, code ("EEXIST" if it exists) */
+/* core.mkdir(path [, mode]) -> true | nil, message, code ("EEXIST" if it
+** exists). mode (default 0755) is masked by the umask, as mkdir(2) does;
+** a directory that must be private is made 0700, which no umask widens. */
 static int l_mkdir(lua_State* L) {
   uv_fs_t req;
-  uv_fs_mkdir(NULL, &req, luaL_checkstring(L, 1), 0755, NULL);
+  uv_fs_mkdir(NULL, &req, luaL_checkstring(L, 1),
+              (int) luaL_optinteger(L, 2, 0755), NULL);
+  return fs_status(L, &req);
+}
+
+/* core.chmod(path, mode) -> true | nil, message, code: sets the
+** permission bits whatever the umask. */
+static int l_chmod(lua_State* L) {
+  uv_fs_t req;
+  uv_fs_chmod(NULL, &req, luaL_checkstring(L, 1),
+              (int) luaL_checkinteger(L, 2), NULL);
   return fs_status(L, &req);
 }
 
@@ -69,15 +82,17 @@ static int l_scandir(lua_State* L) {
 }
 
 /* core.stat(path) -> { size = bytes, type = "file"|"directory"|"other",
-** mtime_ms = ms } | nil, message, code */
-static int l_stat(lua_State* L) {
+** mtime_ms = ms, mode = permission bits (e.g. 0700), uid = owner } | nil,
+** message, code */
+static int push_stat(lua_State* L, int follow) {
   uv_fs_t req;
-  int r = uv_fs_stat(NULL, &req, luaL_checkstring(L, 1), NULL);
+  int r = follow ? uv_fs_stat(NULL, &req, luaL_checkstring(L, 1), NULL)
+                 : uv_fs_lstat(NULL, &req, luaL_checkstring(L, 1), NULL);
   if (r < 0) {
     uv_fs_req_cleanup(&req);
     return wr__lua_push_error(L, r);
   }
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 5);
   lua_pushnumber(L, (double) req.statbuf.st_size);
   lua_setfield(L, -2, "size");
   lua_pushstring(L, (req.statbuf.st_mode & S_IFMT) == S_IFDIR ? "directory"
@@ -87,9 +102,19 @@ static int l_stat(lua_State* L) {
   lua_pushnumber(L, (double) req.statbuf.st_mtim.tv_sec * 1000 +
                         (double) (req.statbuf.st_mtim.tv_nsec / 1000000));
   lua_setfield(L, -2, "mtime_ms");
+  lua_pushinteger(L, (lua_Integer) (req.statbuf.st_mode & 07777));
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer) req.statbuf.st_uid);
+  lua_setfield(L, -2, "uid");
   uv_fs_req_cleanup(&req);
   return 1;
 }
+
+static int l_stat(lua_State* L) { return push_stat(L, 1); }
+
+/* core.lstat(path) -> as core.stat, of a symbolic link itself (type
+** "other") rather than what it points to. */
+static int l_lstat(lua_State* L) { return push_stat(L, 0); }
 
 /* core.fsync(path) -> true | nil, message, code: makes a file's content
 ** durable. */
@@ -124,9 +149,10 @@ static int l_unlocked_file(lua_State* L) {
 }
 
 static const luaL_Reg fs_functions[] = {
-  { "mkdir", l_mkdir }, { "rmdir", l_rmdir }, { "unlink", l_unlink },
-  { "rename", l_rename }, { "scandir", l_scandir }, { "stat", l_stat },
-  { "fsync", l_fsync }, { "fsync_parent", l_fsync_parent },
+  { "mkdir", l_mkdir }, { "chmod", l_chmod }, { "rmdir", l_rmdir },
+  { "unlink", l_unlink }, { "rename", l_rename }, { "scandir", l_scandir },
+  { "stat", l_stat }, { "lstat", l_lstat }, { "fsync", l_fsync },
+  { "fsync_parent", l_fsync_parent },
   { "unlocked_file", l_unlocked_file }, { NULL, NULL }
 };
 

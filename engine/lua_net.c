@@ -6,8 +6,14 @@
 ** A connection lives until conn:close() (or the peer's end of stream
 ** followed by close); its memory is reclaimed in the close callback.
 */
+#define _GNU_SOURCE  /* struct ucred (SO_PEERCRED) */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lua_core.h"
 #include "error.h"
@@ -28,6 +34,7 @@ typedef struct {
   int frame_raw;    /* frames go to it as (pointer, length), not strings */
   int other_ref;    /* on_connection (servers) or on_connect (connects) */
   int closing;
+  int refused;      /* servers: a peer of another uid was refused (logged) */
 } lconn_t;
 
 static lconn_t** check_conn(lua_State* L, const char* mt) {
@@ -285,6 +292,23 @@ static int l_conn_close(lua_State* L) {
 
 /* -- Listening and connecting ---------------------------------------------- */
 
+/* Whether the peer of an accepted Unix domain connection runs as this
+** process's user (SO_PEERCRED, Linux). Where the system cannot say, the
+** socket's 0600 mode is the only check. */
+static int peer_is_own_user(lconn_t* c) {
+#ifdef SO_PEERCRED
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  uv_os_fd_t fd;
+  if (uv_fileno(&c->u.handle, &fd) < 0) return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return 0;
+  return cred.uid == getuid();
+#else
+  (void) c;
+  return 1;
+#endif
+}
+
 static void connection_cb(uv_stream_t* server, int status) {
   lconn_t* s = server->data;
   lua_State* L = wr__lua_state();
@@ -296,11 +320,29 @@ static void connection_cb(uv_stream_t* server, int status) {
     close_conn(L, c);
     return;
   }
+  if (server->type == UV_NAMED_PIPE && !peer_is_own_user(c)) {
+    /* Logged once per socket: a peer that retries must not flood stderr. */
+    if (!s->refused) {
+      char path[1024];
+      size_t plen = sizeof(path) - 1;
+      if (uv_pipe_getsockname(&s->u.pipe, path, &plen) < 0) plen = 0;
+      path[plen] = '\0';
+      fprintf(stderr, "weir: refused a connection to %s from another user "
+              "(only user %d may connect); further ones are refused "
+              "silently\n", path, (int) getuid());
+      s->refused = 1;
+    }
+    lua_pop(L, 1);
+    close_conn(L, c);
+    return;
+  }
   wr__lua_callback(s->other_ref, 1);
 }
 
 /* core.listen(address, fn) -> server | nil, message, code. fn(conn) for
-** each accepted connection. A socket path that exists is replaced. */
+** each accepted connection. A socket path that exists is replaced. A
+** socket path is made 0600 before it listens, whatever the umask, and a
+** connection from a process of another user is refused and closed. */
 static int l_listen(lua_State* L) {
   const char* address = luaL_checkstring(L, 1);
   int tcp = is_tcp(address);
@@ -317,6 +359,10 @@ static int l_listen(lua_State* L) {
     uv_fs_unlink(NULL, &req, address, NULL);
     uv_fs_req_cleanup(&req);
     r = uv_pipe_bind(&s->u.pipe, address);
+    /* Before listen: until then a connect is refused, so no peer ever
+    ** reaches the socket while the umask's mode is on it. */
+    if (r == 0 && chmod(address, S_IRUSR | S_IWUSR) < 0)
+      r = uv_translate_sys_error(errno);
   }
   if (r == 0) r = uv_listen(&s->u.stream, 128, connection_cb);
   if (r < 0) {

@@ -4,6 +4,7 @@
 ** A process handle lives until its exit callback ran and :close() was
 ** called (or until exit, if it was closed earlier).
 */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,20 @@ static int l_environ(lua_State* L) {
   return 1;
 }
 
+/* core.getuid() -> the real user id of this process. */
+static int l_getuid(lua_State* L) {
+  lua_pushinteger(L, (lua_Integer) getuid());
+  return 1;
+}
+
+/* core.pid_alive(pid) -> true when a process pid exists (kill(pid, 0)
+** finds it, or finds it but may not signal it), false when none does. */
+static int l_pid_alive(lua_State* L) {
+  pid_t pid = (pid_t) luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH));
+  return 1;
+}
+
 /* core.crash() kills this process with SIGKILL at once, as a crash or
 ** kill -9 would: no handler runs, nothing is flushed. For fault injection
 ** (see weir.failpoint). Does not return. */
@@ -218,4 +233,8 @@ void wr__lua_open_process(lua_State* L) {
   lua_setfield(L, -2, "take_env");
   lua_pushcfunction(L, l_environ);
   lua_setfield(L, -2, "environ");
+  lua_pushcfunction(L, l_getuid);
+  lua_setfield(L, -2, "getuid");
+  lua_pushcfunction(L, l_pid_alive);
+  lua_setfield(L, -2, "pid_alive");
 }

@@ -83,13 +83,14 @@ function M.wait_until(fn, timeout_ms, what)
 end
 
 --- Starts `weir ARGS...` in the background. Returns a process handle:
--- { pid = weir's pid, dir = where stdout/stderr/status land }.
-function M.spawn_weir(args)
+-- { pid = weir's pid, dir = where stdout/stderr/status land }. prefix,
+-- if given, is shell code run before (e.g. "umask 000;").
+function M.spawn_weir(args, prefix)
   local dir = M.tmpdir()
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = M.quote(a) end
-  local cmd = string.format("%s %s >%s/out 2>%s/err & echo $! >%s/pid; "
-    .. "wait $!; echo $? >%s/status", M.quote(M.weir),
+  local cmd = string.format("%s%s %s >%s/out 2>%s/err & echo $! >%s/pid; "
+    .. "wait $!; echo $? >%s/status", prefix or "", M.quote(M.weir),
     table.concat(quoted, " "), dir, dir, dir, dir)
   os.execute("sh -c " .. M.quote(cmd) .. " >/dev/null 2>&1 &")
   local pid = M.wait_until(function()

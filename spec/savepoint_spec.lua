@@ -58,7 +58,7 @@ describe("running jobs", function()
       r = h.run_weir({ "jobs", "--checkpoint-dir", ck("jobs") })
       assert.are.equal(0, r.status)
       assert.matches("^no running jobs in ", r.stdout)
-      assert.is_nil(core.stat(ck("jobs") .. "/running_count/coordinator.sock"))
+      assert.is_nil(core.stat(ck("jobs") .. "/running_count/coordinator.sock.path"))
     end)
 
   it("restores a savepoint taken midway at parallelism 1 and 3 to the "
@@ -139,7 +139,7 @@ describe("running jobs", function()
       dir .. "/starting/out" })
     local job_dir = ck("starting") .. "/slow_start"
     h.wait_until(function()
-      return core.stat(job_dir .. "/coordinator.sock")
+      return core.stat(job_dir .. "/coordinator.sock.path")
     end, 10000, "the job's control socket")
     local r = h.run_weir({ "jobs", "--checkpoint-dir", ck("starting") })
     assert.matches("slow_start +%d+ starting ", r.stdout)

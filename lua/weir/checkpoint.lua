@@ -7,8 +7,8 @@
 -- any state is returned.
 local buffer = require "string.buffer"
 local core = require "weir.core"
+local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
-local fsutil = require "weir.fsutil"
 
 local M = {}
 
@@ -364,22 +364,105 @@ function M.write_manifest_async(chk_path, manifest, cb)
   if not ok then cb(err) end
 end
 
---- Removes a checkpoint directory, manifest first, so a partly removed
--- checkpoint is never taken for a complete one.
-function M.remove(chk_path)
-  core.unlink(chk_path .. "/" .. M.MANIFEST)
-  core.fsync_parent(chk_path .. "/" .. M.MANIFEST)
-  failpoint.hit("removal.after_manifest")
-  for i, name in ipairs(core.scandir(chk_path) or {}) do
-    core.unlink(chk_path .. "/" .. name)
-    if i == 1 then failpoint.hit("removal.mid_files") end
+-- Whether name is a file weir writes into a checkpoint directory: a
+-- state file, or the temporary file of a state file or manifest (see
+-- engine/fs.c). Removal without a manifest removes only these.
+local function is_weir_file(name)
+  return name:match("%.snap$") ~= nil or name:match("%.snap%.tmp$") ~= nil
+    or name == M.MANIFEST .. ".tmp"
+end
+
+-- Directories already reported as not removable, so a retention pass
+-- every checkpoint does not repeat the line.
+local reported = {}
+
+local function report(chk_path, msg)
+  if reported[chk_path] then return end
+  reported[chk_path] = true
+  errors.warn(msg)
+end
+
+--- Removes a checkpoint directory: its manifest first, so a partly
+-- removed checkpoint is never taken for a complete one, then only the
+-- files that manifest lists (or, with no readable manifest, files named
+-- as weir's state and temporary files), then the directory. Anything
+-- else in it -- a file weir did not write -- is left in place, and so is
+-- the directory then.
+-- @param aborted true for a checkpoint aborted while state files may
+--   still land in it: a directory that is not empty then is left quietly
+--   to the writers (weir.job Host:abort) and a later pass
+-- @return true | nil, message (also reported once through
+--   weir.errors.warn; the directory stays for a later pass)
+function M.remove(chk_path, aborted)
+  local listed = {}
+  local m = M.read_manifest(chk_path)
+  if m and type(m.files) == "table" then
+    for _, f in ipairs(m.files) do
+      local name = type(f) == "table" and f.name
+      if type(name) == "string" and name:match("^[^/]+$")
+          and name ~= "." and name ~= ".." then
+        listed[name] = true
+      end
+    end
   end
-  return fsutil.remove_dir(chk_path)
+  local manifest = chk_path .. "/" .. M.MANIFEST
+  local ok, err, code = core.unlink(manifest)
+  if not ok and code ~= "ENOENT" then
+    local msg = string.format("cannot remove checkpoint %s: cannot remove "
+      .. "its manifest: %s; it stays complete", chk_path, err)
+    report(chk_path, msg)
+    return nil, msg
+  end
+  if ok then core.fsync_parent(manifest) end
+  failpoint.hit("removal.after_manifest")
+  local failed, foreign, removed = nil, {}, 0
+  for _, name in ipairs(core.scandir(chk_path) or {}) do
+    if listed[name] or is_weir_file(name) then
+      local uok, uerr, ucode = core.unlink(chk_path .. "/" .. name)
+      if not uok and ucode ~= "ENOENT" then
+        failed = failed or string.format("%s: %s", name, uerr)
+      end
+      removed = removed + 1
+      if removed == 1 then failpoint.hit("removal.mid_files") end
+    else
+      foreign[#foreign + 1] = name
+    end
+  end
+  local msg
+  if failed then
+    msg = string.format("cannot remove checkpoint %s: cannot remove %s; "
+      .. "it no longer counts as complete and is left for a later pass",
+      chk_path, failed)
+  elseif #foreign > 0 then
+    table.sort(foreign)
+    msg = string.format("checkpoint directory %s holds files weir did not "
+      .. "write (%s); they and the directory are left in place", chk_path,
+      table.concat(foreign, ", "))
+  end
+  if msg then
+    report(chk_path, msg)
+    return nil, msg
+  end
+  failpoint.hit("removal.before_rmdir")
+  local rok, rerr, rcode = core.rmdir(chk_path)
+  if not rok and rcode == "ENOTEMPTY" and aborted then
+    return nil, rerr
+  elseif not rok and rcode ~= "ENOENT" then
+    msg = string.format("cannot remove checkpoint directory %s: %s",
+      chk_path, rerr)
+    report(chk_path, msg)
+    return nil, msg
+  end
+  core.fsync_parent(chk_path)
+  return true
 end
 
 --- Keeps the newest `retain` complete checkpoints of job_dir and removes
--- older complete ones and incomplete ones older than newest_id.
+-- older complete ones and incomplete ones older than newest_id (see
+-- M.remove: what cannot be removed is reported and left for a later
+-- pass).
 function M.apply_retention(job_dir, retain, newest_id)
+  failpoint.hit("retention.before")
   local kept = 0
   for _, c in ipairs(M.list(job_dir)) do
     if c.complete and c.id <= newest_id then
@@ -389,6 +472,25 @@ function M.apply_retention(job_dir, retain, newest_id)
       M.remove(c.path)
     end
   end
+end
+
+--- Makes the directory of a checkpoint being taken, durably (its job
+-- directory is fsynced, so the directory a manifest lands in is itself
+-- on disk). Returns true | nil, message.
+function M.make_dir(chk_path)
+  local err = failpoint.hit("checkpoint.mkdir")
+  local ok
+  if not err then ok, err = core.mkdir(chk_path) end
+  if not ok then
+    return nil, string.format("cannot create %s: %s", chk_path, err)
+  end
+  ok, err = core.fsync_parent(chk_path)
+  if not ok then
+    core.rmdir(chk_path)
+    return nil, string.format("cannot make %s durable: %s", chk_path, err)
+  end
+  failpoint.hit("checkpoint.after_mkdir")
+  return true
 end
 
 --- The id to give the next checkpoint: above every chk-<n> in job_dir.

@@ -27,6 +27,7 @@ local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local handshake = require "weir.handshake"
 local restart = require "weir.restart"
+local rundir = require "weir.rundir"
 
 local M = {}
 
@@ -155,6 +156,9 @@ function M.run_worker(job)
   host.coord = {
     ack = function(_, task_id, id, files)
       send_control({ t = "ack", task = task_id, id = id, files = files })
+    end,
+    decline = function(_, id, reason)
+      send_control({ t = "decline", id = id, reason = reason })
     end,
     task_ended = function(_, task_id)
       send_control({ t = "ended", task = task_id,
@@ -420,9 +424,8 @@ end
 function M.run_coordinator(job, jobmod)
   local options = job.options
   local workers = job.plan.max_parallelism
-  local run_dir = string.format("/tmp/weir-%d-%d", core.getpid(),
-    math.floor(core.time_ms() % 1e6))
-  assert(core.mkdir(run_dir))
+  local run_dir = rundir.create()
+  job.run_dir = run_dir
   local strategy = restart.strategy(options.restart)
   local start_ms = core.monotonic_ms()
   local coord = coordinator.new(job)
@@ -465,6 +468,8 @@ function M.run_coordinator(job, jobmod)
     coord:close(reason)
     local delay = not fatal and strategy:next_delay(core.monotonic_ms())
     kill_all(function()
+      -- Nothing writes into the failed attempt's checkpoints any more.
+      coord:remove_abandoned()
       if outcome then return end  -- cancelled meanwhile
       if fatal then
         finish({ message = cause })
@@ -508,6 +513,8 @@ function M.run_coordinator(job, jobmod)
       end
     elseif msg.t == "ack" then
       coord:ack(msg.task, msg.id, msg.files)
+    elseif msg.t == "decline" then
+      coord:decline(msg.id, msg.reason)
     elseif msg.t == "ended" then
       wk.late_records = msg.late_records
       coord:task_ended(msg.task)
@@ -679,10 +686,8 @@ function M.run_coordinator(job, jobmod)
     if not wk.exited then wk.proc:kill("KILL") end
   end
   core.drain()
-  for _, name in ipairs(core.scandir(run_dir) or {}) do
-    core.unlink(run_dir .. "/" .. name)
-  end
-  core.rmdir(run_dir)
+  coord:remove_abandoned()
+  rundir.remove(run_dir)
   if not outcome.ok then error(outcome.message, 0) end
   if coord.cancelled then coord:remove_checkpoints() end
   local late_records = 0

@@ -1,7 +1,12 @@
 --- Control of running jobs: the coordinator of every job listens on a Unix
--- domain socket in its job directory, <checkpoint_dir>/<job>/coordinator.sock;
+-- domain socket, control.sock in its run directory (weir.rundir: short
+-- and private, 0600 whatever the umask, only this user may connect), and
+-- leaves a pointer to it in its job directory:
+-- <checkpoint_dir>/<job>/coordinator.sock.path holds the socket's path.
 -- `weir jobs`, `weir savepoint`, `weir cancel` (and the same functions
--- from Lua) talk to it.
+-- from Lua) follow the pointer. (A pointer file rather than a socket or
+-- symbolic link in the job directory: connect(2) takes a path of at most
+-- 107 bytes, which a deep checkpoint directory exceeds.)
 --
 -- Requests and replies are tables encoded with string.buffer, one per
 -- frame. A request is { t = "status" | "metrics" | "savepoint" | "cancel",
@@ -15,14 +20,45 @@ local errors = require "weir.errors"
 
 local M = {}
 
-M.SOCKET = "coordinator.sock"
+M.SOCKET = "control.sock"             -- in the run directory
+M.POINTER = "coordinator.sock.path"   -- in the job directory
 M.MAX_SOCKET_PATH = 107  -- bytes of a Unix socket path (sun_path, less NUL)
 M.TIMEOUT_MS = 5000      -- a status request not answered by then fails
 M.MAX_REQUEST_BYTES = 65536  -- a longer request closes its connection
 
---- The control socket's path for a job directory.
+--- The path of the pointer to a job's control socket in its directory.
+function M.pointer_path(job_dir)
+  return job_dir .. "/" .. M.POINTER
+end
+
+--- The path of the control socket of the job in job_dir, read from its
+-- pointer. Returns it | nil, message when there is no pointer.
 function M.socket_path(job_dir)
-  return job_dir .. "/" .. M.SOCKET
+  local f = io.open(M.pointer_path(job_dir), "rb")
+  local path = f and f:read("*l")
+  if f then f:close() end
+  if not path or path == "" then
+    return nil, string.format("no running job in %s (no %s)", job_dir,
+      M.POINTER)
+  end
+  return path
+end
+
+-- Writes the pointer of job_dir to socket (a temporary file renamed into
+-- place, so a reader never sees half a path). Returns true | nil, message.
+local function write_pointer(job_dir, socket)
+  local path = M.pointer_path(job_dir)
+  local f, err = io.open(path .. ".tmp", "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(socket, "\n")
+  f:close()
+  if ok then ok, werr = core.chmod(path .. ".tmp", tonumber("600", 8)) end
+  if ok then ok, werr = core.rename(path .. ".tmp", path) end
+  if not ok then
+    core.unlink(path .. ".tmp")
+    return nil, string.format("cannot write %s: %s", path, tostring(werr))
+  end
+  return true
 end
 
 local function absolute(path)
@@ -53,7 +89,8 @@ local function connect_wait(path, timeout_ms)
   return conn
 end
 
---- Starts listening for control requests of the job in job_dir.
+--- Starts listening for control requests of the job in job_dir, on a
+-- socket in run_dir, with a pointer to it in job_dir.
 -- @param handlers { status = fn() -> table, metrics = fn() -> table,
 --   savepoint = fn(dir, cb), cancel = fn(dir|nil, cb) } where cb(err, path)
 --   reports the outcome (path of the savepoint, if one was taken)
@@ -61,14 +98,15 @@ end
 --   process runs the job from this directory or the socket cannot be made
 --   (the job can run without one; the caller warns)
 -- Must be called outside loop callbacks (it waits for a probe connection).
-function M.serve(job_dir, handlers)
-  local path = M.socket_path(job_dir)
+function M.serve(job_dir, run_dir, handlers)
+  local path = run_dir .. "/" .. M.SOCKET
   if #path > M.MAX_SOCKET_PATH then
     return nil, string.format("its control socket path %s is longer than "
       .. "%d bytes", path, M.MAX_SOCKET_PATH)
   end
-  if core.stat(path) then
-    local conn = connect_wait(path, 1000)
+  local other = M.socket_path(job_dir)
+  if other and core.stat(other) then
+    local conn = connect_wait(other, 1000)
     if conn then
       conn:close()
       return nil, string.format("another process runs this job from %s "
@@ -124,6 +162,12 @@ function M.serve(job_dir, handlers)
   if not server then
     return nil, string.format("cannot listen on %s: %s", path, err)
   end
+  local pok, perr = write_pointer(job_dir, path)
+  if not pok then
+    server:close()
+    core.unlink(path)
+    return nil, perr
+  end
   local control = { path = path }
   --- Stops listening and ends open connections once their replies are
   -- sent (their clients see the end of stream), removing the socket.
@@ -131,16 +175,19 @@ function M.serve(job_dir, handlers)
     if server then server:close() server = nil end
     for c in pairs(conns) do c:shutdown() end
     conns = {}
+    if M.socket_path(job_dir) == path then
+      core.unlink(M.pointer_path(job_dir))
+    end
     core.unlink(path)
   end
   return control
 end
 
 --- Resolves a job given on the command line: a job directory (holding
--- coordinator.sock) or a job name under checkpoint_dir.
+-- coordinator.sock.path) or a job name under checkpoint_dir.
 -- @return job directory
 function M.job_dir(job, checkpoint_dir)
-  if job:find("/", 1, true) or core.stat(M.socket_path(job)) then
+  if job:find("/", 1, true) or core.stat(M.pointer_path(job)) then
     return (job:gsub("/+$", ""))
   end
   return (checkpoint_dir or "checkpoints") .. "/" .. job
@@ -155,10 +202,11 @@ end
 --   (cancel), bounded by timeout_ms or 60 s
 -- @return reply table { ok = true, ... } | nil, message
 function M.request(job_dir, msg, timeout_ms, wait_end)
-  local path = M.socket_path(job_dir)
+  local path, perr = M.socket_path(job_dir)
+  if not path then return nil, perr end
   if not core.stat(path) then
-    return nil, string.format("no running job in %s (no %s)", job_dir,
-      M.SOCKET)
+    return nil, string.format("no running job in %s (the job that "
+      .. "listened at %s has ended)", job_dir, path)
   end
   local conn, err, code = connect_wait(path, timeout_ms or M.TIMEOUT_MS)
   if not conn then
@@ -212,7 +260,7 @@ function M.jobs(checkpoint_dir)
   table.sort(names)
   for _, name in ipairs(names) do
     local dir = checkpoint_dir .. "/" .. name
-    if core.stat(M.socket_path(dir)) then
+    if core.stat(M.pointer_path(dir)) then
       local r = M.request(dir, { t = "status" }, M.TIMEOUT_MS)
       if r then
         r.ok, r.job_dir = nil, dir

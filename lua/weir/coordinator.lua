@@ -16,6 +16,7 @@ local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
+local rundir = require "weir.rundir"
 
 local M = {}
 
@@ -29,7 +30,8 @@ function M.new(job)
   return setmetatable({ job = job, options = job.options,
     job_dir = job.job_dir, interval_ms = job.options.checkpoint_interval,
     total = #job.plan.tasks, ended = {}, ended_count = 0, hosts = {},
-    next_id = checkpoint.next_id(job.job_dir), checkpoints = 0 },
+    next_id = checkpoint.next_id(job.job_dir), checkpoints = 0,
+    abandoned = {} },
     Coordinator)
 end
 
@@ -168,15 +170,12 @@ function Coordinator:trigger(final)
   local id = self.next_id
   self.next_id = id + 1
   local path = checkpoint.path(self.job_dir, id)
-  local ok, err = core.mkdir(path)
-  if not ok then
-    error(string.format("checkpoint %d failed: cannot create %s: %s", id,
-      path, err), 0)
-  end
   local pending = { id = id, path = path, start_ms = core.monotonic_ms(),
                    acked = {}, acks = 0, files = {}, final = final,
                    savepoint = savepoint or nil }
   self.pending = pending
+  local ok, err = checkpoint.make_dir(path)
+  if not ok then return self:decline(id, err) end
   -- The final checkpoint has no timeout: the job cannot end without it.
   if not final then
     pending.timer = core.timer(errors.guard(function()
@@ -196,23 +195,69 @@ function Coordinator:expire(pending)
   self:abort_pending(string.format("%s %d expired after %d ms (the job "
     .. "goes on)", what, pending.id, self.options.checkpoint_timeout))
   for _, host in ipairs(self.hosts) do host:abort(pending.id) end
-  checkpoint.remove(pending.path)
+  checkpoint.remove(pending.path, true)
   if pending.savepoint then
     -- Only checkpoints count towards tolerable_failed_checkpoints.
     self:next_after_pending()
     return
   end
+  self:count_failure(string.format("checkpoint %d expired after %d ms and "
+    .. "was aborted", pending.id, self.options.checkpoint_timeout), "")
+end
+
+-- A checkpoint failed with msg: the job fails when more than
+-- tolerable_failed_checkpoints failed in a row, else warns with msg and
+-- goes on (adding going_on to the line).
+function Coordinator:count_failure(msg, going_on)
   self.failed_in_row = (self.failed_in_row or 0) + 1
-  local msg = string.format("checkpoint %d expired after %d ms and was "
-    .. "aborted", pending.id, self.options.checkpoint_timeout)
-  if self.failed_in_row > self.options.tolerable_failed_checkpoints then
+  local tolerable = self.options.tolerable_failed_checkpoints
+  if self.failed_in_row > tolerable then
     self:fail(string.format("%s; %d checkpoints failed in a row, more than "
       .. "tolerable_failed_checkpoints (%d)", msg, self.failed_in_row,
-      self.options.tolerable_failed_checkpoints))
+      tolerable))
     return
   end
-  warn(msg)
+  warn(msg .. going_on)
   self:next_after_pending()
+end
+
+--- Checkpoint id cannot be written: its directory, a state file or its
+-- manifest could not be made (a full disk). A host calls it with reason
+-- (what could not be written, and why). The checkpoint is declined --
+-- aborted on every host, its directory removed -- and the job goes on
+-- while no more than tolerable_failed_checkpoints failed in a row (by
+-- default none: the job fails over, as Flink's does). A savepoint
+-- declined fails its request and does not count. Nothing is lost either
+-- way: sinks commit only what a complete checkpoint covers.
+function Coordinator:decline(id, reason)
+  local pending = self.pending
+  if not pending or pending.id ~= id then return end
+  local what = pending.savepoint and "savepoint" or "checkpoint"
+  local msg = string.format("%s %d was declined: %s", what, id, reason)
+  self:abort_pending(msg)
+  for _, host in ipairs(self.hosts) do host:abort(id) end
+  checkpoint.remove(pending.path, true)
+  if pending.savepoint then
+    warn(msg)
+    return self:next_after_pending()
+  end
+  self:count_failure(msg, string.format("; the job goes on (%d failed in a "
+    .. "row, tolerable_failed_checkpoints %d)", (self.failed_in_row or 0) + 1,
+    self.options.tolerable_failed_checkpoints))
+end
+
+--- Removes the directories of checkpoints abandoned without a manifest
+-- (declined, expired, or pending when the job failed) that are still
+-- there: call it once nothing writes into them any more (the workers
+-- exited, or the thread pool drained).
+function Coordinator:remove_abandoned()
+  for _, path in ipairs(self.abandoned) do
+    if core.stat(path) and not core.stat(path .. "/" .. checkpoint.MANIFEST)
+    then
+      checkpoint.remove(path)
+    end
+  end
+  self.abandoned = {}
 end
 
 --- The job fails with message: by default an error; weir.cluster sets
@@ -231,7 +276,13 @@ function Coordinator:ack(task_id, id, files)
   for _, f in ipairs(files) do pending.files[#pending.files + 1] = f end
   if pending.acks < self.total then return end
   table.sort(pending.files, function(a, b) return a.name < b.name end)
-  failpoint.hit("checkpoint.before_manifest")
+  local prefix = pending.final and "final." or "checkpoint."
+  failpoint.hit(prefix .. "before_manifest")
+  local ferr = failpoint.hit("checkpoint.manifest")
+  if ferr then
+    return self:decline(id, string.format("cannot write its manifest in "
+      .. "%s: %s", pending.path, ferr))
+  end
   local operators = {}
   for _, node in ipairs(self.job.pipeline.nodes) do
     operators[#operators + 1] = { uid = node.uid, kind = node.kind,
@@ -247,18 +298,27 @@ function Coordinator:ack(task_id, id, files)
     run_id = self.job.lineage.run_id,
   }, errors.guard(function(err)
     if self.pending ~= pending then return end
-    if err then
-      error(string.format("checkpoint %d failed: cannot write its manifest "
-        .. "in %s: %s", id, pending.path, err), 0)
+    err = err or failpoint.hit("checkpoint.manifest_dir_fsync")
+    if err and not core.stat(pending.path .. "/" .. checkpoint.MANIFEST) then
+      return self:decline(id, string.format("cannot write its manifest in "
+        .. "%s: %s", pending.path, err))
+    elseif err then
+      -- The manifest was renamed into place, then a step after (the
+      -- fsync of its directory) failed: the checkpoint is published and
+      -- a restore would take it, so it counts as complete.
+      warn(string.format("checkpoint %d is complete, but its durability "
+        .. "is not assured: %s (after its manifest was renamed into "
+        .. "place in %s)", id, err, pending.path))
     end
     if pending.savepoint then return self:complete_savepoint(pending) end
-    failpoint.hit("checkpoint.after_manifest")
+    failpoint.hit(prefix .. "after_manifest")
     self:complete(pending)
   end))
 end
 
 -- The manifest of a checkpoint is durable: the checkpoint exists.
 function Coordinator:complete(pending)
+  pending.completed = true
   self:abort_pending()
   self.failed_in_row = 0
   local size = 0
@@ -283,12 +343,15 @@ function Coordinator:next_after_pending()
 end
 
 --- Abandons a pending checkpoint (its directory, without a manifest, does
--- not count and is removed by a later retention pass). A pending
+-- not count; it is remembered for remove_abandoned). A pending
 -- savepoint fails with reason (a string); with all, one asked for fails
 -- too (the coordinator is closing).
 function Coordinator:abort_pending(reason, all)
   local pending = self.pending
   if pending and pending.timer then pending.timer:close() end
+  if pending and not pending.completed then
+    self.abandoned[#self.abandoned + 1] = pending.path
+  end
   self.pending = nil
   reason = reason or "the job stopped before the savepoint completed"
   if pending and pending.savepoint then pending.savepoint.cb(reason) end
@@ -354,6 +417,7 @@ end
 function Coordinator:complete_savepoint(pending)
   local req = pending.savepoint
   pending.savepoint = nil
+  pending.completed = true
   self:abort_pending()
   local target = string.format("%s/savepoint-%s-%d", req.dir, self.job.name,
     pending.id)
@@ -408,7 +472,8 @@ function Coordinator:remove_checkpoints()
   core.rmdir(self.job_dir)  -- when nothing is left in it
 end
 
---- Listens on the job's control socket (weir.control) for status,
+--- Listens on the job's control socket (weir.control; in job.run_dir, or
+-- in a run directory of its own, see weir.rundir) for status,
 -- metrics, savepoint and cancel requests, which go to the coordinator
 -- current() returns (nil while the job restarts). info() adds fields to
 -- the status (parallelism, restarts); metrics() returns per-task samples
@@ -437,7 +502,10 @@ function M.serve_control(job, current, info, metrics_fn, cancel_idle)
     end
     return c
   end
-  local server, serr, code = control.serve(job.job_dir, {
+  local run_dir = job.run_dir
+  local own_run_dir = not run_dir
+  if own_run_dir then run_dir = rundir.create() end
+  local server, serr, code = control.serve(job.job_dir, run_dir, {
     status = function()
       local c = current()
       local r = info()
@@ -468,6 +536,7 @@ function M.serve_control(job, current, info, metrics_fn, cancel_idle)
     end,
   })
   if not server then
+    if own_run_dir then rundir.remove(run_dir) end
     if code == "running" then error("cannot run job '" .. job.name .. "': "
       .. serr, 0) end
     warn("job control (weir jobs, savepoint, cancel) is off: " .. serr)
@@ -476,6 +545,7 @@ function M.serve_control(job, current, info, metrics_fn, cancel_idle)
   local close = server.close
   function server.close()
     close()
+    if own_run_dir then rundir.remove(run_dir) end
     for _, dir in ipairs(made) do core.rmdir(dir) end
   end
   return server

@@ -18,6 +18,7 @@ local checkpoint = require "weir.checkpoint"
 local control = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
+local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 local key = require "weir.key"
 local kinds = require "weir.kinds"
@@ -210,7 +211,7 @@ Host.__index = Host
 function M.new_host(job, worker, workers)
   return setmetatable({ job = job, options = job.options, plan = job.plan,
     worker = worker, workers = workers, tasks = {}, sinks = {},
-    periodic = {}, channels = {}, aborted = {}, writing = 0,
+    periodic = {}, channels = {}, aborted = {}, landed = {}, writing = 0,
     stats = { late_records = 0 } }, Host)
 end
 
@@ -525,8 +526,10 @@ end
 
 -- Runs the synchronous part of checkpoint id for every operator of task
 -- (serialize its state), starts the asynchronous writes and acknowledges
--- to the coordinator once they are durable. Forwards the barrier on every
--- output the task's end of input has not reached.
+-- to the coordinator once they are durable. A write that fails (a full
+-- disk) declines the checkpoint (the coordinator decides whether the job
+-- goes on). Forwards the barrier on every output the task's end of input
+-- has not reached.
 function Host:checkpoint_task(task, id)
   if task.acked >= id then return end
   task.acked = id
@@ -564,12 +567,21 @@ function Host:checkpoint_task(task, id)
             self.after_writes = nil
             after()
           end
-          -- A stopped host's checkpoints no longer matter.
-          if self.aborted[id] or self.stopped then return end
-          if werr then
-            error(string.format("checkpoint %d failed: cannot write %s/%s: %s",
-              id, path, name, werr), 0)
+          if not werr then werr = failpoint.hit("checkpoint.state_file") end
+          -- A stopped host's checkpoints no longer matter; a file that
+          -- lands after its checkpoint was aborted is removed with it.
+          if self.stopped then return end
+          if self.aborted[id] then
+            if not werr then self:remove_landed(path, { name }) end
+            return
           end
+          if werr then
+            return self.coord:decline(id, string.format("cannot write "
+              .. "%s/%s: %s", path, name, werr))
+          end
+          local landed = self.landed[id] or {}
+          self.landed[id] = landed
+          landed[#landed + 1] = name
           files[#files + 1] = { name = name, uid = node.uid,
             subtask = task.subtask, size_bytes = size_bytes,
             checksum = checksum }
@@ -577,8 +589,11 @@ function Host:checkpoint_task(task, id)
           done()
         end))
       if not ok2 then
-        error(string.format("checkpoint %d failed: cannot write %s: %s", id,
-          name, err), 0)
+        -- The barrier still goes on below: tasks downstream align on it.
+        writes = writes - 1
+        self.writing = self.writing - 1
+        self.coord:decline(id, string.format("cannot write %s/%s: %s", path,
+          name, err))
       end
     end
   end
@@ -605,16 +620,31 @@ function Host:trigger(id, final)
   end
 end
 
+-- Removes the state files names of an aborted checkpoint's directory
+-- path that this host wrote, and the directory once it is empty (the
+-- coordinator removed the rest; a file may land after it did).
+function Host:remove_landed(path, names)
+  for _, name in ipairs(names) do core.unlink(path .. "/" .. name) end
+  core.rmdir(path)
+end
+
 --- Checkpoint id was aborted: its acknowledgements and write errors no
--- longer matter.
+-- longer matter, and the files this host wrote for it are removed.
 function Host:abort(id)
   self.aborted[id] = true
   if self.pending_id == id then self.pending_id = nil end
+  if self.landed[id] then
+    self:remove_landed(checkpoint.path(self.job.job_dir, id), self.landed[id])
+    self.landed[id] = nil
+  end
 end
 
 --- Checkpoint id is complete: sinks commit what they pre-committed.
 function Host:complete(id)
   if self.pending_id == id then self.pending_id = nil end
+  for done in pairs(self.landed) do
+    if done <= id then self.landed[done] = nil end
+  end
   for _, sink in ipairs(self.sinks) do sink.notify_complete(id) end
 end
 
@@ -1008,6 +1038,7 @@ local function run_local(job, restarts)
     end, errors.handler)
     if not ok then stop_local(state) end
     core.drain()
+    if state.coord then state.coord:remove_abandoned() end
     local delay = not ok and state.running and strategy
       and strategy:next_delay(core.monotonic_ms())
     if not delay then

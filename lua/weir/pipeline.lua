@@ -130,6 +130,12 @@ local function check_options(opts)
       error("weir.pipeline: " .. rule[1] .. " " .. problem, 3)
     end
   end
+  -- The name is a directory under checkpoint_dir: "." and ".." would put
+  -- checkpoints into checkpoint_dir itself or its parent.
+  if o.name:match("^%.+$") then
+    error("weir.pipeline: name must not be only dots ('" .. o.name
+      .. "' names no directory of its own under checkpoint_dir)", 3)
+  end
   return o
 end
 

@@ -7,6 +7,7 @@
 --   commit()            commit everything now (when checkpoints are off)
 local core = require "weir.core"
 local errors = require "weir.errors"
+local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 
 local M = {}
@@ -142,6 +143,7 @@ function M.write_lines(node, emit, env)
     if f then
       close_current()
       check(node, core.rename(fpath, path(me, seq, "pending")))
+      failpoint.hit("sink.pre_commit")
       check(node, core.fsync_parent(fpath))
       pending[#pending + 1] = { id = id, seqs = { seq } }
       seq = seq + 1
@@ -160,15 +162,20 @@ function M.write_lines(node, emit, env)
   end
 
   function inst.notify_complete(id)
-    local keep = {}
+    local keep, committed = {}, 0
     for _, p in ipairs(pending) do
       if p.id <= id then
-        for _, s in ipairs(p.seqs) do commit(me, s) end
+        for _, s in ipairs(p.seqs) do
+          commit(me, s)
+          committed = committed + 1
+          if committed == 1 then failpoint.hit("sink.mid_commit") end
+        end
       else
         keep[#keep + 1] = p
       end
     end
     pending = keep
+    if committed > 0 then failpoint.hit("sink.after_commit") end
     core.fsync_parent(path(me, 0, "committed"))
   end
 
