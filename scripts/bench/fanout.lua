@@ -79,10 +79,7 @@ local function weir_run()
   return secs, peak, checkpoints
 end
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = dofile("scripts/bench/common.lua").median
 
 local ps, ws, peaks, cks = {}, {}, {}, {}
 for _ = 1, runs do

@@ -6,18 +6,8 @@ local runs = tonumber(arg[1])
 local dir = "build/bench"
 os.execute("mkdir -p " .. dir)
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  if ok ~= 0 and ok ~= true then
-    io.stderr:write("bench-parallel: failed: ", cmd, "\n")
-    os.exit(1)
-  end
-end
-
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local common = dofile("scripts/bench/common.lua")
+local sh, median = common.runner("bench-parallel"), common.median
 
 -- Wall seconds of a shell command, and its CPU seconds.
 local function timed(cmd)

@@ -18,18 +18,8 @@ local rows, runs = tonumber(arg[1]), tonumber(arg[2])
 local dir = "build/bench"
 os.execute("mkdir -p " .. dir)
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  if ok ~= 0 and ok ~= true then
-    io.stderr:write("bench-windows: failed: ", cmd, "\n")
-    os.exit(1)
-  end
-end
-
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local common = dofile("scripts/bench/common.lua")
+local sh, median = common.runner("bench-windows"), common.median
 
 local function catalogue(n, years)
   local path = string.format("%s/quakes-%d-%dy.csv", dir, n, years)
