@@ -201,7 +201,9 @@ describe("the job's control socket", function()
   -- process's peak memory in KiB meanwhile.
   local function send_to_control(payload)
     local dir = h.tmpdir()
-    local server = assert(control.serve(dir, {
+    -- The socket in a run directory of its own, its pointer in dir.
+    core.mkdir(dir .. "/run")
+    local server = assert(control.serve(dir, dir .. "/run", {
       status = function() return { state = "running" } end }))
     local before = status_kib("self", "VmHWM")
     local reply, ended
