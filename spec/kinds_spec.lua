@@ -9,7 +9,8 @@ describe("weir.kinds", function()
     local weir = require "weir"
     local p = weir.pipeline { name = "kinds" }
     local a = p:sequence(1, 3):map(tostring)
-      :filter(function() return true end):flat_map(function(x, emit) emit(x) end)
+      :filter(function() return true end)
+      :flat_map(function(x, emit) emit(x) end)
       :with_timestamps(function() return 0 end)
     local b = p:read_lines("/dev/null")
     p:nexmark { events = 1 }:discard()
