@@ -75,8 +75,9 @@ local WORKER_OPTIONS = {
   { "--restore-path", "string", "PATH" },
 }
 
-local SOCKET_DESCRIPTION = "A running job's coordinator listens on "
-  .. "coordinator.sock in its job directory, <checkpoint_dir>/<job>."
+local SOCKET_DESCRIPTION = "A running job's coordinator listens on a "
+  .. "socket in its run directory, named in coordinator.sock.path in its "
+  .. "job directory, <checkpoint_dir>/<job>."
 local JOB_DESCRIPTION = SOCKET_DESCRIPTION .. " JOB is a job name under "
   .. "--checkpoint-dir, or a job directory."
 

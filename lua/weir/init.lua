@@ -80,7 +80,7 @@ end
 -- running or the savepoint fails (the job goes on).
 -- @param opts { checkpoint_dir = where to find a job given by name }
 function M.savepoint(job, dir, opts)
-  local jobmod = require "weir.job"
+  local jobmod = require "weir.background"
   if jobmod.is_job(job) or require("weir.submit").is_submission(job) then
     return job:savepoint(dir)
   end
@@ -97,7 +97,7 @@ end
 --   given by name }
 function M.cancel(job, opts)
   opts = opts or {}
-  local jobmod = require "weir.job"
+  local jobmod = require "weir.background"
   if jobmod.is_job(job) or require("weir.submit").is_submission(job) then
     return job:cancel(opts)
   end
@@ -112,7 +112,7 @@ end
 -- records_in, records_out, backpressured_ms, alignment_ms } } (a
 -- worker's figures are up to a second old).
 function M.metrics(job, opts)
-  local jobmod = require "weir.job"
+  local jobmod = require "weir.background"
   if jobmod.is_job(job) then return job:metrics() end
   return request(job, { t = "metrics" }, opts and opts.checkpoint_dir).tasks
 end

@@ -264,10 +264,10 @@ function Pipeline:run()
 end
 
 --- Starts the pipeline in the background of this process and returns a
--- job handle at once (see weir.job.start): for the REPL, or a script that
+-- job handle at once (see weir.background.start): for the REPL, or a script that
 -- takes savepoints of its own job.
 function Pipeline:start()
-  return require("weir.job").start(self)
+  return require("weir.background").start(self)
 end
 
 --- Names this operator's state in every snapshot; without a uid it is

@@ -278,7 +278,7 @@ local function read_line(session, prompt)
     local ok, alive = pcall(core.run_once)
     if not ok then
       -- A background job's failure is the job's, not the prompt's.
-      local failed = require("weir.job").fail_background(alive)
+      local failed = require("weir.background").fail_background(alive)
       if not failed then
         session.reader:notify("weir: " .. error_text(alive))
       end
@@ -363,7 +363,7 @@ function M.main()
   session.reader = reader
   session.terminal = reader:mode() == "terminal"
   -- A job run from the prompt says when it ended.
-  require("weir.job").on_background_end = function(job)
+  require("weir.background").on_background_end = function(job)
     local s = job:status()
     reader:notify(string.format("weir: job '%s' %s after %.1f s%s", s.job,
       s.state, s.uptime_ms / 1000, s.error and ": " .. s.error or ""))
