@@ -311,7 +311,7 @@ end
 
 -- The operators of a source's chain that form its replay prefix: { [node]
 -- = true }.
-function Host:replay_prefix(task, chain)
+local function replay_prefix(chain)
   local prefix = { [chain.head] = true }
   for k = 2, #chain.nodes do
     local node = chain.nodes[k]
@@ -319,8 +319,6 @@ function Host:replay_prefix(task, chain)
       prefix[node] = true
     end
   end
-  task.counter = { pushed = 0, skip_until = 0, mark = 0, budget = 0,
-    in_record = false }
   return prefix
 end
 
@@ -387,7 +385,15 @@ function Host:build_task(t)
     alignment_ms = 0, entered = 0, suspended = false, hold = 0,
     source = pipeline.sources[chain.head.kind] or false }
   local nodes = chain.nodes
-  local prefix = task.source ~= false and self:replay_prefix(task, chain)
+  -- A source's task counts the records that leave its replay prefix:
+  -- pushed in all, the count when the current record began (mark), the
+  -- count up to which a restore drops them (skip_until), and the count
+  -- at which the step yields (budget).
+  local prefix = task.source and replay_prefix(chain)
+  if prefix then
+    task.counter = { pushed = 0, skip_until = 0, mark = 0, budget = 0,
+      in_record = false }
+  end
   for n = #nodes, 1, -1 do
     local node = nodes[n]
     local targets, watermarks, sides = {}, {}, {}
