@@ -51,12 +51,16 @@ describe("weir's sockets and run directories", function()
     local run_dir = sock:match("^(.*)/[^/]+$")
     assert.matches("^/tmp/weir%-%d+%-%d+$", run_dir)
     assert.are.equal(octal("700"), core.stat(run_dir).mode)
-    -- The workers' sockets appear once they set up.
+    -- The workers' sockets appear once they set up, each in its own time.
+    local names = { "control.sock", "coordinator.sock", "worker-0.sock",
+      "worker-1.sock" }
     h.wait_until(function()
-      return core.stat(run_dir .. "/worker-1.sock")
+      for _, name in ipairs(names) do
+        if not core.stat(run_dir .. "/" .. name) then return false end
+      end
+      return true
     end, 20000, "the workers' sockets")
-    for _, name in ipairs({ "control.sock", "coordinator.sock",
-      "worker-0.sock", "worker-1.sock" }) do
+    for _, name in ipairs(names) do
       assert.are.equal(octal("600"), core.stat(run_dir .. "/" .. name).mode,
         name)
     end
