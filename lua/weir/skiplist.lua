@@ -73,15 +73,7 @@ end
 --- Returns the node with the smallest key >= key, or nil: node.key,
 -- node.value, and M.after(node) for the next one in key order.
 function M:ceiling(key)
-  local x = self.head
-  for i = self.level, 1, -1 do
-    local nx = x.next[i]
-    while nx and nx.key < key do
-      x = nx
-      nx = x.next[i]
-    end
-  end
-  return x.next[1]
+  return search(self, key)  -- its update list is scratch, unused here
 end
 
 --- Returns the node after node in key order, or nil.
