@@ -1,10 +1,12 @@
 -- The task host's steps and checkpoints, driven by hand: no processes, no
 -- loop, fake writers.
-local job = require "weir.job"
+local channel = require "weir.channel"
+local host_mod = require "weir.host"
+local replay = require "weir.replay"
 
 -- A writer whose deliveries are logged into log as "name:kind".
 local function writer(log, name)
-  return job.channel_writer(function(item)
+  return channel.writer(function(item)
     log[#log + 1] = name .. ":" .. (item.barrier and "barrier"
       or item.end_of_input and "end" or "batch")
     return true
@@ -13,7 +15,7 @@ end
 
 -- A host of no plan, whose coordinator takes acknowledgements.
 local function host_of(acks)
-  local host = job.new_host({ options = { max_parallelism = 128 },
+  local host = host_mod.new({ options = { max_parallelism = 128 },
     plan = { tasks = {} }, job_dir = "unused" }, 0, 1)
   host.coord = { ack = function(_, task, id)
     acks[#acks + 1] = { task, id }
@@ -27,7 +29,7 @@ local function task_of(outputs)
     records_in = 0 }
 end
 
-describe("weir.job host", function()
+describe("weir.host", function()
   it("sends a checkpoint's barrier only on the outputs the end of input "
     .. "has not reached yet", function()
     local log, acks = {}, {}
@@ -36,7 +38,7 @@ describe("weir.job host", function()
     a.event({ end_of_input = true })
     local host, task = host_of(acks), task_of({ a, b })
     task.ended = true
-    host:checkpoint_task(task, 7)
+    host.checkpoints:snapshot_task(task, 7)
     assert.same({ "a:end", "b:barrier" }, log)
     assert.same({ { 1, 7 } }, acks)
   end)
@@ -48,13 +50,13 @@ describe("weir.job host", function()
     -- Waiting after its step, with its watermarks: past the record.
     task.counter = { pushed = 5, mark = 4, skip_until = 0,
       in_record = false }
-    assert.are.equal(0, host:replay_skip(task))
+    assert.are.equal(0, replay.skip(task))
     -- Waiting in the middle of a record that passed on one record.
     task.counter.in_record = true
-    assert.are.equal(1, host:replay_skip(task))
+    assert.are.equal(1, replay.skip(task))
     -- Not waiting, with two records of a restore still to drop.
     task.suspended, task.counter.skip_until = false, 7
-    assert.are.equal(2, host:replay_skip(task))
+    assert.are.equal(2, replay.skip(task))
   end)
 
   it("resumes a task that waits for room while its end goes out",

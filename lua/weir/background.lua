@@ -6,11 +6,11 @@ local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
 local control = require "weir.control"
 local errors = require "weir.errors"
-local jobmod = require "weir.job"
+local launch = require "weir.launch"
 
 local M = {}
 
-local start_local, finish_local = jobmod.start_local, jobmod.finish_local
+local start_local, finish_local = launch.start_local, launch.finish_local
 
 local Job = {}
 Job.__index = Job
@@ -29,7 +29,7 @@ end
 -- subtasks here, at its `parallelism` option or 1) and returns at once
 -- with a Job; the job advances whenever the loop runs: while the REPL
 -- waits for input, or in Job:wait(). One background job at a time.
--- Raises like weir.job.run when the job cannot start; a failure later
+-- Raises like weir.launch.run when the job cannot start; a failure later
 -- ends the job (Job:status() says why; Job:wait() raises it).
 -- @return Job with :status(), :metrics(), :savepoint(dir), :cancel(opts),
 --   :wait()
@@ -38,7 +38,7 @@ function M.start(p)
     error(string.format("job '%s' is running in the background; "
       .. ":wait() for it or :cancel() it first", background.name), 0)
   end
-  local job = jobmod.prepare(p, p.options.parallelism or 1)
+  local job = launch.prepare(p, p.options.parallelism or 1)
   job.quiet = true  -- no status line: the prompt is on the terminal
   local handle = setmetatable({ name = job.name, job = job, state = "running",
     start_ms = core.monotonic_ms(), st = {} }, Job)
@@ -171,12 +171,12 @@ function Job:cancel(opts)
   -- Stopped, and its checkpoints removed once its writes landed.
   local host = self.st.host
   wait_for(function()
-    return self.state ~= "running" and (not host or host.writing == 0)
+    return self.state ~= "running" and (not host or host.checkpoints:idle())
   end)
   if path then return path end
 end
 
---- Waits until the job ends; returns its statistics (see weir.job.run)
+--- Waits until the job ends; returns its statistics (see weir.launch.run)
 -- or raises its error.
 function Job:wait()
   wait_for(function() return self.state ~= "running" end)

@@ -390,7 +390,7 @@ end
 -- the directory then.
 -- @param aborted true for a checkpoint aborted while state files may
 --   still land in it: a directory that is not empty then is left quietly
---   to the writers (weir.job Host:abort) and a later pass
+--   to the writers (weir.host Host:abort) and a later pass
 -- @return true | nil, message (also reported once through
 --   weir.errors.warn; the directory stays for a later pass)
 function M.remove(chk_path, aborted)

@@ -57,14 +57,15 @@ end
 function M.run(cmd)
   local script = cmd.script
   local args = { [0] = script, unpack(cmd.args) }
-  local job = require "weir.job"
+  local ctx
   if cmd.verb == "worker" then
     cmd.worker_context.parallelism = cmd.overrides.parallelism
-    require("weir.cluster").worker_context = cmd.worker_context
+    ctx = { worker = cmd.worker_context }
   else
-    job.script, job.flags = script, cmd.flags
-    job.script_args = { unpack(cmd.args) }
-    job.default_parallelism = require("weir.core").cpu_count()
+    ctx = { script = script, flags = cmd.flags,
+      script_args = { unpack(cmd.args) },
+      default_parallelism = require("weir.core").cpu_count(),
+      report = report }
   end
   errors.name_chunk(script)
   local chunk, err = loadfile(script)
@@ -75,9 +76,9 @@ function M.run(cmd)
     return fail(errors.full_names(err))
   end
   pipeline.overrides = cmd.overrides
-  job.report = report
   _G.arg = args
-  local ok, rerr = xpcall(chunk, traceback_handler, unpack(args))
+  local ok, rerr = require("weir.launch").with_context(ctx, xpcall, chunk,
+    traceback_handler, unpack(args))
   if not ok then return fail(errors.full_names(tostring(rerr))) end
   return 0
 end

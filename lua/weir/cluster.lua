@@ -3,7 +3,7 @@
 --
 -- Every worker runs the same script with the same arguments, builds the
 -- same graph, and hosts the subtasks whose index modulo the number of
--- workers is its own (weir.job). Workers talk to the coordinator over a
+-- workers is its own (weir.host). Workers talk to the coordinator over a
 -- control connection and to each other over one data connection per pair,
 -- both framed Unix domain sockets or TCP connections (engine/frame.c)
 -- carrying string.buffer messages. Every connection authenticates first
@@ -22,10 +22,14 @@
 local buffer = require "string.buffer"
 local ffi = require "ffi"
 local core = require "weir.core"
+local channel = require "weir.channel"
 local checkpoint = require "weir.checkpoint"
+local control_mod = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local handshake = require "weir.handshake"
+local host_mod = require "weir.host"
+local plan = require "weir.plan"
 local restart = require "weir.restart"
 local rundir = require "weir.rundir"
 
@@ -49,17 +53,13 @@ local function warn(msg) errors.warn(msg) end
 
 -- -- Worker side ---------------------------------------------------------------
 
---- Set by `weir worker`: { coordinator = socket, worker = index,
--- workers = count, parallelism = n, run_dir = dir, restore_path = path }.
-M.worker_context = nil
-
 -- The error for a batch of channel cid that string.buffer refused (err):
 -- it names the operator that produced the batch, the first record that
 -- cannot be encoded and the path of the value in it. The script put that
 -- value there, so running the job again would only fail again: the error
 -- is fatal (no restart).
 local function unsendable(plan, cid, item, err)
-  local edge = plan.edges[math.floor(cid / 4294967296)]
+  local edge = plan.edges[channel.edge_of(cid)]
   local where = edge and errors.describe(edge.from) or "an operator"
   local probe = buffer.new()
   for i = 1, item.n or 0 do
@@ -78,11 +78,12 @@ local function unsendable(plan, cid, item, err)
     .. tostring(err), { fatal = true })
 end
 
---- Runs this worker's share of a job (weir.job.prepare) until the
+--- Runs this worker's share of a job (weir.launch.prepare) until the
 -- coordinator says stop; exits the process.
-function M.run_worker(job)
-  local jobmod = require "weir.job"
-  local ctx = M.worker_context
+-- @param ctx the worker's launch context (weir.launch): { coordinator =
+--   socket, coordinator_pid, worker = index, workers = count, parallelism,
+--   run_dir, restore_path }
+function M.run_worker(job, ctx)
   local w, workers = ctx.worker, ctx.workers
   -- A worker dies with its coordinator: nothing may be written for a job
   -- whose coordinator is gone, and a restarted job must not meet it.
@@ -92,7 +93,7 @@ function M.run_worker(job)
     errors.warn("worker " .. w .. ": " .. attempt)
     core.exit(1)
   end
-  local host = jobmod.new_host(job, w, workers)
+  local host = host_mod.new(job, w, workers)
   local control                       -- connection to the coordinator
   local peers, peer_count = {}, 0     -- worker index -> data connection
   local handles = {}                  -- worker index -> its conn:handle()
@@ -139,7 +140,7 @@ function M.run_worker(job)
         state.head = state.head + 1
       end
     end
-    return jobmod.channel_writer(function(item)
+    return channel.writer(function(item)
       local conn = peers[peer]
       if state.head > state.tail and conn
           and (not item.n or state.credits > 0) then
@@ -234,12 +235,12 @@ function M.run_worker(job)
     for _, task in ipairs(host.tasks) do
       local k = 0
       for _, edge in ipairs(task.chain.inputs) do
-        for _, i in ipairs(require("weir.plan").producers(edge,
+        for _, i in ipairs(plan.producers(edge,
             task.subtask)) do
           k = k + 1
           local producer = host:worker_of(i)
           if producer ~= w then
-            local cid = jobmod.channel_id(edge, i, task.subtask)
+            local cid = channel.id(edge, i, task.subtask)
             local credit = encode(-cid)
             task.channels[k].on_take = function()
               peers[producer]:send(credit)
@@ -420,8 +421,11 @@ end
 
 --- Runs a job on worker processes, restarting them after failures as the
 -- restart strategy allows. Returns the job's statistics (see
--- weir.job.run); raises a one-line message when the job fails for good.
-function M.run_coordinator(job, jobmod)
+-- weir.launch.run); raises a one-line message when the job fails for
+-- good.
+-- @param ctx the launch context of `weir run` (weir.launch): script,
+--   script_args and flags, which every worker runs with
+function M.run_coordinator(job, ctx)
   local options = job.options
   local workers = job.plan.max_parallelism
   local run_dir = rundir.create()
@@ -555,9 +559,9 @@ function M.run_coordinator(job, jobmod)
         args[#args + 1] = "--restore-path"
         args[#args + 1] = restore_path
       end
-      for _, a in ipairs(jobmod.flags or {}) do args[#args + 1] = a end
-      args[#args + 1] = jobmod.script
-      for _, a in ipairs(jobmod.script_args or {}) do args[#args + 1] = a end
+      for _, a in ipairs(ctx.flags or {}) do args[#args + 1] = a end
+      args[#args + 1] = ctx.script
+      for _, a in ipairs(ctx.script_args or {}) do args[#args + 1] = a end
       local proc, err = core.spawn(core.exepath(), args,
         handshake.worker_env(secret, attempt),
         guard(function(status, signal)
@@ -651,14 +655,14 @@ function M.run_coordinator(job, jobmod)
       end
     end))
     watchdog:start(M.HEARTBEAT_MS, M.HEARTBEAT_MS)
-    control = coordinator.serve_control(job,
-      function()
+    control = control_mod.serve_job(job, {
+      coordinator = function()
         if outcome or attempt_state.dead then return nil end
         return coord
       end,
-      function() return { parallelism = job.plan.default_parallelism,
+      info = function() return { parallelism = job.plan.default_parallelism,
         workers = workers, restarts = restarts } end,
-      function()
+      metrics = function()
         local out = {}
         for _, wk in ipairs(attempt_state.workers or {}) do
           for _, sample in ipairs(wk.samples or {}) do
@@ -668,7 +672,7 @@ function M.run_coordinator(job, jobmod)
         return out
       end,
       -- Cancelled between attempts: no restart comes.
-      function(cb)
+      cancel_idle = function(cb)
         if outcome then return cb("the job is already stopping") end
         if attempt_state.delay_timer then
           attempt_state.delay_timer:close()
@@ -677,7 +681,7 @@ function M.run_coordinator(job, jobmod)
         coord.cancelled = {}
         cb(nil)
         finish({ ok = true })
-      end)
+      end })
     start_attempt(false)
     core.run()
   end, errors.handler)
@@ -703,7 +707,6 @@ function M.run_coordinator(job, jobmod)
     cancelled = coord.cancelled and true or nil,
     savepoint = coord.cancelled and coord.cancelled.savepoint,
     duration_ms = core.monotonic_ms() - start_ms }
-  if jobmod.report then jobmod.report(stats) end
   return stats
 end
 

@@ -15,8 +15,11 @@
 -- the connection stays open until the job's process is gone, so a client
 -- can wait for the job to end.
 local buffer = require "string.buffer"
+local checkpoint = require "weir.checkpoint"
 local core = require "weir.core"
 local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
+local rundir = require "weir.rundir"
 
 local M = {}
 
@@ -181,6 +184,90 @@ function M.serve(job_dir, run_dir, handlers)
     core.unlink(path)
   end
   return control
+end
+
+--- Serves the control socket of a running job (see M.serve; in
+-- job.run_dir, or in a run directory of its own, see weir.rundir):
+-- status, metrics, savepoint and cancel requests.
+-- @param job a prepared job (weir.launch.prepare)
+-- @param h { coordinator = fn() -> the job's checkpoint coordinator, or
+--   nil while the job restarts; info = fn() -> fields the status adds
+--   (parallelism, workers, restarts); metrics = fn() -> per-task samples
+--   (weir.host Host:metrics); cancel_idle = fn(cb), optional: cancels the
+--   job while it has no coordinator (between a failure and its restart) }
+-- @return the control server (close it with .close()), or nil after a
+--   warning when there cannot be one; raises when another process runs
+--   the job from the same directory, or when the job directory cannot be
+--   made and checkpoints are on
+function M.serve_job(job, h)
+  local start_ms = core.monotonic_ms()
+  local current = h.coordinator
+  -- Directories made only for the socket are removed with it.
+  local made = {}
+  for _, dir in ipairs({ job.options.checkpoint_dir, job.job_dir }) do
+    if not core.stat(dir) then table.insert(made, 1, dir) end
+  end
+  local ok, err = fsutil.mkdir_p(job.job_dir)
+  if not ok and job.options.checkpoint_interval > 0 then
+    error("checkpoint_dir: " .. err, 0)
+  elseif not ok then
+    errors.warn("job control (weir jobs, savepoint, cancel) is off: " .. err)
+    return nil
+  end
+  local function with_coord(cb)
+    local c = current()
+    if not c then
+      cb("the job is restarting after a failure; try again shortly")
+    end
+    return c
+  end
+  local run_dir = job.run_dir
+  local own_run_dir = not run_dir
+  if own_run_dir then run_dir = rundir.create() end
+  local server, serr, code = M.serve(job.job_dir, run_dir, {
+    status = function()
+      local c = current()
+      local r = h.info()
+      r.job, r.pid = job.name, core.getpid()
+      r.uptime_ms = core.monotonic_ms() - start_ms
+      r.state = not c and "restarting" or c.stopped and "stopping"
+        or not c.started and "starting" or "running"
+      r.checkpoints = c and c.checkpoints or 0
+      r.last_checkpoint = c and c.last_completed
+        and checkpoint.path(job.job_dir, c.last_completed) or nil
+      return r
+    end,
+    metrics = function() return { tasks = h.metrics() } end,
+    savepoint = function(dir, cb)
+      local c = with_coord(cb)
+      if not c then return end
+      if type(dir) ~= "string" then
+        return cb("a savepoint needs a directory")
+      end
+      c:savepoint(dir, cb)
+    end,
+    cancel = function(dir, cb)
+      if not current() and not dir and h.cancel_idle then
+        return h.cancel_idle(cb)
+      end
+      local c = with_coord(cb)
+      if c then c:cancel(dir, cb) end
+    end,
+  })
+  if not server then
+    if own_run_dir then rundir.remove(run_dir) end
+    if code == "running" then error("cannot run job '" .. job.name .. "': "
+      .. serr, 0) end
+    errors.warn("job control (weir jobs, savepoint, cancel) is off: " .. serr)
+    return nil
+  end
+  local close = server.close
+  function server.close()
+    close()
+    if own_run_dir then rundir.remove(run_dir) end
+    for _, dir in ipairs(made) do core.rmdir(dir) end
+  end
+  return server
 end
 
 --- Resolves a job given on the command line: a job directory (holding

@@ -5,18 +5,16 @@
 -- the checkpoint a job restores from, takes savepoints and cancels the
 -- job on request (see weir.control).
 --
--- Hosts are the places tasks run: a weir.job host in this process, or
+-- Hosts are the places tasks run: a weir.host in this process, or
 -- proxies of worker processes (weir.cluster). A host offers
 -- trigger(id, final), complete(id), commit() and stop(); it reports back
 -- through ack(task_id, id, files) and task_ended(task_id).
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint"
-local control = require "weir.control"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
-local rundir = require "weir.rundir"
 
 local M = {}
 
@@ -25,7 +23,7 @@ Coordinator.__index = Coordinator
 
 local function warn(msg) errors.warn(msg) end
 
---- Creates the coordinator of a job (see weir.job.prepare).
+--- Creates the coordinator of a job (see weir.launch.prepare).
 function M.new(job)
   return setmetatable({ job = job, options = job.options,
     job_dir = job.job_dir, interval_ms = job.options.checkpoint_interval,
@@ -470,85 +468,6 @@ function Coordinator:remove_checkpoints()
     end
   end
   core.rmdir(self.job_dir)  -- when nothing is left in it
-end
-
---- Listens on the job's control socket (weir.control; in job.run_dir, or
--- in a run directory of its own, see weir.rundir) for status,
--- metrics, savepoint and cancel requests, which go to the coordinator
--- current() returns (nil while the job restarts). info() adds fields to
--- the status (parallelism, restarts); metrics() returns per-task samples
--- (see weir.job Host:metrics). Returns the control server, or nil after
--- a warning when there cannot be one; raises when another process runs
--- the job from the same directory. cancel_idle(cb), if given, cancels
--- the job while it has no coordinator (between a failure and its restart).
-function M.serve_control(job, current, info, metrics_fn, cancel_idle)
-  local start_ms = core.monotonic_ms()
-  -- Directories made only for the socket are removed with it.
-  local made = {}
-  for _, dir in ipairs({ job.options.checkpoint_dir, job.job_dir }) do
-    if not core.stat(dir) then table.insert(made, 1, dir) end
-  end
-  local ok, err = fsutil.mkdir_p(job.job_dir)
-  if not ok and job.options.checkpoint_interval > 0 then
-    error("checkpoint_dir: " .. err, 0)
-  elseif not ok then
-    warn("job control (weir jobs, savepoint, cancel) is off: " .. err)
-    return nil
-  end
-  local function with_coord(cb)
-    local c = current()
-    if not c then
-      cb("the job is restarting after a failure; try again shortly")
-    end
-    return c
-  end
-  local run_dir = job.run_dir
-  local own_run_dir = not run_dir
-  if own_run_dir then run_dir = rundir.create() end
-  local server, serr, code = control.serve(job.job_dir, run_dir, {
-    status = function()
-      local c = current()
-      local r = info()
-      r.job, r.pid = job.name, core.getpid()
-      r.uptime_ms = core.monotonic_ms() - start_ms
-      r.state = not c and "restarting" or c.stopped and "stopping"
-        or not c.started and "starting" or "running"
-      r.checkpoints = c and c.checkpoints or 0
-      r.last_checkpoint = c and c.last_completed
-        and checkpoint.path(job.job_dir, c.last_completed) or nil
-      return r
-    end,
-    metrics = function() return { tasks = metrics_fn() } end,
-    savepoint = function(dir, cb)
-      local c = with_coord(cb)
-      if not c then return end
-      if type(dir) ~= "string" then
-        return cb("a savepoint needs a directory")
-      end
-      c:savepoint(dir, cb)
-    end,
-    cancel = function(dir, cb)
-      if not current() and not dir and cancel_idle then
-        return cancel_idle(cb)
-      end
-      local c = with_coord(cb)
-      if c then c:cancel(dir, cb) end
-    end,
-  })
-  if not server then
-    if own_run_dir then rundir.remove(run_dir) end
-    if code == "running" then error("cannot run job '" .. job.name .. "': "
-      .. serr, 0) end
-    warn("job control (weir jobs, savepoint, cancel) is off: " .. serr)
-    return nil
-  end
-  local close = server.close
-  function server.close()
-    close()
-    if own_run_dir then rundir.remove(run_dir) end
-    for _, dir in ipairs(made) do core.rmdir(dir) end
-  end
-  return server
 end
 
 --- A task reached the end of its input.

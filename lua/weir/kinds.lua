@@ -12,7 +12,7 @@ local M = {}
 --   sink        ends a stream (weir.sinks)
 --   two_input   takes two keyed inputs (connect, join)
 --   replayable  gives the same records for the same input, so a restore
---               may run it again for a record (weir.job's replay prefix)
+--               may run it again for a record (weir.replay)
 M.kinds = {
   read_lines = { source = true, stateful = true },
   sequence = { source = true, stateful = true },

@@ -26,7 +26,7 @@ function M.reporter(name, path, status_line)
   return r
 end
 
---- Replaces the samples of one host (a list from weir.job Host:metrics()).
+--- Replaces the samples of one host (a list from weir.host Host:metrics()).
 function Reporter:update(host, samples)
   self.samples[host] = samples
 end

@@ -258,9 +258,9 @@ function Pipeline:nexmark(opts)
   return stream(self, self:add("nexmark", {}, { generator = generator }))
 end
 
---- Runs the pipeline to completion in this process (see weir.job.run).
+--- Runs the pipeline to completion in this process (see weir.launch.run).
 function Pipeline:run()
-  return require("weir.job").run(self)
+  return require("weir.launch").run(self)
 end
 
 --- Starts the pipeline in the background of this process and returns a

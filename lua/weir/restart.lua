@@ -88,7 +88,7 @@ end
 
 --- The error of a job the strategy gave up on after `restarts` restarts:
 -- cause, and the checkpoint that stays for --restore latest (lineage:
--- weir.job.prepare's, whose `last` is the newest checkpoint the run
+-- weir.launch.prepare's, whose `last` is the newest checkpoint the run
 -- completed and `base` the one it started from), if any.
 function M.give_up_message(cause, restarts, lineage)
   local kept = lineage.last or lineage.base

@@ -8,7 +8,7 @@
 --                       them to other subtasks. While emit runs, the
 --                       position is that of the record being emitted;
 --                       skip > 0 (records the chain already passed on from
---                       it, see weir.job's replay prefix) is kept with the
+--                       it, see weir.replay) is kept with the
 --                       first range as `skip`
 --   (a range's `skip`, when the source starts reading the range, goes to
 --   env.skip_outputs(skip): the chain drops that many of what it passes on)

@@ -1,0 +1,201 @@
+--- The task side of a checkpoint (Flink's SubtaskCheckpointCoordinator):
+-- for each task of a host, the synchronous part of checkpoint n (every
+-- operator of the task's chain serializes its state), the asynchronous
+-- writes of the state files on libuv's thread pool, the acknowledgement
+-- to the checkpoint coordinator once they are durable, and the barrier
+-- forwarded on the task's outputs; then what the coordinator decides:
+-- abort (files written for it are removed), complete (sinks commit what
+-- they pre-committed, two-phase commit) or, with checkpoints off, commit
+-- at the end.
+--
+-- Asynchronous barrier snapshotting: Carbone et al. 2015, "Lightweight
+-- Asynchronous Snapshots for Distributed Dataflows".
+local core = require "weir.core"
+local checkpoint = require "weir.checkpoint"
+local errors = require "weir.errors"
+local failpoint = require "weir.failpoint"
+local replay = require "weir.replay"
+
+local M = {}
+
+local guard = errors.guard
+
+local Checkpoints = {}
+Checkpoints.__index = Checkpoints
+
+--- The task-side checkpoints of host (weir.host): uses host.coord (ack,
+-- decline), host.job.job_dir, host.tasks, host.sinks and host.stopped.
+function M.new(host)
+  return setmetatable({ host = host, aborted = {}, landed = {},
+    writing = 0 }, Checkpoints)
+end
+
+--- The checkpoint triggered and neither completed nor aborted yet, or nil.
+function Checkpoints:pending()
+  return self.pending_id
+end
+
+--- Whether no state file write is in flight.
+function Checkpoints:idle()
+  return self.writing == 0
+end
+
+--- Calls fn once no state file write is in flight (at once if none is).
+function Checkpoints:after_writes(fn)
+  if self.writing == 0 then return fn() end
+  self.after = fn
+end
+
+-- A file write ended: the last one calls what waits for them.
+function Checkpoints:write_ended()
+  self.writing = self.writing - 1
+  if self.writing == 0 and self.after then
+    local after = self.after
+    self.after = nil
+    after()
+  end
+end
+
+-- Raises the error of a snapshot that failed: an unserializable value
+-- is named with the operator, the key and the path to the value.
+local function snapshot_error(node, id, err)
+  if errors.is(err) and err.kind == "unserializable" then
+    error(errors.new(string.format(errors.messages.unserializable, id,
+      errors.describe(node), errors.repr(err.key), err.path, err.type)), 0)
+  end
+  error(err, 0)
+end
+
+-- Writes the state of node (subtask of task) for checkpoint id into its
+-- directory path on the thread pool; on_written(file) runs once it is
+-- durable, with the file's entry for the manifest. A write that fails
+-- (a full disk) declines the checkpoint.
+function Checkpoints:write_state(task, node, id, path, state, on_written)
+  local host = self.host
+  local name = node.uid .. "-" .. task.subtask .. ".snap"
+  local bytes = checkpoint.encode_file({ uid = node.uid,
+    kind = node.kind, subtask = task.subtask, state = state })
+  self.writing = self.writing + 1
+  local ok, err = core.snapshot_write_async(path .. "/" .. name, bytes,
+    guard(function(werr, size_bytes, checksum)
+      self:write_ended()
+      if not werr then werr = failpoint.hit("checkpoint.state_file") end
+      -- A stopped host's checkpoints no longer matter; a file that
+      -- lands after its checkpoint was aborted is removed with it.
+      if host.stopped then return end
+      if self.aborted[id] then
+        if not werr then self:remove_landed(path, { name }) end
+        return
+      end
+      if werr then
+        return host.coord:decline(id, string.format("cannot write "
+          .. "%s/%s: %s", path, name, werr))
+      end
+      local landed = self.landed[id] or {}
+      self.landed[id] = landed
+      landed[#landed + 1] = name
+      on_written({ name = name, uid = node.uid, subtask = task.subtask,
+        size_bytes = size_bytes, checksum = checksum })
+    end))
+  if not ok then
+    self:write_ended()
+    host.coord:decline(id, string.format("cannot write %s/%s: %s", path,
+      name, err))
+    return false
+  end
+  return true
+end
+
+--- Takes checkpoint id of task: runs the synchronous part for every
+-- operator of its chain (serialize its state), starts the asynchronous
+-- writes and acknowledges to the coordinator once they are durable, then
+-- forwards the barrier on every output the task's end of input has not
+-- reached. Raises when an operator's state cannot be serialized (the
+-- error names the operator, key and value). Does nothing for a
+-- checkpoint the task took already.
+function Checkpoints:snapshot_task(task, id)
+  if task.acked >= id then return end
+  task.acked = id
+  local host = self.host
+  local path = checkpoint.path(host.job.job_dir, id)
+  local files, writes, started = {}, 0, false
+  local function done()
+    if writes == 0 and started and not host.stopped then
+      host.coord:ack(task.id, id, files)
+    end
+  end
+  local skip = replay.skip(task)
+  for _, node in ipairs(task.chain.nodes) do
+    local inst = task.insts[node.id]
+    if inst.snapshot then
+      local ok, state = pcall(inst.snapshot, id,
+        node == task.chain.head and skip or nil)
+      if not ok then snapshot_error(node, id, state) end
+      writes = writes + 1
+      -- A failed write declines; the barrier still goes on below, as
+      -- tasks downstream align on it.
+      if not self:write_state(task, node, id, path, state, function(file)
+        files[#files + 1] = file
+        writes = writes - 1
+        done()
+      end) then writes = writes - 1 end
+    end
+  end
+  started = true
+  done()
+  -- Every output the end of input has not reached yet gets the barrier:
+  -- a task that ends waits for room between its outputs' ends, and a
+  -- barrier on a channel that ended would come after the end.
+  local barrier = { barrier = id }
+  for _, w in ipairs(task.outputs) do
+    if not w.closed then w.event(barrier) end
+  end
+end
+
+--- Checkpoint id was triggered: source tasks and tasks that ended take
+-- their snapshot now (all tasks for the final checkpoint); the others
+-- when barrier id reaches them.
+function Checkpoints:trigger(id, final)
+  self.pending_id = id
+  for _, task in ipairs(self.host.tasks) do
+    if final or task.source or task.ended then
+      self:snapshot_task(task, id)
+    end
+  end
+end
+
+-- Removes the state files names of an aborted checkpoint's directory
+-- path that this host wrote, and the directory once it is empty (the
+-- coordinator removed the rest; a file may land after it did).
+function Checkpoints:remove_landed(path, names)
+  for _, name in ipairs(names) do core.unlink(path .. "/" .. name) end
+  core.rmdir(path)
+end
+
+--- Checkpoint id was aborted: its acknowledgements and write errors no
+-- longer matter, and the files this host wrote for it are removed.
+function Checkpoints:abort(id)
+  self.aborted[id] = true
+  if self.pending_id == id then self.pending_id = nil end
+  if self.landed[id] then
+    self:remove_landed(checkpoint.path(self.host.job.job_dir, id),
+      self.landed[id])
+    self.landed[id] = nil
+  end
+end
+
+--- Checkpoint id is complete: sinks commit what they pre-committed.
+function Checkpoints:complete(id)
+  if self.pending_id == id then self.pending_id = nil end
+  for done in pairs(self.landed) do
+    if done <= id then self.landed[done] = nil end
+  end
+  for _, sink in ipairs(self.host.sinks) do sink.notify_complete(id) end
+end
+
+--- Checkpoints are off and the job ended: sinks commit everything.
+function Checkpoints:commit()
+  for _, sink in ipairs(self.host.sinks) do sink.commit() end
+end
+
+return M
