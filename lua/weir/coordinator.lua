@@ -6,7 +6,7 @@
 -- job on request (see weir.control).
 --
 -- Hosts are the places tasks run: a weir.host in this process, or
--- proxies of worker processes (weir.cluster). A host offers
+-- proxies of worker processes (weir.supervisor). A host offers
 -- trigger(id, final), complete(id), commit() and stop(); it reports back
 -- through ack(task_id, id, files) and task_ended(task_id).
 local core = require "weir.core"
@@ -258,7 +258,7 @@ function Coordinator:remove_abandoned()
   self.abandoned = {}
 end
 
---- The job fails with message: by default an error; weir.cluster sets
+--- The job fails with message: by default an error; weir.supervisor sets
 -- on_failure to restart instead.
 function Coordinator:fail(message)
   if self.on_failure then return self.on_failure(message) end

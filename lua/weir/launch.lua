@@ -18,6 +18,8 @@ local host_mod = require "weir.host"
 local kinds = require "weir.kinds"
 local plan = require "weir.plan"
 local restart = require "weir.restart"
+local supervisor = require "weir.supervisor"
+local worker = require "weir.worker"
 
 local M = {}
 
@@ -217,7 +219,7 @@ end
 function M.run(p)
   local ctx = context or {}
   if ctx.worker then
-    return require("weir.cluster").run_worker(M.prepare(p,
+    return worker.run(M.prepare(p,
       ctx.worker.parallelism), ctx.worker)
   end
   local parallelism = p.options.parallelism or ctx.default_parallelism or 1
@@ -225,7 +227,7 @@ function M.run(p)
   if ctx.script then warn_uids(p) end
   local stats
   if job.plan.max_parallelism > 1 and ctx.script then
-    stats = require("weir.cluster").run_coordinator(job, ctx)
+    stats = supervisor.run(job, ctx)
   else
     stats = run_local(job, ctx.script or p.options.restart)
   end
