@@ -170,9 +170,9 @@ function Worker:fail(err)
     message = tostring(err.message),
     fatal = not self.set_up_done or err.fatal == true })
   self:close_handles()
-  local host = self.host
-  host.stopped = true
-  if host.idle then host.idle:close() host.idle = nil end
+  -- The host stops without the graceful stop's goodbye.
+  self.host.on_stop = nil
+  self.host:stop()
   if self.control then self.control:shutdown() end
   core.drain()
   self:exit(1)
