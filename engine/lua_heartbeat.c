@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "auth.h"
 #include "frame.h"
 #include "lua_core.h"
@@ -100,19 +101,8 @@ static int connect_to(const char* address) {
   struct sockaddr_storage sa;
   socklen_t sa_len;
   int fd, r;
-  memset(&sa, 0, sizeof(sa));
-  if (strncmp(address, "tcp:", 4) == 0) {
-    r = wr__parse_tcp(address, &sa);
-    if (r < 0) return r;
-    sa_len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                      : sizeof(struct sockaddr_in);
-  } else {
-    struct sockaddr_un* un = (struct sockaddr_un*) &sa;
-    if (strlen(address) >= sizeof(un->sun_path)) return UV_ENAMETOOLONG;
-    un->sun_family = AF_UNIX;
-    strcpy(un->sun_path, address);
-    sa_len = sizeof(*un);
-  }
+  r = wr_address_parse(address, &sa, &sa_len);
+  if (r < 0) return r;
   fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return uv_translate_sys_error(errno);
   if (connect(fd, (struct sockaddr*) &sa, sa_len) != 0) {

@@ -2,7 +2,7 @@
 ** Lua binding of framed connections (frame.h) over Unix domain sockets and
 ** TCP: core.listen, core.connect, conn:on_frame, conn:send, conn:handle,
 ** conn:close, and core.send_raw_fn for sending from memory through the FFI.
-** Addresses are a socket path, or "tcp:HOST:PORT".
+** Addresses are a socket path, or "tcp:HOST:PORT" (address.h).
 ** A connection lives until conn:close() (or the peer's end of stream
 ** followed by close); its memory is reclaimed in the close callback.
 */
@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "lua_core.h"
 #include "error.h"
 #include "frame.h"
@@ -41,24 +42,6 @@ static lconn_t** check_conn(lua_State* L, const char* mt) {
   lconn_t** box = luaL_checkudata(L, 1, mt);
   if (*box == NULL || (*box)->closing) luaL_error(L, "%s is closed", mt);
   return box;
-}
-
-int wr__parse_tcp(const char* address, struct sockaddr_storage* sa) {
-  char host[256];
-  const char* colon = strrchr(address + 4, ':');
-  size_t n;
-  if (colon == NULL) return UV_EINVAL;
-  n = (size_t) (colon - (address + 4));
-  if (n >= sizeof(host)) return UV_EINVAL;
-  memcpy(host, address + 4, n);
-  host[n] = '\0';
-  if (uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in*) sa) == 0)
-    return 0;
-  return uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6*) sa);
-}
-
-static int is_tcp(const char* address) {
-  return strncmp(address, "tcp:", 4) == 0;
 }
 
 static lconn_t* new_conn(lua_State* L, const char* mt, int tcp) {
@@ -345,14 +328,14 @@ static void connection_cb(uv_stream_t* server, int status) {
 ** connection from a process of another user is refused and closed. */
 static int l_listen(lua_State* L) {
   const char* address = luaL_checkstring(L, 1);
-  int tcp = is_tcp(address);
+  int tcp = wr_address_is_tcp(address);
   lconn_t* s;
   int r;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   s = new_conn(L, SERVER_MT, tcp);
   if (tcp) {
     struct sockaddr_storage sa;
-    r = wr__parse_tcp(address, &sa);
+    r = wr_address_parse_tcp(address, &sa);
     if (r == 0) r = uv_tcp_bind(&s->u.tcp, (struct sockaddr*) &sa, 0);
   } else {
     uv_fs_t req;
@@ -376,17 +359,18 @@ static int l_listen(lua_State* L) {
 }
 
 /* server:address() -> "tcp:HOST:PORT" with the port actually bound (for a
-** TCP server bound to port 0), or the socket path. */
+** TCP server bound to port 0), or the socket path | nil, message, code. */
 static int l_server_address(lua_State* L) {
   lconn_t* s = *check_conn(L, SERVER_MT);
   if (s->u.handle.type == UV_TCP) {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
-    char host[64];
-    uv_tcp_getsockname(&s->u.tcp, (struct sockaddr*) &sa, &len);
-    uv_ip4_name((struct sockaddr_in*) &sa, host, sizeof(host));
-    lua_pushfstring(L, "tcp:%s:%d", host,
-                    ntohs(((struct sockaddr_in*) &sa)->sin_port));
+    char address[WR_ADDRESS_TCP_MAX_BYTES];
+    int r = uv_tcp_getsockname(&s->u.tcp, (struct sockaddr*) &sa, &len);
+    if (r == 0) r = wr_address_format((struct sockaddr*) &sa, address,
+                                      sizeof(address));
+    if (r < 0) return wr__lua_push_error(L, r);
+    lua_pushstring(L, address);
   } else {
     char path[1024];
     size_t len = sizeof(path);
@@ -431,7 +415,7 @@ static void connect_cb(uv_connect_t* req, int status) {
 ** fn(nil, conn) once connected, or fn(message) if that failed. */
 static int l_connect(lua_State* L) {
   const char* address = luaL_checkstring(L, 1);
-  int tcp = is_tcp(address);
+  int tcp = wr_address_is_tcp(address);
   uv_connect_t* req;
   lconn_t* c;
   int r = 0;
@@ -442,7 +426,7 @@ static int l_connect(lua_State* L) {
   req->data = c;
   if (tcp) {
     struct sockaddr_storage sa;
-    r = wr__parse_tcp(address, &sa);
+    r = wr_address_parse_tcp(address, &sa);
     if (r == 0)
       r = uv_tcp_connect(req, &c->u.tcp, (struct sockaddr*) &sa, connect_cb);
   } else {
