@@ -7,7 +7,7 @@
 
 #include "auth.h"
 #include "error.h"
-#include "lua_core.h"
+#include "lua_aux.h"
 
 static const char* const role_names[] = { "data", "control", "heartbeat",
                                           NULL };

@@ -2,7 +2,7 @@
 ** Lua binding of the barrier handler (barrier.h). Channels are numbered
 ** from 1 in Lua, as Lua arrays are.
 */
-#include "lua_core.h"
+#include "lua_aux.h"
 #include "barrier.h"
 #include "error.h"
 

@@ -1,49 +1,23 @@
 /*
 ** The `weir.core` Lua module: the engine's C functions as seen from Lua.
-** Linked into the weir executable (package.preload) and built as
-** weir/core.so for plain luajit.
+** This file only opens the module, one binding file after another; the
+** helpers those files share are in lua_aux.c. Linked into the weir
+** executable (package.preload) and built as weir/core.so for plain luajit.
 */
 #include "lua_core.h"
 
-#include "error.h"
+typedef void (*opener_t)(lua_State* L);
 
-int wr__lua_push_error(lua_State* L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, wr_strerror(err));
-  lua_pushstring(L, wr_err_name(err));
-  return 3;
-}
-
-void wr__lua_new_class(lua_State* L, const char* mt,
-                       const luaL_Reg* methods) {
-  luaL_newmetatable(L, mt);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
-void wr__lua_new_gc_class(lua_State* L, const char* mt,
-                          const luaL_Reg* methods, lua_CFunction gc) {
-  wr__lua_new_class(L, mt, methods);
-  luaL_getmetatable(L, mt);
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-}
+static const opener_t openers[] = {
+  wr__lua_open_loop, wr__lua_open_fs, wr__lua_open_keygroup,
+  wr__lua_open_barrier, wr__lua_open_snapshot, wr__lua_open_serialized,
+  wr__lua_open_net, wr__lua_open_process, wr__lua_open_heartbeat,
+  wr__lua_open_auth, wr__lua_open_editline, NULL
+};
 
 int luaopen_weir_core(lua_State* L) {
+  const opener_t* open;
   lua_newtable(L);
-  wr__lua_open_loop(L);
-  wr__lua_open_fs(L);
-  wr__lua_open_keygroup(L);
-  wr__lua_open_barrier(L);
-  wr__lua_open_snapshot(L);
-  wr__lua_open_serialized(L);
-  wr__lua_open_net(L);
-  wr__lua_open_process(L);
-  wr__lua_open_heartbeat(L);
-  wr__lua_open_auth(L);
-  wr__lua_open_editline(L);
+  for (open = openers; *open != NULL; open++) (*open)(L);
   return 1;
 }

@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <editline/readline.h>
 
-#include "lua_core.h"
+#include "lua_aux.h"
 
 #define READER_MT "weir.line_reader"
 #define READ_BYTES 65536  /* bytes asked of one read() on a pipe or file */

@@ -10,7 +10,7 @@
 
 #include <lualib.h>
 
-#include "lua_core.h"
+#include "lua_aux.h"
 #include "fs.h"
 
 static int fs_status(lua_State* L, uv_fs_t* req) {

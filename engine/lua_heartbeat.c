@@ -25,7 +25,7 @@
 #include "address.h"
 #include "auth.h"
 #include "frame.h"
-#include "lua_core.h"
+#include "lua_aux.h"
 
 #define HEARTBEAT_MT "weir.heartbeat"
 

@@ -2,7 +2,7 @@
 ** Lua binding of key groups (keygroup.h). Key-group numbers and subtask
 ** indexes are 0-based, as in the snapshot files.
 */
-#include "lua_core.h"
+#include "lua_aux.h"
 #include "keygroup.h"
 
 static uint32_t check_max_parallelism(lua_State* L, int idx) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "lua_core.h"
+#include "lua_aux.h"
 
 #define TIMER_MT "weir.timer"
 #define IDLE_MT "weir.idle"
@@ -21,26 +21,6 @@ typedef struct {
   } u;
   int fn_ref;   /* registry reference of the Lua callback */
 } lhandle_t;
-
-static lua_State* running_L = NULL;  /* set while core.run() runs */
-static int pending_error_ref = LUA_NOREF;
-
-uv_loop_t* wr__lua_loop(void) { return uv_default_loop(); }
-
-lua_State* wr__lua_state(void) { return running_L; }
-
-void wr__lua_callback(int fn_ref, int nargs) {
-  lua_State* L = running_L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
-  lua_insert(L, -nargs - 1);
-  if (lua_pcall(L, nargs, 0, 0) != 0) {
-    if (pending_error_ref == LUA_NOREF)
-      pending_error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else
-      lua_pop(L, 1);
-    uv_stop(wr__lua_loop());
-  }
-}
 
 static lhandle_t** check_handle(lua_State* L, const char* mt) {
   lhandle_t** box = luaL_checkudata(L, 1, mt);
@@ -131,25 +111,11 @@ static int l_idle_close(lua_State* L) { return handle_close(L, IDLE_MT); }
 
 /* -- Running the loop ----------------------------------------------------- */
 
-/* Runs the loop until no handle or request is active, with L as the state
-** callbacks run on. Returns the registry reference of the first error a
-** callback raised, or LUA_NOREF. */
-static int run_loop(lua_State* L) {
-  lua_State* outer = running_L;
-  int err_ref;
-  running_L = L;
-  uv_run(wr__lua_loop(), UV_RUN_DEFAULT);
-  running_L = outer;
-  err_ref = pending_error_ref;
-  pending_error_ref = LUA_NOREF;
-  return err_ref;
-}
-
 /* core.run() runs the loop until no handle or request is active. Raises
 ** the first error a callback raised (after which the loop is stopped and
 ** the caller must close its handles). */
 static int l_run(lua_State* L) {
-  int err_ref = run_loop(L);
+  int err_ref = wr__lua_run(L, UV_RUN_DEFAULT, NULL);
   if (err_ref == LUA_NOREF) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, err_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
@@ -163,13 +129,8 @@ static int l_run(lua_State* L) {
 ** input) while everything else on the loop goes on; not to be called from
 ** a callback. */
 static int l_run_once(lua_State* L) {
-  lua_State* outer = running_L;
-  int err_ref, alive;
-  running_L = L;
-  alive = uv_run(wr__lua_loop(), UV_RUN_ONCE);
-  running_L = outer;
-  err_ref = pending_error_ref;
-  pending_error_ref = LUA_NOREF;
+  int alive;
+  int err_ref = wr__lua_run(L, UV_RUN_ONCE, &alive);
   if (err_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, err_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
@@ -192,7 +153,8 @@ static int l_cwd(lua_State* L) {
 /* core.drain() runs the loop until pending requests (snapshot writes) have
 ** called back, ignoring their Lua errors: used when a job fails. */
 static int l_drain(lua_State* L) {
-  luaL_unref(L, LUA_REGISTRYINDEX, run_loop(L));
+  int err_ref = wr__lua_run(L, UV_RUN_DEFAULT, NULL);
+  luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
   return 0;
 }
 

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "address.h"
-#include "lua_core.h"
 #include "error.h"
 #include "frame.h"
+#include "lua_aux.h"
 
 #define CONN_MT "weir.conn"
 #define SERVER_MT "weir.server"

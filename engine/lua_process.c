@@ -13,7 +13,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "lua_core.h"
+#include "lua_aux.h"
 
 #define PROCESS_MT "weir.process"
 

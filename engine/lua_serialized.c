@@ -2,7 +2,7 @@
 ** Lua binding of the serialization check (serialized.h): what weir runs on
 ** bytes from a file before string.buffer decodes them.
 */
-#include "lua_core.h"
+#include "lua_aux.h"
 #include "serialized.h"
 
 /* core.serialized_check(bytes [, offset]) -> used_bytes

@@ -4,7 +4,7 @@
 */
 #include <stdlib.h>
 
-#include "lua_core.h"
+#include "lua_aux.h"
 #include "error.h"
 #include "snapshot.h"
 
