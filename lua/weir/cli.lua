@@ -5,7 +5,6 @@
 local checkpoint = require "weir.checkpoint"
 local command_line = require "weir.command_line"
 local errors = require "weir.errors"
-local kinds = require "weir.kinds"
 local pipeline = require "weir.pipeline"
 
 local M = {}
@@ -122,74 +121,16 @@ function M.checkpoints(cmd)
   return 0
 end
 
---- weir inspect SNAPSHOT: the state in a checkpoint, readable.
+--- weir inspect SNAPSHOT: the state in a checkpoint, readable (see
+-- weir.inspect).
 -- @param cmd { snapshot = path, uid = operator or nil, key = key as text
 --   or nil, format = "lua" | "json" }
 -- @return the exit status
 function M.inspect(cmd)
-  local path, opts = cmd.snapshot, cmd
-  if opts.format ~= "lua" and opts.format ~= "json" then
-    return fail("format must be lua or json, not " .. tostring(opts.format))
-  end
-  local snapshot = require "weir.snapshot"
-  local snap, err = snapshot.open(path)
-  if not snap then return fail("cannot inspect " .. err) end
-  -- Whatever goes wrong while listing is one line naming the snapshot.
-  local ok, found = pcall(M.list_state, snap, opts, io.stdout)
-  if not ok then
-    return fail("cannot inspect " .. path .. ": " .. tostring(found))
-  end
-  if opts.uid and not found then
-    return fail("no operator '" .. opts.uid .. "' with state in " .. path)
-  end
+  local ok, err = require("weir.inspect").write(cmd.snapshot, cmd,
+    io.stdout)
+  if not ok then return fail(err) end
   return 0
-end
-
---- Writes the state of an opened snapshot (weir.snapshot.open) to out, as
--- `weir inspect` shows it (opts: uid, key, format "lua" | "json").
--- Returns whether an operator matched opts.uid (or any had state).
--- Raises what reading or encoding the state raises.
-function M.list_state(snap, opts, out)
-  local snapshot = require "weir.snapshot"
-  local json = require("weir.json").encode
-  local found = false
-  for _, op in ipairs(snap:operators()) do
-    if not opts.uid or opts.uid == op.uid then
-      found = true
-      if opts.format == "lua" then
-        out:write(string.format("-- %s (%s), parallelism %d\n", op.uid,
-          op.kind, op.parallelism))
-      end
-      snap:each_subtask(op.uid, function(subtask, state)
-        local own = {}
-        for k, v in pairs(state) do
-          if k ~= "key_groups" then own[k] = v end
-        end
-        if opts.key then return end
-        if opts.format == "lua" then
-          out:write(string.format("subtask %d: %s\n", subtask,
-            snapshot.literal(own)))
-        else
-          out:write(json({ uid = op.uid, subtask = subtask, state = own }),
-            "\n")
-        end
-      end)
-      if kinds.kinds[op.kind] and kinds.is(op.kind, "keyed") then
-        snap:each_key(op.uid, function(k, state, timers)
-          if opts.key and tostring(k) ~= opts.key then return end
-          if opts.format == "lua" then
-            out:write(string.format("[%s] = %s%s\n", snapshot.literal(k),
-              snapshot.literal(state), timers and ("  -- timers "
-              .. snapshot.literal(timers)) or ""))
-          else
-            out:write(json({ uid = op.uid, key = k, state = state,
-              timers = timers }), "\n")
-          end
-        end)
-      end
-    end
-  end
-  return found
 end
 
 -- -- Running jobs ------------------------------------------------------------

@@ -123,17 +123,12 @@ end
 -- Raises when the snapshot cannot be read (damaged, missing).
 function M.inspect(path, opts)
   opts = opts or {}
-  local cmd = { snapshot = path, format = opts.format or "lua" }
+  local shown = { format = opts.format or "lua" }
   for _, k in ipairs({ "uid", "key" }) do
-    if opts[k] ~= nil then cmd[k] = tostring(opts[k]) end
+    if opts[k] ~= nil then shown[k] = tostring(opts[k]) end
   end
-  local errors = require "weir.errors"
-  local warn, message = errors.warn, nil
-  errors.warn = function(msg) message = msg end
-  local ok, status = pcall(require("weir.cli").inspect, cmd)
-  errors.warn = warn
-  if not ok then error(status, 0) end
-  if status ~= 0 then error(message, 0) end
+  local ok, err = require("weir.inspect").write(path, shown, io.stdout)
+  if not ok then error(err, 0) end
 end
 
 return M
