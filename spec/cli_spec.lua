@@ -1,5 +1,5 @@
 local h = require "helpers"
-local pipeline = require "weir.pipeline"
+local options = require "weir.options"
 
 describe("weir (command line)", function()
   it("--help names every command", function()
@@ -13,7 +13,7 @@ describe("weir (command line)", function()
   it("run --help documents a flag for every pipeline option", function()
     local r = h.run_weir({ "run", "--help" })
     assert.are.equal(0, r.status)
-    for name, spec in pairs(pipeline.options) do
+    for name, spec in pairs(options.specs) do
       -- The name is the script's to give; a restart strategy is a table.
       if name ~= "name" and spec[2] ~= "table" then
         local flag = "--" .. name:gsub("_", "-")

@@ -214,13 +214,13 @@ describe("weir.pipeline", function()
     end)
 
     it("checks one option's value for the command line", function()
-      local pipeline = require "weir.pipeline"
-      assert.is_nil(pipeline.check_option("parallelism", 2))
-      assert.is_nil(pipeline.check_option("parallelism", false))
+      local options = require "weir.options"
+      assert.is_nil(options.check("parallelism", 2))
+      assert.is_nil(options.check("parallelism", false))
       assert.are.equal("must be an integer >= 1",
-        pipeline.check_option("parallelism", 0))
+        options.check("parallelism", 0))
       assert.are.equal("must be a number",
-        pipeline.check_option("retain", "3"))
+        options.check("retain", "3"))
     end)
 
     it("rejects an option of the wrong type", function()

@@ -10,7 +10,7 @@
 -- tables below with whether it takes a value. Options take their value
 -- as `--opt value` or `--opt=value`, for every verb.
 local argparse = require "argparse"
-local pipeline = require "weir.pipeline"
+local options = require "weir.options"
 
 local M = {}
 
@@ -118,7 +118,7 @@ local function run_converter(flag, kind)
       value, err = number(flag, text)
       if not value then return nil, err end
     end
-    local problem = pipeline.check_option(key, value)
+    local problem = options.check(key, value)
     if problem then return nil, flag .. " " .. problem end
     return value
   end

@@ -3,6 +3,7 @@
 -- script builds the same graph and derives the same operator uids
 -- ("<kind>-<number>"), which name operator state in snapshots.
 local kinds = require "weir.kinds"
+local options = require "weir.options"
 
 local M = {}
 
@@ -20,134 +21,19 @@ Sink.__index = Sink
 M.sources = kinds.with("source")
 M.stateful = kinds.with("stateful")
 
---- Pipeline options: name -> { default, expected type, description }.
-M.options = {
-  name = { "job", "string", "job name; names its checkpoint directory" },
-  checkpoint_interval = { 1000, "number",
-    "ms between checkpoints; 0 turns checkpoints off" },
-  checkpoint_dir = { "checkpoints", "string",
-    "directory holding <name>/chk-<n> checkpoints" },
-  retain = { 3, "number", "complete checkpoints kept" },
-  retain_on_cancel = { false, "boolean",
-    "keep the complete checkpoints when the job is cancelled" },
-  max_parallelism = { 128, "number", "number of key groups" },
-  mode = { "exactly_once", "string",
-    "exactly_once (aligned barriers) or at_least_once" },
-  restore = { false, "string",
-    "\"latest\" or the path of a checkpoint to restore from" },
-  parallelism = { false, "number",
-    "subtasks per operator (weir run: the number of cores; from Lua: 1)" },
-  allow_non_restored_state = { false, "boolean",
-    "restore even if the snapshot holds state for operators the job lacks" },
-  metrics = { false, "string",
-    "file to append a JSON line of metrics to every second" },
-  transport = { "unix", "string",
-    "channels between workers: unix (domain sockets) or tcp (loopback)" },
-  heartbeat_timeout = { 3000, "number",
-    "ms without a heartbeat after which a worker counts as hung" },
-  checkpoint_timeout = { 600000, "number",
-    "ms after which an incomplete checkpoint is aborted" },
-  tolerable_failed_checkpoints = { 0, "number",
-    "checkpoints that may fail in a row before the job fails" },
-  restart = { false, "table", "restart strategy: weir.fixed_delay{...}, "
-    .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
-  gc_pause = { 400, "number", "% of the heap left after a garbage "
-    .. "collection that starts the next one, while the job runs" },
-}
-
 --- Options set on the command line; they override the script's.
 M.overrides = {}
 
-local function integer(v) return v % 1 == 0 end
-
--- What a valid value of an option is, beyond its type, in the order they
--- are checked: { name, test(value) -> true if valid, what it must be }.
-local RULES = {
-  { "checkpoint_interval", function(v) return v >= 0 end, "must be >= 0 ms" },
-  { "retain", function(v) return v >= 1 and integer(v) end,
-    "must be an integer >= 1" },
-  { "max_parallelism", function(v)
-      return v >= 1 and v <= 32768 and integer(v)
-    end, "must be an integer in 1..32768" },
-  { "parallelism", function(v) return v >= 1 and integer(v) end,
-    "must be an integer >= 1" },
-  { "gc_pause", function(v) return v >= 100 and integer(v) end,
-    "must be an integer >= 100 (%)" },
-  { "transport", function(v) return v == "unix" or v == "tcp" end,
-    "must be \"unix\" or \"tcp\"" },
-  { "mode", function(v)
-      return v == "exactly_once" or v == "at_least_once"
-    end, "must be \"exactly_once\" or \"at_least_once\"" },
-  { "name", function(v) return v:match("^[%w_.-]+$") ~= nil end,
-    "may hold only letters, digits, '_', '.' and '-'" },
-  { "heartbeat_timeout", function(v) return v > 0 end,
-    "must be a number of ms > 0" },
-  { "checkpoint_timeout", function(v) return v > 0 end,
-    "must be a number of ms > 0" },
-  { "tolerable_failed_checkpoints", function(v)
-      return v >= 0 and integer(v)
-    end, "must be an integer >= 0" },
-}
-local rule_of = {}
-for _, rule in ipairs(RULES) do rule_of[rule[1]] = rule end
-
---- Checks one option's value (weir run checks its flags with it too).
--- @param name an option of M.options; value its value
--- @return nil if the value is valid, else what it must be ("must be an
---   integer >= 1"), to follow the option's name in a message
-function M.check_option(name, value)
-  local spec = M.options[name]
-  if value == false and spec[1] == false then return nil end
-  if type(value) ~= spec[2] then return "must be a " .. spec[2] end
-  local rule = rule_of[name]
-  if rule and not rule[2](value) then return rule[3] end
-end
-
-local function check_options(opts)
-  for k, v in pairs(opts) do
-    local spec = M.options[k]
-    if not spec then
-      local names = {}
-      for name in pairs(M.options) do names[#names + 1] = name end
-      table.sort(names)
-      error(string.format("weir.pipeline: unknown option '%s' (known: %s)",
-        tostring(k), table.concat(names, ", ")), 3)
-    end
-    if type(v) ~= spec[2] and v ~= false then
-      error(string.format("weir.pipeline: option '%s' must be a %s, got %s",
-        k, spec[2], type(v)), 3)
-    end
-  end
-  local o = {}
-  for k, spec in pairs(M.options) do
-    if M.overrides[k] ~= nil then o[k] = M.overrides[k]
-    elseif opts[k] ~= nil then o[k] = opts[k]
-    else o[k] = spec[1] end
-  end
-  for _, rule in ipairs(RULES) do
-    local problem = M.check_option(rule[1], o[rule[1]])
-    if problem then
-      error("weir.pipeline: " .. rule[1] .. " " .. problem, 3)
-    end
-  end
-  -- The name is a directory under checkpoint_dir: "." and ".." would put
-  -- checkpoints into checkpoint_dir itself or its parent.
-  if o.name:match("^%.+$") then
-    error("weir.pipeline: name must not be only dots ('" .. o.name
-      .. "' names no directory of its own under checkpoint_dir)", 3)
-  end
-  return o
-end
-
 --- Creates an empty pipeline.
--- @param opts table of options (see M.options); command-line flags override
+-- @param opts table of options (see weir.options); command-line flags
+--   (M.overrides) override them
 -- @return Pipeline; raises on unknown or mistyped options
 function M.pipeline(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("weir.pipeline: expected a table of options", 2)
   end
-  return setmetatable({ options = check_options(opts or {}), nodes = {} },
-                      Pipeline)
+  return setmetatable({ options = options.resolve(opts or {}, M.overrides),
+                        nodes = {} }, Pipeline)
 end
 
 -- Where the script called a builder method (level 3 from here). A file
@@ -167,6 +53,11 @@ local function check_fn(method, fn, i)
   end
 end
 
+--- Adds an operator node of kind to the graph, consuming the nodes in
+-- inputs; the builder methods below call it. fields are the node's own
+-- (its functions, options), kept in the node table itself.
+-- @return the node: fields plus id, kind, uid ("<kind>-<id>"), inputs,
+--   consumers and defined_at (the script's file:line)
 function Pipeline:add(kind, inputs, fields)
   local node = fields or {}
   node.id = #self.nodes + 1
