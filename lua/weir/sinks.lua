@@ -21,6 +21,62 @@ local function check(node, ok, err)
   return ok
 end
 
+-- -- write_lines: the part files of a subtask -----------------------------
+
+-- The file of subtask j's sequence number s in a state ("committed",
+-- "pending", "inprogress").
+local function part_path(dir, j, s, state)
+  if state == "committed" then return dir .. "/part-" .. j .. "-" .. s end
+  return dir .. "/.part-" .. j .. "-" .. s .. "." .. state
+end
+
+-- Subtask j's files in dir: { seq = { committed = bool, pending = bool,
+-- inprogress = bool } }.
+local function scan_parts(node, dir, j)
+  local names = check(node, core.scandir(dir))
+  local files = {}
+  local pat = "^(%.?)part%-" .. j .. "%-(%d+)%.?(%a*)$"
+  for _, name in ipairs(names) do
+    local dot, s, state = name:match(pat)
+    if s and (dot == "") == (state == "") then
+      s = tonumber(s)
+      files[s] = files[s] or {}
+      files[s][dot == "" and "committed" or state] = true
+    end
+  end
+  return files
+end
+
+local function commit_part(node, dir, j, s)
+  check(node, core.rename(part_path(dir, j, s, "pending"),
+    part_path(dir, j, s, "committed")))
+end
+
+-- Settles old subtask j's files as its snapshot says: below next_seq
+-- committed, from it on discarded.
+local function recover_parts(node, dir, j, next_seq)
+  local files = scan_parts(node, dir, j)
+  for s = 0, next_seq - 1 do
+    local st = files[s] or {}
+    if st.pending then
+      commit_part(node, dir, j, s)
+    elseif not st.committed then
+      fail(node, "output file %s of the restored checkpoint is missing; "
+        .. "cannot restore exactly once",
+        part_path(dir, j, s, "committed"))
+    end
+  end
+  for s, st in pairs(files) do
+    if s >= next_seq then
+      for state in pairs(st) do
+        core.unlink(part_path(dir, j, s, state))
+      end
+    elseif st.inprogress then
+      core.unlink(part_path(dir, j, s, "inprogress"))
+    end
+  end
+end
+
 --- write_lines: exactly-once by two-phase commit.
 -- Record files are written as .part-<subtask>-<seq>.inprogress; the
 -- pre-commit at a barrier fsyncs and renames the file to
@@ -36,79 +92,31 @@ function M.write_lines(node, emit, env)
   local restored = nil   -- old subtasks' states this subtask recovers
   local inst = {}
 
-  -- The file of subtask j's sequence number s in a state ("committed",
-  -- "pending", "inprogress").
-  local function path(j, s, state)
-    if state == "committed" then return dir .. "/part-" .. j .. "-" .. s end
-    return dir .. "/.part-" .. j .. "-" .. s .. "." .. state
-  end
-
-  -- Subtask j's files in dir: { seq = { committed = bool, pending = bool,
-  -- inprogress = bool } }.
-  local function scan(j)
-    local names = check(node, core.scandir(dir))
-    local files = {}
-    local pat = "^(%.?)part%-" .. j .. "%-(%d+)%.?(%a*)$"
-    for _, name in ipairs(names) do
-      local dot, s, state = name:match(pat)
-      if s and (dot == "") == (state == "") then
-        s = tonumber(s)
-        files[s] = files[s] or {}
-        files[s][dot == "" and "committed" or state] = true
-      end
-    end
-    return files
-  end
-
-  local function commit(j, s)
-    check(node, core.rename(path(j, s, "pending"), path(j, s, "committed")))
-  end
-
-  -- Settles old subtask j's files as its snapshot says: below next_seq
-  -- committed, from it on discarded.
-  local function recover(j, next_seq)
-    local files = scan(j)
-    for s = 0, next_seq - 1 do
-      local st = files[s] or {}
-      if st.pending then
-        commit(j, s)
-      elseif not st.committed then
-        fail(node, "output file %s of the restored checkpoint is missing; "
-          .. "cannot restore exactly once", path(j, s, "committed"))
-      end
-    end
-    for s, st in pairs(files) do
-      if s >= next_seq then
-        for state in pairs(st) do core.unlink(path(j, s, state)) end
-      elseif st.inprogress then
-        core.unlink(path(j, s, "inprogress"))
-      end
-    end
-  end
-
   function inst.open()
     check(node, fsutil.mkdir_p(dir))
     check(node, fsutil.check_writable(dir))
     if restored then
       local own
       for _, o in ipairs(restored) do
-        recover(o.subtask, o.state.next_seq)
+        recover_parts(node, dir, o.subtask, o.state.next_seq)
         if o.subtask == me then own = o.state.next_seq end
       end
       if not own then
         -- A subtask the snapshot did not have (restored at a higher
         -- parallelism) writes after whatever committed files it finds.
         own = 0
-        for s, st in pairs(scan(me)) do
+        for s, st in pairs(scan_parts(node, dir, me)) do
           if st.committed and s >= own then own = s + 1 end
         end
       end
       seq = own
-      core.fsync_parent(path(me, 0, "committed"))
+      core.fsync_parent(part_path(dir, me, 0, "committed"))
     else
       -- A fresh run replaces what earlier runs of this sink wrote.
-      for s, st in pairs(scan(me)) do
-        for state in pairs(st) do core.unlink(path(me, s, state)) end
+      for s, st in pairs(scan_parts(node, dir, me)) do
+        for state in pairs(st) do
+          core.unlink(part_path(dir, me, s, state))
+        end
       end
     end
   end
@@ -130,7 +138,7 @@ function M.write_lines(node, emit, env)
         fmt and "the format function's result" or "the record", t), 0)
     end
     if not f then
-      fpath = path(me, seq, "inprogress")
+      fpath = part_path(dir, me, seq, "inprogress")
       f = check(node, io.open(fpath, "wb"))
       core.unlocked_file(f)  -- only the loop thread writes it
     end
@@ -142,7 +150,7 @@ function M.write_lines(node, emit, env)
   function inst.snapshot(id)
     if f then
       close_current()
-      check(node, core.rename(fpath, path(me, seq, "pending")))
+      check(node, core.rename(fpath, part_path(dir, me, seq, "pending")))
       failpoint.hit("sink.pre_commit")
       check(node, core.fsync_parent(fpath))
       pending[#pending + 1] = { id = id, seqs = { seq } }
@@ -166,7 +174,7 @@ function M.write_lines(node, emit, env)
     for _, p in ipairs(pending) do
       if p.id <= id then
         for _, s in ipairs(p.seqs) do
-          commit(me, s)
+          commit_part(node, dir, me, s)
           committed = committed + 1
           if committed == 1 then failpoint.hit("sink.mid_commit") end
         end
@@ -176,13 +184,13 @@ function M.write_lines(node, emit, env)
     end
     pending = keep
     if committed > 0 then failpoint.hit("sink.after_commit") end
-    core.fsync_parent(path(me, 0, "committed"))
+    core.fsync_parent(part_path(dir, me, 0, "committed"))
   end
 
   function inst.commit()
     if f then
       close_current()
-      check(node, core.rename(fpath, path(me, seq, "committed")))
+      check(node, core.rename(fpath, part_path(dir, me, seq, "committed")))
       seq = seq + 1
     end
     inst.notify_complete(math.huge)
