@@ -155,8 +155,8 @@ function Pipeline:run()
 end
 
 --- Starts the pipeline in the background of this process and returns a
--- job handle at once (see weir.background.start): for the REPL, or a script that
--- takes savepoints of its own job.
+-- job handle at once (see weir.background.start): for the REPL, or a
+-- script that takes savepoints of its own job.
 function Pipeline:start()
   return require("weir.background").start(self)
 end
