@@ -42,12 +42,19 @@ local function check_aligned_sums(job_dir, n)
     local loaded = assert(checkpoint.load(c.path))
     local s = loaded.states
     -- A sequence's state is the ranges it has left to emit: the sum of
-    -- what it emitted is that of 1..n less theirs.
+    -- what it emitted is that of 1..n less theirs. A checkpoint taken
+    -- while the source's task waited for room inside a record (under
+    -- backpressure) notes the records its chain already passed on from
+    -- the first one (weir.replay): in these 1:1 chains, that record itself.
     local function emitted_sum(uid)
       local sum = n * (n + 1) / 2
       for _, sub in pairs(s[uid]) do
         for _, r in ipairs(sub.state.ranges) do
           sum = sum - (r[1] + r[2]) * (r[2] - r[1] + 1) / 2
+          if r.skip then
+            assert.are.equal(1, r.skip)
+            sum = sum + r[1]
+          end
         end
       end
       return sum
