@@ -5,7 +5,6 @@
 local checkpoint = require "weir.checkpoint"
 local command_line = require "weir.command_line"
 local errors = require "weir.errors"
-local pipeline = require "weir.pipeline"
 
 local M = {}
 
@@ -59,9 +58,9 @@ function M.run(cmd)
   local ctx
   if cmd.verb == "worker" then
     cmd.worker_context.parallelism = cmd.overrides.parallelism
-    ctx = { worker = cmd.worker_context }
+    ctx = { worker = cmd.worker_context, overrides = cmd.overrides }
   else
-    ctx = { script = script, flags = cmd.flags,
+    ctx = { script = script, flags = cmd.flags, overrides = cmd.overrides,
       script_args = { unpack(cmd.args) },
       default_parallelism = require("weir.core").cpu_count(),
       report = report }
@@ -74,7 +73,6 @@ function M.run(cmd)
     end
     return fail(errors.full_names(err))
   end
-  pipeline.overrides = cmd.overrides
   _G.arg = args
   local ok, rerr = require("weir.launch").with_context(ctx, xpcall, chunk,
     traceback_handler, unpack(args))

@@ -29,11 +29,12 @@ local context = nil
 --- Runs fn(...) with ctx as the launch context; returns what fn returns
 -- and raises what it raises, the context being unset again either way.
 -- @param ctx { script = path, script_args = { ... }, flags = { weir run
---   flags, passed on to workers }, default_parallelism = n, report =
---   fn(stats) (sees every run's statistics) } for `weir run`, or
---   { worker = { coordinator = socket, coordinator_pid, worker = index,
---   workers = count, parallelism = n, run_dir, restore_path } } for
---   `weir worker`
+--   flags, passed on to workers }, overrides = { the pipeline options
+--   those flags set, which override the script's }, default_parallelism
+--   = n, report = fn(stats) (sees every run's statistics) } for `weir
+--   run`, or { worker = { coordinator = socket, coordinator_pid, worker
+--   = index, workers = count, parallelism = n, run_dir, restore_path },
+--   overrides } for `weir worker`
 function M.with_context(ctx, fn, ...)
   local previous = context
   context = ctx

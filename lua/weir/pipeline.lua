@@ -21,19 +21,17 @@ Sink.__index = Sink
 M.sources = kinds.with("source")
 M.stateful = kinds.with("stateful")
 
---- Options set on the command line; they override the script's.
-M.overrides = {}
-
 --- Creates an empty pipeline.
--- @param opts table of options (see weir.options); command-line flags
---   (M.overrides) override them
+-- @param opts table of options (see weir.options); the flags of `weir
+--   run` (the launch context's overrides, see weir.launch) override them
 -- @return Pipeline; raises on unknown or mistyped options
 function M.pipeline(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("weir.pipeline: expected a table of options", 2)
   end
-  return setmetatable({ options = options.resolve(opts or {}, M.overrides),
-                        nodes = {} }, Pipeline)
+  local ctx = require("weir.launch").context()
+  return setmetatable({ options = options.resolve(opts or {},
+    ctx and ctx.overrides or {}), nodes = {} }, Pipeline)
 end
 
 -- Where the script called a builder method (level 3 from here). A file
