@@ -3,7 +3,7 @@
 -- memory bounded and checkpoints keep completing while a record that
 -- fans out into many drains.
 local h = require "helpers"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 
 -- The sum per key fan_out.lua wrote: { [key] = sum } and their total.
 local function sums_of(dir)

@@ -35,7 +35,7 @@ local h = require "helpers"
 -- in the same checkpoint), so no record after barrier n is in snapshot n.
 -- Returns the number of checkpoints checked.
 local function check_aligned_sums(job_dir, n)
-  local checkpoint = require "weir.checkpoint"
+  local checkpoint = require "weir.checkpoint_storage"
   local buffer = require "string.buffer"
   local checked = 0
   for _, c in ipairs(checkpoint.list(job_dir)) do

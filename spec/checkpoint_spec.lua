@@ -2,7 +2,7 @@
 -- are detected, named and skipped rather than restored.
 local h = require "helpers"
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 
 local SCRIPT = "spec/fixtures/running_count.lua"
 

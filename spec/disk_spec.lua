@@ -4,7 +4,7 @@
 -- directory.
 local h = require "helpers"
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 
 local SCRIPT = "spec/fixtures/paced_count.lua"

@@ -149,7 +149,7 @@ describe("checkpoint_timeout", function()
     assert.matches("checkpoint %d+ expired after 100 ms and was aborted", log)
     assert.are.equal(40000, #out)
     -- Only complete checkpoints are left.
-    local checkpoint = require "weir.checkpoint"
+    local checkpoint = require "weir.checkpoint_storage"
     for _, c in ipairs(checkpoint.list(dir .. "/slow")) do
       assert.is_true(c.complete, c.path)
     end

@@ -4,7 +4,7 @@
 local h = require "helpers"
 local weir = require "weir"
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local coordinator = require "weir.coordinator"
 local launch = require "weir.launch"
 local protocol = require "weir.protocol"

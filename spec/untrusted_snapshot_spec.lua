@@ -7,7 +7,7 @@ local buffer = require "string.buffer"
 local ffi = require "ffi"
 local h = require "helpers"
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local weir = require "weir"
 
 -- Memory a weir process may use in these specs (ulimit -v, KiB): far above

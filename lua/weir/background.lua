@@ -3,7 +3,7 @@
 -- or Job:wait() runs the loop, and its handle reports its status, takes
 -- savepoints and cancels it. One background job at a time.
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 local errors = require "weir.errors"
 local launch = require "weir.launch"

@@ -2,7 +2,7 @@
 -- has parsed its arguments. main(argv) returns the process exit status;
 -- errors are one line on stderr, prefixed "weir: " (usage errors "weir
 -- VERB: ", with a hint where to find help).
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local command_line = require "weir.command_line"
 local errors = require "weir.errors"
 

@@ -15,7 +15,7 @@
 -- the connection stays open until the job's process is gone, so a client
 -- can wait for the job to end.
 local buffer = require "string.buffer"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local core = require "weir.core"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"

@@ -10,7 +10,7 @@
 -- trigger(id, final), complete(id), commit() and stop(); it reports back
 -- through ack(task_id, id, files) and task_ended(task_id).
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
@@ -63,7 +63,7 @@ end
 -- from its manifest: on a restart after a failure, the newest of this
 -- run's lineage (see lineage_point); otherwise as options.restore says,
 -- "latest" (the newest intact checkpoint of any run) or a path. Returns
--- it, loaded with its state (see weir.checkpoint.load) unless without_state
+-- it, loaded with its state (see weir.checkpoint_storage.load) unless without_state
 -- (workers load their own), or nil when there is nothing to restore.
 -- Raises when a path given cannot be restored or does not fit the job.
 function Coordinator:restore_point(without_state)

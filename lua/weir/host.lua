@@ -210,7 +210,7 @@ function Host:connect_inputs(task)
 end
 
 --- Hands each operator of this host its state from a loaded checkpoint
--- (weir.checkpoint.load); nil restores nothing. Raises when the
+-- (weir.checkpoint_storage.load); nil restores nothing. Raises when the
 -- checkpoint holds state for an operator that keeps none.
 function Host:restore(loaded)
   if not loaded then return end

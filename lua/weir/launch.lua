@@ -10,7 +10,7 @@
 -- as the script runs (M.with_context); a pipeline run from plain LuaJIT,
 -- the REPL or a spec has none.
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"

@@ -18,7 +18,7 @@
 -- `emit(record, ts)` passes a record downstream, env.emit_watermark(w,
 -- status) a watermark. Wrappers keep the record in a local named `record`
 -- so weir.errors can show it when user code fails.
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local core = require "weir.core"
 local errors = require "weir.errors"
 local State = require "weir.state"

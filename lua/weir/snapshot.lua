@@ -2,7 +2,7 @@
 -- Processor API does): require "weir".snapshot.open(path). Every checksum
 -- is verified when the snapshot is opened; state is then decoded one file
 -- and one key group at a time, so large state is never loaded all at once.
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local key = require "weir.key"
 local core = require "weir.core"
 local state = require "weir.state"

@@ -144,13 +144,13 @@ local function is_set_or_nil(v)
 end
 
 --- Decodes key group kg (bytes of M:snapshot(), already checked by
--- weir.checkpoint) into its flat list { key, state, timers, ptimers, ...,
+-- weir.checkpoint_storage) into its flat list { key, state, timers, ptimers, ...,
 -- n = count }, and checks its shape: every key valid and of key group kg
 -- (of max_parallelism), timers sets or nil.
 -- @return flat | nil, message (what is wrong with the key group)
 -- Decodes bytes under pcall; never compiled: an error that string.buffer
 -- raises on a trace crashes LuaJIT 2.1 releases before 2023, pcall or not
--- (see weir.checkpoint.decode). The checks after it may be compiled.
+-- (see weir.checkpoint_storage.decode). The checks after it may be compiled.
 local function decode(bytes)
   return pcall(buffer.decode, bytes)
 end
@@ -186,7 +186,7 @@ end
 --- Replaces the state with a snapshot's key groups (those of
 -- M:snapshot()); only groups for which owns(kg) is true are decoded.
 -- Raises, naming the file a key group came from (files[kg], see
--- weir.checkpoint.file_of), when it is damaged (see M.decode_group).
+-- weir.checkpoint_storage.file_of), when it is damaged (see M.decode_group).
 function M:restore(groups, owns, files)
   -- Cleared in place: operators hold self.entries as an upvalue.
   for k in pairs(self.entries) do self.entries[k] = nil end

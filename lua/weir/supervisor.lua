@@ -12,7 +12,7 @@
 -- checkpoint of the run's lineage. Attempts are numbered from 0; a
 -- connection of an older attempt is refused.
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local control_mod = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"

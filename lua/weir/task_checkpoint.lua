@@ -11,7 +11,7 @@
 -- Asynchronous barrier snapshotting: Carbone et al. 2015, "Lightweight
 -- Asynchronous Snapshots for Distributed Dataflows".
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
 local replay = require "weir.replay"

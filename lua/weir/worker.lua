@@ -10,7 +10,7 @@
 -- A worker dies with its coordinator: nothing may be written for a job
 -- whose coordinator is gone, and a restarted job must not meet it.
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint"
+local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local handshake = require "weir.handshake"
 local host_mod = require "weir.host"

@@ -1,5 +1,5 @@
 /*
-** Fuzz target: a state file's decoded content (weir.checkpoint.decode_file
+** Fuzz target: a state file's decoded content (weir.checkpoint_storage.decode_file
 ** and weir.state.decode_group), as a restore or `weir inspect` meets it
 ** once the checksums hold: every key group is decoded, several times, so
 ** the JIT (on, as in production) traces the loops around the decoding. It
@@ -9,7 +9,7 @@
 #include "fuzz_lua.h"
 
 static const char target[] =
-  "local checkpoint = require 'weir.checkpoint'\n"
+  "local checkpoint = require 'weir.checkpoint_storage'\n"
   "local state = require 'weir.state'\n"
   "local entry = { uid = 'counts', subtask = 0 }\n"
   "local name = 'chk-1/counts-0.snap'\n"

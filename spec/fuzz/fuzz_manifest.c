@@ -1,5 +1,5 @@
 /*
-** Fuzz target: a checkpoint's manifest (weir.checkpoint.parse_manifest).
+** Fuzz target: a checkpoint's manifest (weir.checkpoint_storage.parse_manifest).
 ** The input is the manifest's content, as its snapshot file holds it
 ** after the checksums: it must be refused with a message naming the file
 ** or accepted, and then every field used has its type.
@@ -7,7 +7,7 @@
 #include "fuzz_lua.h"
 
 static const char target[] =
-  "local checkpoint = require 'weir.checkpoint'\n"
+  "local checkpoint = require 'weir.checkpoint_storage'\n"
   "return function(bytes)\n"
   "  local m, err = checkpoint.parse_manifest(bytes, 'chk-1/_manifest')\n"
   "  if not m then\n"

@@ -1,5 +1,6 @@
---- Checkpoint storage: the layout of <checkpoint_dir>/<job>/chk-<n>/, the
--- manifest, verification, listing and retention.
+--- Checkpoint storage (as Flink's CheckpointStorage): the layout of
+-- <checkpoint_dir>/<job>/chk-<n>/, the manifest, verification, listing
+-- and retention.
 --
 -- A checkpoint exists only once its _manifest has been renamed into place
 -- (written last, durably). The manifest lists every state file with its
