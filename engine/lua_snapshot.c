@@ -8,15 +8,45 @@
 #include "error.h"
 #include "snapshot.h"
 
-/* core.snapshot_write(path, bytes) -> size_bytes, checksum
-**   | nil, message, code. Durable: temp file, fsync, rename, fsync dir. */
+/* Reads content (a string, or a list of strings) at index idx into
+** parts: *parts is one or a malloc'd array the caller frees when it is not
+** one. The strings stay owned by Lua. Raises on anything else. */
+static size_t content_parts(lua_State* L, int idx, wr_snapshot_part_t* one,
+                            wr_snapshot_part_t** parts) {
+  size_t n, i;
+  *parts = one;
+  if (!lua_istable(L, idx)) {
+    one->data = luaL_checklstring(L, idx, &one->len);
+    return 1;
+  }
+  n = lua_objlen(L, idx);
+  *parts = malloc((n ? n : 1) * sizeof(**parts));
+  if (*parts == NULL) luaL_error(L, "out of memory");
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (int) i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      free(*parts);
+      *parts = one;
+      luaL_error(L, "snapshot content: part %d is not a string", (int) i + 1);
+    }
+    (*parts)[i].data = lua_tolstring(L, -1, &(*parts)[i].len);
+    lua_pop(L, 1);  /* the string stays alive in the table */
+  }
+  return n;
+}
+
+/* core.snapshot_write(path, content) -> size_bytes, checksum
+**   | nil, message, code. content: a string, or a list of strings written
+** one after the other (never joined). Durable: temp file, fsync, rename,
+** fsync dir. */
 static int l_snapshot_write(lua_State* L) {
-  size_t len;
   const char* path = luaL_checkstring(L, 1);
-  const char* data = luaL_checklstring(L, 2, &len);
+  wr_snapshot_part_t one, *parts;
+  size_t n = content_parts(L, 2, &one, &parts);
   uint64_t size_bytes;
   uint32_t checksum;
-  int r = wr_snapshot_write(path, data, len, &size_bytes, &checksum);
+  int r = wr_snapshot_write_parts(path, parts, n, &size_bytes, &checksum);
+  if (parts != &one) free(parts);
   if (r < 0) return wr__lua_push_error(L, r);
   lua_pushnumber(L, (lua_Number) size_bytes);
   lua_pushnumber(L, (lua_Number) checksum);
@@ -76,28 +106,12 @@ static void write_cb(wr_snapshot_write_t* req, int status) {
 ** the list must not change meanwhile. */
 static int l_snapshot_write_async(lua_State* L) {
   const char* path = luaL_checkstring(L, 1);
-  wr_snapshot_part_t one, *parts = &one;
-  size_t n = 1, i;
+  wr_snapshot_part_t one, *parts;
+  size_t n;
   lwrite_t* w;
   int r;
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  if (lua_istable(L, 2)) {
-    n = lua_objlen(L, 2);
-    parts = malloc((n ? n : 1) * sizeof(*parts));
-    if (parts == NULL) return luaL_error(L, "out of memory");
-    for (i = 0; i < n; i++) {
-      lua_rawgeti(L, 2, (int) i + 1);
-      if (!lua_isstring(L, -1) || lua_type(L, -1) != LUA_TSTRING) {
-        free(parts);
-        return luaL_error(L, "snapshot_write_async: part %d is not a string",
-                          (int) i + 1);
-      }
-      parts[i].data = lua_tolstring(L, -1, &parts[i].len);
-      lua_pop(L, 1);  /* the string stays alive in the table */
-    }
-  } else {
-    one.data = luaL_checklstring(L, 2, &one.len);
-  }
+  n = content_parts(L, 2, &one, &parts);
   w = malloc(sizeof(*w));
   if (w == NULL) {
     if (parts != &one) free(parts);

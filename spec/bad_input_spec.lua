@@ -190,16 +190,21 @@ p:run()
         local path = state_script(name, value)
         local input = dir .. "/state-input.txt"
         h.repeat_file(h.shakespeare, input, 1)
-        -- In this process: a failing checkpoint fails for good at once.
-        local r = run("--parallelism", "1", path, input)
-        assert.are.equal(1, r.status)
-        assert.matches("^weir: checkpoint %d+ failed: process %(" .. path:gsub(
-          "%p", "%%%0") .. ":5%) cannot serialize the state of key 1: "
-          .. "state%.handlers%.on_line is a " .. kind .. " %(", r.stderr)
-        -- The failed checkpoint was not published.
-        local id = tonumber(r.stderr:match("checkpoint (%d+) failed"))
-        local ck = dir .. "/ck/" .. name
-        assert.is_nil(io.open(ck .. "/chk-" .. id .. "/_manifest"))
+        -- In this process: a failing checkpoint fails for good at once,
+        -- whether the state is taken here or by a forked process.
+        for _, fork_keys in ipairs({ "-1", "0" }) do
+          local r = run("--parallelism", "1", "--fork-snapshot-keys",
+            fork_keys, path, input)
+          assert.are.equal(1, r.status)
+          assert.matches("^weir: checkpoint %d+ failed: process %("
+            .. path:gsub("%p", "%%%0") .. ":5%) cannot serialize the state "
+            .. "of key 1: state%.handlers%.on_line is a " .. kind .. " %(",
+            r.stderr)
+          -- The failed checkpoint was not published.
+          local id = tonumber(r.stderr:match("checkpoint (%d+) failed"))
+          local ck = dir .. "/ck/" .. name
+          assert.is_nil(io.open(ck .. "/chk-" .. id .. "/_manifest"))
+        end
       end)
     end
   end)

@@ -196,7 +196,8 @@ describe("weir.pipeline", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
-        .. "checkpoint_timeout, gc_pause, heartbeat_timeout, max_parallelism, "
+        .. "checkpoint_timeout, fork_snapshot_keys, gc_pause, "
+        .. "heartbeat_timeout, max_parallelism, "
         .. "metrics, mode, name, parallelism, restart, restore, retain, "
         .. "retain_on_cancel, tolerable_failed_checkpoints, transport)")
     end)

@@ -18,10 +18,13 @@ describe("recovery after kill -9", function()
     h.assert_exactly_once(out, reference, total)
   end
 
-  local function args(case, files)
-    return { "run", "--restore", "latest", "--checkpoint-interval", "50",
-      "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT,
-      files or input, dir .. "/" .. case .. "/out" }
+  local function args(case, files, flags)
+    local a = { "run", "--restore", "latest", "--checkpoint-interval", "50",
+      "--checkpoint-dir", dir .. "/" .. case .. "/ck" }
+    for _, f in ipairs(flags or {}) do a[#a + 1] = f end
+    a[#a + 1], a[#a + 2], a[#a + 3] = SCRIPT, files or input,
+      dir .. "/" .. case .. "/out"
+    return a
   end
 
   local function newest(case)
@@ -31,17 +34,17 @@ describe("recovery after kill -9", function()
 
   -- Runs the job, waiting in each run for `moment` and then killing it,
   -- once per entry of moments; then restores until the job finishes.
-  local function kill_at(case, moments, files)
+  local function kill_at(case, moments, files, flags)
     for _, moment in ipairs(moments) do
       local before = newest(case)
-      local proc = h.spawn_weir(args(case, files))
+      local proc = h.spawn_weir(args(case, files, flags))
       moment(proc, case, before)
       h.kill(proc, "KILL")
       local r = h.wait_exit(proc)
       assert.are.equal(137, r.status, "the job ended before the kill: "
         .. tostring(r.stderr))
     end
-    local r = h.run_weir(args(case, files))
+    local r = h.run_weir(args(case, files, flags))
     assert.are.equal(0, r.status, r.stderr)
     return r
   end
@@ -86,6 +89,18 @@ describe("recovery after kill -9", function()
     assert.matches("restored from .*/chk%-%d+", r.stderr)
     assert_exactly_once(dir .. "/second/out")
   end)
+
+  for _, parallelism in ipairs({ "1", "2" }) do
+    it("restores keyed state that forked processes wrote, after kills, at "
+      .. "parallelism " .. parallelism, function()
+      local case = "forked-" .. parallelism
+      local flags = { "--fork-snapshot-keys", "0", "--parallelism",
+        parallelism }
+      kill_at(case, { after_checkpoints(2), after_checkpoints(3) }, nil,
+        flags)
+      assert_exactly_once(dir .. "/" .. case .. "/out")
+    end)
+  end
 
   it("restores after three kills, two of them in restored runs", function()
     kill_at("thrice", { after_checkpoints(1), after_checkpoints(3),

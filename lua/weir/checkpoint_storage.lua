@@ -94,6 +94,8 @@ local function manifest_error(m)
     or field("id", is_count(m.id), "a checkpoint id")
     or field("time_ms", type(m.time_ms) == "number", "a time in ms")
     or field("duration_ms", type(m.duration_ms) == "number", "a duration in ms")
+    or field("sync_ms", m.sync_ms == nil or type(m.sync_ms) == "number"
+      and m.sync_ms >= 0, "a duration in ms or absent")
     or field("final", type(m.final) == "boolean", "true or false")
     or field("max_parallelism", is_count(m.max_parallelism)
       and m.max_parallelism >= 1, "a count of key groups")

@@ -63,6 +63,10 @@ local RUN_OPTIONS = {
   { "--gc-pause", "number", "PERCENT", nil, "start a garbage collection "
     .. "cycle when the heap is PERCENT of what the last one left (LuaJIT's "
     .. "setpause; default: 400)" },
+  { "--fork-snapshot-keys", "number", "N", nil, "keyed operators with N "
+    .. "keys or more take checkpoints in a forked copy-on-write process, "
+    .. "so records flow on while their state is written (0: always; -1: "
+    .. "never; default: 10000)" },
 }
 
 -- The options only `weir worker` takes: the coordinator passes them.

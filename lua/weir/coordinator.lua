@@ -265,11 +265,13 @@ function Coordinator:fail(message)
   error(message, 0)
 end
 
---- A task acknowledged checkpoint id with the files it wrote.
-function Coordinator:ack(task_id, id, files)
+--- A task acknowledged checkpoint id with the files it wrote; sync_ms
+-- (optional) is how long its synchronous part held its records up.
+function Coordinator:ack(task_id, id, files, sync_ms)
   local pending = self.pending
   if not pending or pending.id ~= id or pending.acked[task_id] then return end
   pending.acked[task_id] = true
+  if sync_ms then pending.sync_ms = math.max(pending.sync_ms or 0, sync_ms) end
   pending.acks = pending.acks + 1
   for _, f in ipairs(files) do pending.files[#pending.files + 1] = f end
   if pending.acks < self.total then return end
@@ -289,6 +291,7 @@ function Coordinator:ack(task_id, id, files)
   checkpoint.write_manifest_async(pending.path, {
     job = self.job.name, id = id, time_ms = core.time_ms(),
     duration_ms = core.monotonic_ms() - pending.start_ms,
+    sync_ms = pending.sync_ms,
     final = pending.final or false,
     max_parallelism = self.options.max_parallelism, mode = self.options.mode,
     operators = operators, files = pending.files,

@@ -157,6 +157,9 @@ function M.keyed(node, env, init, on_timer)
     return { key_groups = state:snapshot(), finished = inst.finished,
              watermark = inst.current }
   end
+  -- The snapshot reads only this operator's memory: a forked copy of the
+  -- process may take it (see weir.task_checkpoint).
+  inst.fork_safe = true
   -- Restored at any parallelism: the key groups this subtask owns, from
   -- whichever old subtask had them; the lowest old watermark.
   function inst.restore(olds)

@@ -38,6 +38,9 @@ M.specs = {
     .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
   gc_pause = { 400, "number", "% of the heap left after a garbage "
     .. "collection that starts the next one, while the job runs" },
+  fork_snapshot_keys = { 10000, "number", "keys from which a keyed "
+    .. "operator's checkpoint is serialized and written by a forked "
+    .. "copy-on-write process while the job goes on (0: always; -1: never)" },
 }
 
 local function integer(v) return v % 1 == 0 end
@@ -66,6 +69,8 @@ local RULES = {
     "must be a number of ms > 0" },
   { "checkpoint_timeout", function(v) return v > 0 end,
     "must be a number of ms > 0" },
+  { "fork_snapshot_keys", function(v) return v >= -1 and integer(v) end,
+    "must be an integer >= -1" },
   { "tolerable_failed_checkpoints", function(v)
       return v >= 0 and integer(v)
     end, "must be an integer >= 0" },

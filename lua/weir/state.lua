@@ -14,9 +14,11 @@ M.__index = M
 --- Creates an empty keyed state.
 -- @param max_parallelism number of key groups
 -- @param init function() -> initial state of a new key (may return nil)
+-- @return the state; its field count is the number of keys it holds
 function M.new(max_parallelism, init)
   return setmetatable({ max_parallelism = max_parallelism, init = init,
-                        entries = {}, groups = {} }, M)
+                        entries = {}, groups = {}, count = 0,
+                        compact_next = 0 }, M)
 end
 
 --- Returns the entry of key k, creating it on first sight; raises a user
@@ -38,6 +40,7 @@ function M:entry(k)
   if not kg then errors.raise_invalid_key(k, why) end
   local e = { key = k, kg = kg, state = self.init and self.init() }
   self.entries[canon] = e
+  self.count = self.count + 1
   local g = self.groups[kg]
   if not g then
     g = {}
@@ -58,16 +61,32 @@ end
 -- timers (a window operator's keys once their windows are purged). Done
 -- at checkpoints rather than as keys empty, so that a key that comes back
 -- soon keeps its entry.
-function M:compact()
-  for kg, g in pairs(self.groups) do
-    for canon, e in pairs(g) do
-      if is_empty(e) then
-        g[canon] = nil
-        self.entries[canon] = nil
-      end
+local function compact_group(self, kg, g)
+  for canon, e in pairs(g) do
+    if is_empty(e) then
+      g[canon] = nil
+      self.entries[canon] = nil
+      self.count = self.count - 1
     end
-    if next(g) == nil then self.groups[kg] = nil end
   end
+  if next(g) == nil then self.groups[kg] = nil end
+end
+
+function M:compact()
+  for kg, g in pairs(self.groups) do compact_group(self, kg, g) end
+end
+
+--- Compacts (see M:compact) the next n key groups in turn, so that every
+-- group is compacted once per max_parallelism / n calls: for a snapshot
+-- taken elsewhere (a forked process) that cannot compact this state.
+function M:compact_some(n)
+  local kg = self.compact_next
+  for _ = 1, math.min(n, self.max_parallelism) do
+    local g = self.groups[kg]
+    if g then compact_group(self, kg, g) end
+    kg = (kg + 1) % self.max_parallelism
+  end
+  self.compact_next = kg
 end
 
 --- Calls fn(entry) for every entry, key groups in ascending order.
@@ -191,6 +210,7 @@ function M:restore(groups, owns, files)
   -- Cleared in place: operators hold self.entries as an upvalue.
   for k in pairs(self.entries) do self.entries[k] = nil end
   for k in pairs(self.groups) do self.groups[k] = nil end
+  self.count = 0
   for kg, bytes in pairs(groups) do
     if not owns or owns(kg) then
       local flat, err = M.decode_group(bytes, kg, self.max_parallelism)

@@ -160,7 +160,7 @@ function Supervisor:on_message(wk, bytes)
       coord:start()
     end
   elseif t == "ack" then
-    coord:ack(msg.task, msg.id, msg.files)
+    coord:ack(msg.task, msg.id, msg.files, msg.sync_ms)
   elseif t == "decline" then
     coord:decline(msg.id, msg.reason)
   elseif t == "ended" then

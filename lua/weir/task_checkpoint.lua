@@ -10,6 +10,7 @@
 --
 -- Asynchronous barrier snapshotting: Carbone et al. 2015, "Lightweight
 -- Asynchronous Snapshots for Distributed Dataflows".
+local buffer = require "string.buffer"
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
@@ -19,6 +20,10 @@ local replay = require "weir.replay"
 local M = {}
 
 local guard = errors.guard
+
+-- Key groups compacted per forked checkpoint of an operator: the forked
+-- process compacts its copy only, so this one compacts its own in turn.
+local FORK_COMPACT_GROUPS = 4
 
 local Checkpoints = {}
 Checkpoints.__index = Checkpoints
@@ -66,49 +71,135 @@ local function snapshot_error(node, id, err)
   error(err, 0)
 end
 
+-- The state file name of node (subtask of task) for checkpoint id has
+-- landed (werr nil: durable, size_bytes and checksum as the manifest lists
+-- them) or failed (werr, a message): on_written(file) gets the file's
+-- manifest entry, a failure (a full disk) declines the checkpoint.
+function Checkpoints:file_written(task, node, id, path, name, werr,
+    size_bytes, checksum, on_written)
+  local host = self.host
+  self:write_ended()
+  if not werr then werr = failpoint.hit("checkpoint.state_file") end
+  -- A stopped host's checkpoints no longer matter; a file that lands
+  -- after its checkpoint was aborted is removed with it.
+  if host.stopped then return end
+  if self.aborted[id] then
+    if not werr then self:remove_landed(path, { name }) end
+    return
+  end
+  if werr then
+    return host.coord:decline(id, string.format("cannot write %s/%s: %s",
+      path, name, werr))
+  end
+  local landed = self.landed[id] or {}
+  self.landed[id] = landed
+  landed[#landed + 1] = name
+  on_written({ name = name, uid = node.uid, subtask = task.subtask,
+    size_bytes = size_bytes, checksum = checksum })
+end
+
+local function file_name(task, node)
+  return node.uid .. "-" .. task.subtask .. ".snap"
+end
+
 -- Writes the state of node (subtask of task) for checkpoint id into its
 -- directory path on the thread pool; on_written(file) runs once it is
--- durable, with the file's entry for the manifest. A write that fails
--- (a full disk) declines the checkpoint.
+-- durable (see file_written). Returns false when the write could not
+-- start (the checkpoint is declined).
 function Checkpoints:write_state(task, node, id, path, state, on_written)
-  local host = self.host
-  local name = node.uid .. "-" .. task.subtask .. ".snap"
+  local name = file_name(task, node)
   local bytes = checkpoint.encode_file({ uid = node.uid,
     kind = node.kind, subtask = task.subtask, state = state })
   self.writing = self.writing + 1
   local ok, err = core.snapshot_write_async(path .. "/" .. name, bytes,
     guard(function(werr, size_bytes, checksum)
-      self:write_ended()
-      if not werr then werr = failpoint.hit("checkpoint.state_file") end
-      -- A stopped host's checkpoints no longer matter; a file that
-      -- lands after its checkpoint was aborted is removed with it.
-      if host.stopped then return end
-      if self.aborted[id] then
-        if not werr then self:remove_landed(path, { name }) end
-        return
-      end
-      if werr then
-        return host.coord:decline(id, string.format("cannot write "
-          .. "%s/%s: %s", path, name, werr))
-      end
-      local landed = self.landed[id] or {}
-      self.landed[id] = landed
-      landed[#landed + 1] = name
-      on_written({ name = name, uid = node.uid, subtask = task.subtask,
-        size_bytes = size_bytes, checksum = checksum })
+      self:file_written(task, node, id, path, name, werr, size_bytes,
+        checksum, on_written)
     end))
   if not ok then
     self:write_ended()
-    host.coord:decline(id, string.format("cannot write %s/%s: %s", path,
+    self.host.coord:decline(id, string.format("cannot write %s/%s: %s", path,
       name, err))
     return false
   end
   return true
 end
 
+-- In a forked copy of the process (see core.fork_call): snapshots and
+-- writes the state of nodes of task for checkpoint id into path; returns
+-- the encoded results, per node { size_bytes, checksum } or { err }, or
+-- { unserializable = message } when a state cannot be serialized.
+local function write_in_child(task, nodes, id, path)
+  local out = {}
+  for k, node in ipairs(nodes) do
+    local ok, state = pcall(task.insts[node.id].snapshot, id)
+    if not ok then
+      local _, err = pcall(snapshot_error, node, id, state)
+      return buffer.encode({ unserializable = tostring(errors.is(err)
+        and err.message or err) })
+    end
+    local size, checksum = core.snapshot_write(path .. "/" .. file_name(task,
+      node), checkpoint.encode_file({ uid = node.uid, kind = node.kind,
+      subtask = task.subtask, state = state }))
+    out[k] = size and { size_bytes = size, checksum = checksum }
+      or { err = checksum }
+  end
+  return buffer.encode(out)
+end
+
+-- Decodes what write_in_child returned (bytes of another process).
+local function decode_results(bytes)
+  local ok, v = pcall(buffer.decode, bytes)
+  if ok and type(v) == "table" then return v end
+  return { error = "the forked process handed back results that cannot be "
+    .. "decoded" }
+end
+jit.off(decode_results)
+
+-- Whether node's checkpoint goes to a forked process: its snapshot reads
+-- only its own memory and it holds at least fork_snapshot_keys keys.
+local function forks(inst, min_keys)
+  return inst.fork_safe and min_keys >= 0 and inst.state.count >= min_keys
+end
+
+-- Takes the state of nodes (of task) for checkpoint id in a forked
+-- copy-on-write process that serializes and writes it while this one goes
+-- on (as Redis's BGSAVE); on_written(file) runs per file as for
+-- write_state. Returns false when the fork failed (nothing started).
+function Checkpoints:fork_states(task, nodes, id, path, on_written)
+  for _, node in ipairs(nodes) do
+    task.insts[node.id].state:compact_some(FORK_COMPACT_GROUPS)
+  end
+  local fork_ms = core.fork_call(function()
+    return write_in_child(task, nodes, id, path)
+  end, guard(function(ferr, bytes)
+    local results = ferr and { error = ferr } or decode_results(bytes)
+    if results.unserializable then
+      -- As when the state is taken here: the job fails, naming the
+      -- operator, the key and the value.
+      for _ = 1, #nodes do self:write_ended() end
+      error(errors.new(results.unserializable), 0)
+    end
+    for k, node in ipairs(nodes) do
+      local r = results[k]
+      local werr = results.error or type(r) ~= "table" and "no result"
+        or r.err
+      self:file_written(task, node, id, path, file_name(task, node),
+        werr and tostring(werr), r and r.size_bytes, r and r.checksum,
+        on_written)
+    end
+  end))
+  if not fork_ms then return false end
+  self.writing = self.writing + #nodes
+  self.fork_ms = fork_ms
+  return true
+end
+
 --- Takes checkpoint id of task: runs the synchronous part for every
--- operator of its chain (serialize its state), starts the asynchronous
--- writes and acknowledges to the coordinator once they are durable, then
+-- operator of its chain (serialize its state, or fork a process that
+-- will), starts the asynchronous writes and acknowledges to the
+-- coordinator once they are durable (with the synchronous part's time in
+-- ms), then
 -- forwards the barrier on every output the task's end of input has not
 -- reached. Raises when an operator's state cannot be serialized (the
 -- error names the operator, key and value). Does nothing for a
@@ -117,30 +208,55 @@ function Checkpoints:snapshot_task(task, id)
   if task.acked >= id then return end
   task.acked = id
   local host = self.host
+  local start_ms = core.monotonic_ms()
   local path = checkpoint.path(host.job.job_dir, id)
-  local files, writes, started = {}, 0, false
+  local files, writes, started, sync_ms = {}, 0, false, nil
   local function done()
     if writes == 0 and started and not host.stopped then
-      host.coord:ack(task.id, id, files)
+      host.coord:ack(task.id, id, files, sync_ms)
     end
   end
+  local function written(file)
+    files[#files + 1] = file
+    writes = writes - 1
+    done()
+  end
   local skip = replay.skip(task)
+  local min_keys = host.job.options.fork_snapshot_keys or -1
+  local forked = {}
   for _, node in ipairs(task.chain.nodes) do
     local inst = task.insts[node.id]
-    if inst.snapshot then
+    if inst.snapshot and forks(inst, min_keys) then
+      forked[#forked + 1] = node
+    elseif inst.snapshot then
       local ok, state = pcall(inst.snapshot, id,
         node == task.chain.head and skip or nil)
       if not ok then snapshot_error(node, id, state) end
       writes = writes + 1
       -- A failed write declines; the barrier still goes on below, as
       -- tasks downstream align on it.
-      if not self:write_state(task, node, id, path, state, function(file)
-        files[#files + 1] = file
+      if not self:write_state(task, node, id, path, state, written) then
         writes = writes - 1
-        done()
-      end) then writes = writes - 1 end
+      end
     end
   end
+  if #forked > 0 then
+    writes = writes + #forked
+    if not self:fork_states(task, forked, id, path, written) then
+      -- No fork (out of processes or memory): the state is taken here.
+      writes = writes - #forked
+      for _, node in ipairs(forked) do
+        local ok, state = pcall(task.insts[node.id].snapshot, id)
+        if not ok then snapshot_error(node, id, state) end
+        writes = writes + 1
+        if not self:write_state(task, node, id, path, state, written) then
+          writes = writes - 1
+        end
+      end
+    end
+  end
+  -- The synchronous part ends here: records flow on after the barrier.
+  sync_ms = core.monotonic_ms() - start_ms
   started = true
   done()
   -- Every output the end of input has not reached yet gets the barrier:

@@ -42,8 +42,9 @@ end
 function Worker:coordinator_proxy()
   local host = self.host
   return {
-    ack = function(_, task_id, id, files)
-      self:send("ack", { task = task_id, id = id, files = files })
+    ack = function(_, task_id, id, files, sync_ms)
+      self:send("ack", { task = task_id, id = id, files = files,
+        sync_ms = sync_ms })
     end,
     decline = function(_, id, reason)
       self:send("decline", { id = id, reason = reason })

@@ -16,12 +16,14 @@ extern const wr_test_t wr_auth_tests[];
 extern const wr_test_t wr_serialized_tests[];
 extern const wr_test_t wr_address_tests[];
 extern const wr_test_t wr_heartbeat_tests[];
+extern const wr_test_t wr_fork_tests[];
 
 int main(int argc, char** argv) {
   const wr_test_t* suites[] = { wr_keygroup_tests, wr_barrier_tests,
                                 wr_snapshot_tests, wr_frame_tests,
                                 wr_auth_tests, wr_serialized_tests,
-                                wr_address_tests, wr_heartbeat_tests };
+                                wr_address_tests, wr_heartbeat_tests,
+                                wr_fork_tests };
   int passed = 0, failed = 0;
   size_t s;
   const wr_test_t* t;

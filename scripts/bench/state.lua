@@ -1,0 +1,95 @@
+-- scripts/bench-state's body: the keyed count of state_job.lua at each
+-- number of keys, in one process (parallelism 1), three variants taking
+-- turns RUNS times: checkpoints off (the baseline), a checkpoint every
+-- second taken by a forked copy-on-write process (the default from
+-- fork_snapshot_keys keys), and the same with the state serialized in the
+-- job's own process (--fork-snapshot-keys -1). Reports medians of wall
+-- time, records/s, peak resident memory (GNU time's maximum RSS of the
+-- weir process; a forked process is counted apart by the kernel), and,
+-- from the checkpoints' manifests, the synchronous part (sync_ms: how long
+-- the task held its records up, the fork included) and the whole
+-- checkpoint (duration_ms).
+--   luajit scripts/bench/state.lua RECORDS RUNS KEYS...
+local common = dofile("scripts/bench/common.lua")
+local checkpoint = require "weir.checkpoint_storage"
+local sh = common.runner("bench-state")
+local median = common.median
+
+local records, runs = tonumber(arg[1]), tonumber(arg[2])
+local key_counts = {}
+for i = 3, #arg do key_counts[#key_counts + 1] = tonumber(arg[i]) end
+
+local dir = os.tmpname()
+os.remove(dir)
+sh("mkdir -p " .. dir)
+
+local VARIANTS = {
+  { name = "checkpoints off", flags = "--checkpoint-interval 0" },
+  { name = "every 1 s, forked", flags = "--checkpoint-interval 1000" },
+  { name = "every 1 s, in process",
+    flags = "--checkpoint-interval 1000 --fork-snapshot-keys -1" },
+}
+
+-- Runs variant v once; returns wall s, peak RSS MiB, and the sync_ms and
+-- duration_ms of its checkpoints (all but the final one, which waits for
+-- nothing).
+local function run(v, keys)
+  local ck = dir .. "/ck"
+  sh("rm -rf " .. ck)
+  sh(string.format("/usr/bin/time -f '%%e %%M' -o %s/time build/weir run "
+    .. "--parallelism 1 --checkpoint-dir %s --retain 1000 %s "
+    .. "scripts/bench/state_job.lua %d %d 2>%s/err", dir, ck, v.flags,
+    records, keys, dir))
+  local f = assert(io.open(dir .. "/time"))
+  local wall, rss_kb = f:read("*n", "*n")
+  f:close()
+  local sync, duration = {}, {}
+  for _, c in ipairs(checkpoint.list(ck .. "/bench_state")) do
+    local m = checkpoint.read_manifest(c.path)
+    if m and not m.final then
+      sync[#sync + 1] = m.sync_ms
+      duration[#duration + 1] = m.duration_ms
+    end
+  end
+  return wall, rss_kb / 1024, sync, duration
+end
+
+local function max(t)
+  local m = 0
+  for _, v in ipairs(t) do if v > m then m = v end end
+  return m
+end
+
+print(string.format("%d records, parallelism 1, %d runs per variant, "
+  .. "medians", records, runs))
+print("| keys | variant | s | records/s | x off | peak RSS MiB | "
+  .. "sync_ms median / max | checkpoint ms median |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for _, keys in ipairs(key_counts) do
+  local results = {}
+  for k = 1, #VARIANTS do
+    results[k] = { wall = {}, rss = {}, sync = {}, duration = {} }
+  end
+  for _ = 1, runs do
+    for k, v in ipairs(VARIANTS) do
+      local wall, rss, sync, duration = run(v, keys)
+      local r = results[k]
+      r.wall[#r.wall + 1], r.rss[#r.rss + 1] = wall, rss
+      for _, s in ipairs(sync) do r.sync[#r.sync + 1] = s end
+      for _, d in ipairs(duration) do r.duration[#r.duration + 1] = d end
+    end
+  end
+  local off = median(results[1].wall)
+  for k, v in ipairs(VARIANTS) do
+    local r = results[k]
+    local wall = median(r.wall)
+    local sync = #r.sync > 0 and string.format("%.1f / %.1f",
+      median(r.sync), max(r.sync)) or "-"
+    local duration = #r.duration > 0 and string.format("%.0f",
+      median(r.duration)) or "-"
+    print(string.format("| %d | %s | %.2f | %.2f M | %.2f | %.0f | %s | %s |",
+      keys, v.name, wall, records / wall / 1e6, off / wall,
+      median(r.rss), sync, duration))
+  end
+end
+sh("rm -rf " .. dir)
