@@ -57,17 +57,40 @@ describe("checkpoints", function()
     local ids = h.complete_checkpoints(job_dir)
     r = h.run_weir({ "checkpoints", job_dir })
     assert.are.equal(0, r.status, r.stderr)
+    local header = r.stdout:match("\n([^\n]*)\n")
+    assert.same({ "id", "time", "size_bytes", "full_bytes", "sync_ms",
+      "async_ms", "alignment_ms", "duration_ms" }, (function()
+        local names = {}
+        for name in header:gmatch("%S+") do names[#names + 1] = name end
+        return names
+      end)())
     local listed = {}
-    for id, time, size, ms in r.stdout:gmatch(
-        "chk%-(%d+)%s+(%d+%-%d+%-%d+T[%d:]+Z)%s+(%d+)%s+([%d.]+)") do
+    local number = "%s+([%d.]+)"
+    for id, time, size, full, sync, async, align, ms in r.stdout:gmatch(
+        "chk%-(%d+)%s+(%d+%-%d+%-%d+T[%d:]+Z)" .. number:rep(6)) do
       listed[#listed + 1] = tonumber(id)
-      assert.is_true(tonumber(size) > 0 and tonumber(ms) >= 0, time)
+      assert.is_true(tonumber(size) > 0 and tonumber(full) >= tonumber(size),
+        time)
+      assert.is_true(tonumber(sync) > 0 and tonumber(async) >= 0
+        and tonumber(align) >= 0 and tonumber(ms) > 0, time)
     end
     local expected = {}
     for i = #ids, 1, -1 do expected[#expected + 1] = ids[i] end
     assert.same(expected, listed)
     assert.matches("final", r.stdout:match("[^\n]*chk%-" .. ids[#ids]
       .. "[^\n]*"))
+    -- The same records as JSON, one per line.
+    local js = h.run_weir({ "checkpoints", "--json", job_dir })
+    assert.are.equal(0, js.status, js.stderr)
+    local lines = {}
+    for line in js.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(#ids, #lines)
+    assert.matches('"id":"chk%-' .. ids[#ids] .. '"', lines[1])
+    assert.matches('"marker":"final"', lines[1])
+    for _, field in ipairs({ "sync_ms", "async_ms", "alignment_ms",
+        "full_bytes", "size_bytes", "duration_ms", "time" }) do
+      assert.matches('"' .. field .. '":', lines[2])
+    end
   end)
 
   it("restores the next older checkpoint when a state file is truncated",

@@ -79,6 +79,10 @@ local function is_count(v)
   return type(v) == "number" and v >= 0 and v % 1 == 0 and v < 2^53
 end
 
+local function is_ms_or_nil(v)
+  return v == nil or type(v) == "number" and v >= 0
+end
+
 -- The manifest's fields and their types: what a manifest must hold before
 -- anything in it is used. A manifest is read from a directory anyone may
 -- have written, so a wrong type is refused here, not met later.
@@ -94,8 +98,11 @@ local function manifest_error(m)
     or field("id", is_count(m.id), "a checkpoint id")
     or field("time_ms", type(m.time_ms) == "number", "a time in ms")
     or field("duration_ms", type(m.duration_ms) == "number", "a duration in ms")
-    or field("sync_ms", m.sync_ms == nil or type(m.sync_ms) == "number"
-      and m.sync_ms >= 0, "a duration in ms or absent")
+    or field("sync_ms", is_ms_or_nil(m.sync_ms), "a duration in ms or absent")
+    or field("async_ms", is_ms_or_nil(m.async_ms),
+      "a duration in ms or absent")
+    or field("alignment_ms", is_ms_or_nil(m.alignment_ms),
+      "a duration in ms or absent")
     or field("final", type(m.final) == "boolean", "true or false")
     or field("max_parallelism", is_count(m.max_parallelism)
       and m.max_parallelism >= 1, "a count of key groups")
@@ -502,9 +509,19 @@ function M.next_id(job_dir)
   return newest and newest.id + 1 or 1
 end
 
---- Describes the complete checkpoints of job_dir, newest first:
--- { { id, path, time_ms, size_bytes, duration_ms, final } }; damaged
--- manifests are reported through warn(message).
+--- The fields of a checkpoint record (see M.describe), in order.
+M.RECORD_FIELDS = { "id", "time", "size_bytes", "full_bytes", "sync_ms",
+  "async_ms", "alignment_ms", "duration_ms" }
+
+--- Describes the complete checkpoints of job_dir, newest first, one
+-- checkpoint record each: { id = "chk-<n>", time = ISO 8601 UTC,
+-- size_bytes = bytes it added to storage, full_bytes = bytes of every file
+-- it references (the same while every checkpoint is full), sync_ms and
+-- async_ms = its synchronous part and the writes after it, alignment_ms =
+-- barrier alignment (each the largest over its tasks; 0 when the manifest
+-- predates them), duration_ms = trigger to manifest, marker = "final",
+-- "savepoint" or nil; path, time_ms }. Damaged manifests are reported
+-- through warn(message).
 function M.describe(job_dir, warn)
   local out = {}
   for _, c in ipairs(M.list(job_dir)) do
@@ -512,8 +529,13 @@ function M.describe(job_dir, warn)
       local m, size = M.read_manifest(c.path)
       if m then
         for _, f in ipairs(m.files) do size = size + f.size_bytes end
-        out[#out + 1] = { id = c.id, path = c.path, time_ms = m.time_ms,
-          size_bytes = size, duration_ms = m.duration_ms, final = m.final }
+        out[#out + 1] = { id = "chk-" .. c.id, path = c.path,
+          time_ms = m.time_ms,
+          time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(m.time_ms / 1000)),
+          size_bytes = size, full_bytes = size,
+          sync_ms = m.sync_ms or 0, async_ms = m.async_ms or 0,
+          alignment_ms = m.alignment_ms or 0, duration_ms = m.duration_ms,
+          marker = m.final and "final" or m.savepoint and "savepoint" or nil }
       else
         warn(string.format("checkpoint %s is damaged (%s)", c.path, size))
       end

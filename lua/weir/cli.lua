@@ -105,15 +105,28 @@ function M.checkpoints(cmd)
   if #jobs == 0 then
     return fail("no complete checkpoint in " .. dir)
   end
+  if cmd.json then
+    local json = require "weir.json"
+    for _, j in ipairs(jobs) do
+      for _, c in ipairs(j.list) do
+        local record = { job_dir = j.dir, marker = c.marker }
+        for _, name in ipairs(checkpoint.RECORD_FIELDS) do
+          record[name] = c[name]
+        end
+        io.stdout:write(json.encode(record), "\n")
+      end
+    end
+    return 0
+  end
   for _, j in ipairs(jobs) do
     io.stdout:write(j.dir, "\n")
-    io.stdout:write(string.format("  %-8s %-20s %12s %12s\n", "id", "time",
-      "size_bytes", "duration_ms"))
+    io.stdout:write(string.format("  %-8s %-20s %12s %12s %9s %9s %12s %11s\n",
+      unpack(checkpoint.RECORD_FIELDS)))
     for _, c in ipairs(j.list) do
-      io.stdout:write(string.format("  %-8s %-20s %12d %12.1f%s\n",
-        "chk-" .. c.id, os.date("!%Y-%m-%dT%H:%M:%SZ",
-          math.floor(c.time_ms / 1000)),
-        c.size_bytes, c.duration_ms, c.final and "  final" or ""))
+      io.stdout:write(string.format(
+        "  %-8s %-20s %12d %12d %9.1f %9.1f %12.1f %11.1f%s\n", c.id, c.time,
+        c.size_bytes, c.full_bytes, c.sync_ms, c.async_ms, c.alignment_ms,
+        c.duration_ms, c.marker and "  " .. c.marker or ""))
     end
   end
   return 0

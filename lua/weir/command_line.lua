@@ -206,10 +206,17 @@ local function add_job_verbs(p, state)
   local checkpoints = verb(p, state, "weir checkpoints DIR",
     "list the complete checkpoints in DIR",
     "Lists the complete checkpoints in DIR (a job's directory, or a "
-    .. "checkpoint_dir holding several jobs), newest first: id, time "
-    .. "(UTC), size in bytes, duration in ms.")
+    .. "checkpoint_dir holding several jobs), newest first, one record "
+    .. "each: id, time (UTC), size_bytes (bytes the checkpoint added to "
+    .. "storage), full_bytes (bytes of every file it references), sync_ms "
+    .. "(its synchronous part), async_ms (its writes after that), "
+    .. "alignment_ms (barrier alignment; each the largest over its tasks), "
+    .. "duration_ms (trigger to manifest), and final or savepoint.")
   checkpoints:argument("DIR", "a job's directory or a checkpoint_dir")
     :target("dir")
+  checkpoints:flag("--json", "one JSON object per checkpoint, the same "
+    .. "fields (marker: \"final\", \"savepoint\" or absent; job_dir)")
+    :target("json")
 
   verb(p, state, "weir repl", "an interactive prompt, weir loaded",
     REPL_DESCRIPTION)

@@ -265,13 +265,22 @@ function Coordinator:fail(message)
   error(message, 0)
 end
 
---- A task acknowledged checkpoint id with the files it wrote; sync_ms
--- (optional) is how long its synchronous part held its records up.
-function Coordinator:ack(task_id, id, files, sync_ms)
+-- The timing fields a checkpoint's manifest keeps: the largest over its
+-- tasks.
+local TIMING = { "sync_ms", "async_ms", "alignment_ms" }
+
+--- A task acknowledged checkpoint id with the files it wrote; timing
+-- (optional) is { sync_ms = how long its synchronous part held its
+-- records up, async_ms = how long its writes took after that,
+-- alignment_ms = how long it aligned the barrier }.
+function Coordinator:ack(task_id, id, files, timing)
   local pending = self.pending
   if not pending or pending.id ~= id or pending.acked[task_id] then return end
   pending.acked[task_id] = true
-  if sync_ms then pending.sync_ms = math.max(pending.sync_ms or 0, sync_ms) end
+  for _, name in ipairs(TIMING) do
+    local v = timing and timing[name]
+    if v then pending[name] = math.max(pending[name] or 0, v) end
+  end
   pending.acks = pending.acks + 1
   for _, f in ipairs(files) do pending.files[#pending.files + 1] = f end
   if pending.acks < self.total then return end
@@ -291,7 +300,8 @@ function Coordinator:ack(task_id, id, files, sync_ms)
   checkpoint.write_manifest_async(pending.path, {
     job = self.job.name, id = id, time_ms = core.time_ms(),
     duration_ms = core.monotonic_ms() - pending.start_ms,
-    sync_ms = pending.sync_ms,
+    sync_ms = pending.sync_ms, async_ms = pending.async_ms,
+    alignment_ms = pending.alignment_ms,
     final = pending.final or false,
     max_parallelism = self.options.max_parallelism, mode = self.options.mode,
     operators = operators, files = pending.files,
@@ -325,7 +335,8 @@ function Coordinator:complete(pending)
   local size = 0
   for _, f in ipairs(pending.files) do size = size + f.size_bytes end
   self.last_checkpoint = { id = pending.id, size_bytes = size,
-    duration_ms = core.monotonic_ms() - pending.start_ms }
+    duration_ms = core.monotonic_ms() - pending.start_ms,
+    sync_ms = pending.sync_ms, async_ms = pending.async_ms }
   self.last_completed = pending.id
   self.job.lineage.last = pending.path
   self.checkpoints = self.checkpoints + 1

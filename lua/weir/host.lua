@@ -372,6 +372,7 @@ function Host:take_event(task, i, item)
     task.aligning = item.barrier
     if r == "aligned" or (r == "aborted" and not handler:pending()) then
       task.alignment_ms = handler:last_alignment_ms()
+      task.alignment_id = item.barrier
       self.checkpoints:snapshot_task(task, item.barrier)
     end
   elseif item.watermark then

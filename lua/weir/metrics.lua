@@ -65,8 +65,10 @@ function Reporter:tick(checkpoint)
     io.stderr:write(string.format("\r\27[Kweir: %s  %.0f records/s from "
       .. "sources  backpressure %.0f%%  %s", self.name, source_rate,
       backpressure * 100, checkpoint and string.format("last checkpoint "
-      .. "chk-%d (%.0f ms, %d bytes)", checkpoint.id, checkpoint.duration_ms,
-      checkpoint.size_bytes) or "no checkpoint yet"))
+      .. "chk-%d (%.0f ms: sync %.0f, async %.0f; %d bytes)", checkpoint.id,
+      checkpoint.duration_ms, checkpoint.sync_ms or 0,
+      checkpoint.async_ms or 0, checkpoint.size_bytes)
+      or "no checkpoint yet"))
   end
 end
 

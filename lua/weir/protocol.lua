@@ -17,7 +17,7 @@
 --   coordinator -> worker  start      every worker is ready: sources run
 --   coordinator -> worker  trigger    checkpoint id (final: the last one)
 --   worker -> coordinator  ack        a task's files for checkpoint id,
---                                     and its synchronous part's ms
+--                                     and its timing (ms)
 --   worker -> coordinator  decline    checkpoint id cannot complete
 --   coordinator -> worker  complete   checkpoint id is published
 --   coordinator -> worker  abort      checkpoint id was abandoned
@@ -46,7 +46,8 @@ M.MESSAGES = {
   trigger = { from = "coordinator", fields = { id = "number",
     final = "boolean?" } },
   ack = { from = "worker", fields = { task = "number", id = "number",
-    files = "table", sync_ms = "number?" } },
+    files = "table", sync_ms = "number?", async_ms = "number?",
+    alignment_ms = "number?" } },
   decline = { from = "worker", fields = { id = "number",
     reason = "string" } },
   complete = { from = "coordinator", fields = { id = "number" } },

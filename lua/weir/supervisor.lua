@@ -160,7 +160,8 @@ function Supervisor:on_message(wk, bytes)
       coord:start()
     end
   elseif t == "ack" then
-    coord:ack(msg.task, msg.id, msg.files, msg.sync_ms)
+    coord:ack(msg.task, msg.id, msg.files, { sync_ms = msg.sync_ms,
+      async_ms = msg.async_ms, alignment_ms = msg.alignment_ms })
   elseif t == "decline" then
     coord:decline(msg.id, msg.reason)
   elseif t == "ended" then

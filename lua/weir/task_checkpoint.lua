@@ -198,8 +198,9 @@ end
 --- Takes checkpoint id of task: runs the synchronous part for every
 -- operator of its chain (serialize its state, or fork a process that
 -- will), starts the asynchronous writes and acknowledges to the
--- coordinator once they are durable (with the synchronous part's time in
--- ms), then
+-- coordinator once they are durable (with timing: { sync_ms, async_ms,
+-- alignment_ms }, the synchronous part, the writes after it and the
+-- barrier alignment before it), then
 -- forwards the barrier on every output the task's end of input has not
 -- reached. Raises when an operator's state cannot be serialized (the
 -- error names the operator, key and value). Does nothing for a
@@ -210,10 +211,13 @@ function Checkpoints:snapshot_task(task, id)
   local host = self.host
   local start_ms = core.monotonic_ms()
   local path = checkpoint.path(host.job.job_dir, id)
-  local files, writes, started, sync_ms = {}, 0, false, nil
+  local files, writes, started, sync_end = {}, 0, false, nil
+  local timing = { alignment_ms = task.alignment_id == id
+    and task.alignment_ms or 0 }
   local function done()
     if writes == 0 and started and not host.stopped then
-      host.coord:ack(task.id, id, files, sync_ms)
+      timing.async_ms = core.monotonic_ms() - sync_end
+      host.coord:ack(task.id, id, files, timing)
     end
   end
   local function written(file)
@@ -256,7 +260,8 @@ function Checkpoints:snapshot_task(task, id)
     end
   end
   -- The synchronous part ends here: records flow on after the barrier.
-  sync_ms = core.monotonic_ms() - start_ms
+  sync_end = core.monotonic_ms()
+  timing.sync_ms = sync_end - start_ms
   started = true
   done()
   -- Every output the end of input has not reached yet gets the barrier:

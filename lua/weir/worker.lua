@@ -42,9 +42,10 @@ end
 function Worker:coordinator_proxy()
   local host = self.host
   return {
-    ack = function(_, task_id, id, files, sync_ms)
+    ack = function(_, task_id, id, files, timing)
       self:send("ack", { task = task_id, id = id, files = files,
-        sync_ms = sync_ms })
+        sync_ms = timing.sync_ms, async_ms = timing.async_ms,
+        alignment_ms = timing.alignment_ms })
     end,
     decline = function(_, id, reason)
       self:send("decline", { id = id, reason = reason })
