@@ -57,7 +57,10 @@ function M.new(job, worker, workers)
   local host = setmetatable({ job = job, options = job.options,
     plan = job.plan, worker = worker, workers = workers, tasks = {},
     sinks = {}, periodic = {}, channels = {}, ended = 0,
-    stats = { late_records = 0 } }, Host)
+    stats = { late_records = 0 },
+    -- Wall-clock ms at the start of this step: the processing time state
+    -- time-to-live counts in (read per record without a call).
+    clock = { now = core.time_ms() } }, Host)
   host.checkpoints = task_checkpoint.new(host)
   return host
 end
@@ -130,7 +133,7 @@ function Host:build_node(task, node, is_head, prefix)
   local env = { max_parallelism = self.options.max_parallelism,
     subtask = task.subtask, parallelism = task.chain.parallelism,
     emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
-    now_ms = core.monotonic_ms, wall_ms = core.time_ms }
+    now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock }
   local emit = fan_out(targets)
   if is_head and prefix then
     emit = replay.source_emit(task, emit)
@@ -472,6 +475,7 @@ end
 --- One turn of the loop: periodic work (timers), then a step of every
 -- task that has not ended (or waits for room while its end goes out).
 function Host:step()
+  self.clock.now = core.time_ms()
   if #self.periodic > 0 then
     local now = core.monotonic_ms()
     for _, inst in ipairs(self.periodic) do inst.periodic(now) end

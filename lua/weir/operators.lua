@@ -184,12 +184,40 @@ function M.keyed(node, env, init, on_timer)
   return inst, state, timers
 end
 
+-- The entry of key in state, with time-to-live (node.ttl_ms, see
+-- Stream:ttl): a key whose state was not written for ttl_ms is met
+-- with fresh state and marked written now; every RECORDS_PER_SWEEP
+-- records one key group is swept for expired keys. Without a ttl, the
+-- plain lookup.
+local RECORDS_PER_SWEEP = 1024
+local function entry_of(node, env, state)
+  local entries, ttl = state.entries, node.ttl_ms
+  if not ttl then
+    return function(key) return entries[key] or state:entry(key) end
+  end
+  local clock, init, records = env.clock, state.init, 0
+  return function(key)
+    local e = entries[key] or state:entry(key)
+    local now, written = clock.now, e.written
+    if written and now - written >= ttl then
+      e.state = init and init()
+    end
+    e.written = now
+    records = records + 1
+    if records >= RECORDS_PER_SWEEP then
+      records = 0
+      state:expire_some(now, ttl, 1)
+    end
+    return e
+  end
+end
+
 function M.reduce(node, emit, env)
   local fn = register(node.fn, node)
   local inst, state = M.keyed(node, env)
-  local entries = state.entries
+  local entry = entry_of(node, env, state)
   inst.push = register(function(record, ts, key)
-    local e = entries[key] or state:entry(key)
+    local e = entry(key)
     local acc = e.state
     if acc == nil then acc = record else acc = fn(acc, record) end
     e.state = acc
@@ -219,7 +247,7 @@ local function keyed_process(node, emit, env, fns)
   local inst, state, timers = M.keyed(node, env,
     function() return {} end, fire)
   local ptimers = Timers.new("ptimers")
-  local entries = state.entries
+  local entry = entry_of(node, env, state)
   function ctx.emit(_, v) emit(v, ctx.timestamp) end
   function ctx.timer(_, t)
     if not on_timer then
@@ -253,7 +281,7 @@ local function keyed_process(node, emit, env, fns)
   for i, user_fn in ipairs(fns) do
     local fn = register(user_fn, node)
     pushes[i] = register(function(record, ts, key)
-      local e = entries[key] or state:entry(key)
+      local e = entry(key)
       current_entry = e
       ctx.key, ctx.state, ctx.timestamp = e.key, e.state, ts
       fn(ctx, record)

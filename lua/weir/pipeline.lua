@@ -179,6 +179,31 @@ function Stream:uid(name)
 end
 Sink.uid = Stream.uid
 
+-- The keyed operators whose state may have a time-to-live (windows and
+-- joins drop theirs as windows close).
+local TTL_KINDS = { reduce = true, process = true, co_process = true }
+
+--- Gives this keyed operator's state a time-to-live (Flink's
+-- StateTtlConfig, on create and write, never returning expired state): a
+-- key whose state was not written for ms milliseconds of processing time
+-- (the wall clock) is met with fresh state, as if new, and is forgotten in
+-- the background with its state (unless it has timers, which stay). A
+-- record for a key counts as a write. After a restore, a key's time
+-- counts from the restore. Returns the stream.
+-- Raises on a ms that is not a number > 0, or an operator other than
+-- reduce, process and connect(...):process.
+function Stream:ttl(ms)
+  if type(ms) ~= "number" or not (ms > 0) then
+    error("ttl: expected a time in ms > 0", 2)
+  end
+  if not TTL_KINDS[self.node.kind] then
+    error("ttl: " .. self.node.kind .. " keeps no state with a time-to-live "
+      .. "(only reduce, process and connect(...):process do)", 2)
+  end
+  self.node.ttl_ms = ms
+  return self
+end
+
 --- Sets this operator's parallelism (subtasks), overriding the
 -- pipeline's.
 function Stream:parallelism(n)

@@ -76,6 +76,33 @@ function M:compact()
   for kg, g in pairs(self.groups) do compact_group(self, kg, g) end
 end
 
+--- Drops the state of every key of the next n key groups (in turn, as
+-- compact_some) not written for ttl_ms or more at now (wall-clock ms):
+-- its state is forgotten and the key with it unless it has timers. A key
+-- restored from a snapshot counts as written at the first sweep after.
+-- @return the number of keys whose state was dropped
+function M:expire_some(now, ttl_ms, n)
+  local kg, dropped = self.expire_next or 0, 0
+  for _ = 1, math.min(n, self.max_parallelism) do
+    local g = self.groups[kg]
+    if g then
+      for _, e in pairs(g) do
+        local t = e.written
+        if not t then
+          e.written = now
+        elseif now - t >= ttl_ms then
+          e.state, e.written = self.init and self.init(), nil
+          dropped = dropped + 1
+        end
+      end
+      compact_group(self, kg, g)
+    end
+    kg = (kg + 1) % self.max_parallelism
+  end
+  self.expire_next = kg
+  return dropped
+end
+
 --- Compacts (see M:compact) the next n key groups in turn, so that every
 -- group is compacted once per max_parallelism / n calls: for a snapshot
 -- taken elsewhere (a forked process) that cannot compact this state.
