@@ -44,7 +44,7 @@ describe("a keyed operator's checkpoint in a forked process", function()
   -- Counts per key of 1..n into `keys` keys, checkpointing every 5 ms,
   -- with fork_snapshot_keys = fork_keys; returns the job's statistics and
   -- how many times the process forked.
-  local function run(n, keys, fork_keys)
+  local function run(n, keys, fork_keys, fail_forks)
     local p = weir.pipeline { name = "forked", checkpoint_dir = dir,
       checkpoint_interval = 5, retain = 1000, fork_snapshot_keys = fork_keys }
     p:sequence(1, n):uid("numbers")
@@ -60,6 +60,7 @@ describe("a keyed operator's checkpoint in a forked process", function()
     local forks, fork_call = 0, core.fork_call
     core.fork_call = function(...)
       forks = forks + 1
+      if fail_forks then return nil, "resource temporarily unavailable" end
       return fork_call(...)
     end
     local ok, stats = pcall(p.run, p)
@@ -89,6 +90,20 @@ describe("a keyed operator's checkpoint in a forked process", function()
     local n = 200000
     local stats, forks = run(n, 500, 0)
     assert.is_true(stats.checkpoints >= 3, stats.checkpoints .. " checkpoints")
+    assert.is_true(forks >= stats.checkpoints)
+    local checkpoint = require "weir.checkpoint_storage"
+    for _, c in ipairs(checkpoint.list(dir .. "/forked")) do
+      if c.complete then
+        local sum, emitted = counted(c.path, n)
+        assert.are.equal(emitted, sum, c.path)
+      end
+    end
+  end)
+
+  it("is taken in the process itself when the fork fails", function()
+    local n = 100000
+    local stats, forks = run(n, 500, 0, true)
+    assert.is_true(stats.checkpoints >= 2, stats.checkpoints .. " checkpoints")
     assert.is_true(forks >= stats.checkpoints)
     local checkpoint = require "weir.checkpoint_storage"
     for _, c in ipairs(checkpoint.list(dir .. "/forked")) do

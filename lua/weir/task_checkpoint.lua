@@ -182,16 +182,15 @@ function Checkpoints:fork_states(task, nodes, id, path, on_written)
     end
     for k, node in ipairs(nodes) do
       local r = results[k]
-      local werr = results.error or type(r) ~= "table" and "no result"
-        or r.err
-      self:file_written(task, node, id, path, file_name(task, node),
-        werr and tostring(werr), r and r.size_bytes, r and r.checksum,
-        on_written)
+      local werr = results.error or (type(r) ~= "table"
+        or type(r.size_bytes) ~= "number" or type(r.checksum) ~= "number")
+        and tostring(type(r) == "table" and r.err or "no result")
+      self:file_written(task, node, id, path, file_name(task, node), werr,
+        not werr and r.size_bytes, not werr and r.checksum, on_written)
     end
   end))
   if not fork_ms then return false end
   self.writing = self.writing + #nodes
-  self.fork_ms = fork_ms
   return true
 end
 
@@ -225,14 +224,29 @@ function Checkpoints:snapshot_task(task, id)
     writes = writes - 1
     done()
   end
-  local skip = replay.skip(task)
+  -- Large keyed states go to a forked process first; the rest (and
+  -- those, if the fork failed: out of processes or memory) are taken
+  -- here, before any record moves on, so both see the same moment.
   local min_keys = host.job.options.fork_snapshot_keys or -1
-  local forked = {}
+  local forked, in_child = {}, {}
   for _, node in ipairs(task.chain.nodes) do
     local inst = task.insts[node.id]
     if inst.snapshot and forks(inst, min_keys) then
       forked[#forked + 1] = node
-    elseif inst.snapshot then
+    end
+  end
+  if #forked > 0 then
+    writes = writes + #forked
+    if self:fork_states(task, forked, id, path, written) then
+      for _, node in ipairs(forked) do in_child[node] = true end
+    else
+      writes = writes - #forked
+    end
+  end
+  local skip = replay.skip(task)
+  for _, node in ipairs(task.chain.nodes) do
+    local inst = task.insts[node.id]
+    if inst.snapshot and not in_child[node] then
       local ok, state = pcall(inst.snapshot, id,
         node == task.chain.head and skip or nil)
       if not ok then snapshot_error(node, id, state) end
@@ -241,21 +255,6 @@ function Checkpoints:snapshot_task(task, id)
       -- tasks downstream align on it.
       if not self:write_state(task, node, id, path, state, written) then
         writes = writes - 1
-      end
-    end
-  end
-  if #forked > 0 then
-    writes = writes + #forked
-    if not self:fork_states(task, forked, id, path, written) then
-      -- No fork (out of processes or memory): the state is taken here.
-      writes = writes - #forked
-      for _, node in ipairs(forked) do
-        local ok, state = pcall(task.insts[node.id].snapshot, id)
-        if not ok then snapshot_error(node, id, state) end
-        writes = writes + 1
-        if not self:write_state(task, node, id, path, state, written) then
-          writes = writes - 1
-        end
       end
     end
   end
