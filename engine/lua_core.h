@@ -24,5 +24,6 @@ void wr__lua_open_heartbeat(lua_State* L);
 void wr__lua_open_auth(lua_State* L);
 void wr__lua_open_editline(lua_State* L);
 void wr__lua_open_fork(lua_State* L);
+void wr__lua_open_rocksdb(lua_State* L);
 
 #endif
