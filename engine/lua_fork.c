@@ -68,8 +68,9 @@ static void fork_done(wr_fork_t* req) {
 ** Forks this process. The child, a copy-on-write image of this process at
 ** the call, runs fn() (no event loop, no other thread, the garbage
 ** collector stopped: fn must neither use the loop nor exit the process
-** itself) and exits; fn returns a string. Later, on the loop: cb(nil, that string), or cb(message) when fn
-** raised (its message) or the child died first. fork_ms is the time this
+** itself) and exits; fn returns a string. Later, on the loop:
+** cb(nil, that string), or cb(message) when fn raised (its message) or
+** the child died first. fork_ms is the time this
 ** process spent in fork() (ms). The child dies with this process. */
 static int l_fork_call(lua_State* L) {
   lfork_t* f;

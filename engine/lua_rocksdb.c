@@ -36,6 +36,14 @@ static int push_failure(lua_State* L, char* err) {
   return 2;
 }
 
+/* Pushes true, or nil and err's message (freed) when err is set; returns
+** how many values it pushed. */
+static int push_done(lua_State* L, char* err) {
+  if (err != NULL) return push_failure(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static void close_db(ldb_t* d) {
   int i;
   if (d->db == NULL) return;
@@ -151,9 +159,7 @@ static int l_put(lua_State* L) {
   const char* v = luaL_checklstring(L, 4, &vlen);
   char* err = NULL;
   rocksdb_put_cf(d->db, d->write, cf, k, klen, v, vlen, &err);
-  if (err != NULL) return push_failure(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_done(L, err);
 }
 
 /* db:get(cf, key) -> value | nil (absent) | nil, message */
@@ -182,9 +188,7 @@ static int l_delete(lua_State* L) {
   const char* k = luaL_checklstring(L, 3, &klen);
   char* err = NULL;
   rocksdb_delete_cf(d->db, d->write, cf, k, klen, &err);
-  if (err != NULL) return push_failure(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_done(L, err);
 }
 
 /* db:write(ops) -> true | nil, message
@@ -226,9 +230,7 @@ static int l_write(lua_State* L) {
   }
   rocksdb_write(d->db, d->write, batch, &err);
   rocksdb_writebatch_destroy(batch);
-  if (err != NULL) return push_failure(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_done(L, err);
 }
 
 /* db:scan(cf, from, to [, limit]) -> { key1, value1, key2, value2, ... }
@@ -280,9 +282,7 @@ static int l_checkpoint(lua_State* L) {
   if (err != NULL) return push_failure(L, err);
   rocksdb_checkpoint_create(cp, dir, 0, &err);
   rocksdb_checkpoint_object_destroy(cp);
-  if (err != NULL) return push_failure(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_done(L, err);
 }
 
 /* db:close(): closes the database (also when collected). */
@@ -299,9 +299,7 @@ static int l_rocksdb_destroy(lua_State* L) {
   char* err = NULL;
   rocksdb_destroy_db(options, path, &err);
   rocksdb_options_destroy(options);
-  if (err != NULL) return push_failure(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_done(L, err);
 }
 
 static const luaL_Reg db_methods[] = {

@@ -171,7 +171,9 @@ end)
 describe("weir.protocol", function()
   it("refuses to build a message with a missing or mistyped field",
     function()
-    assert.has_error(function() protocol.encode("ack", { task = 1, id = 2 }) end)
+    assert.has_error(function()
+      protocol.encode("ack", { task = 1, id = 2 })
+    end)
     assert.has_error(function() protocol.encode("nonesuch") end)
     local _, bad = protocol.decode(require("string.buffer").encode(
       { t = "trigger", id = "7" }), "coordinator")
@@ -189,7 +191,9 @@ describe("weir.coordinator with fake hosts", function()
   local function fake_host(log)
     local host = {}
     for _, m in ipairs({ "trigger", "complete", "commit", "abort", "stop" }) do
-      host[m] = function(_, id) log[#log + 1] = m .. (id and (" " .. id) or "") end
+      host[m] = function(_, id)
+        log[#log + 1] = m .. (id and (" " .. id) or "")
+      end
     end
     return host
   end

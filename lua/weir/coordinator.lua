@@ -63,8 +63,8 @@ end
 -- from its manifest: on a restart after a failure, the newest of this
 -- run's lineage (see lineage_point); otherwise as options.restore says,
 -- "latest" (the newest intact checkpoint of any run) or a path. Returns
--- it, loaded with its state (see weir.checkpoint_storage.load) unless without_state
--- (workers load their own), or nil when there is nothing to restore.
+-- it, loaded with its state (see weir.checkpoint_storage.load) unless
+-- without_state (workers load their own), or nil when there is nothing to restore.
 -- Raises when a path given cannot be restored or does not fit the job.
 function Coordinator:restore_point(without_state)
   local what = self.options.restore

@@ -85,7 +85,6 @@ local function check(msg, from)
   end
   return nil
 end
-M.check = check
 
 --- Builds message t with fields and encodes it for the wire.
 -- @param t a type of MESSAGES

@@ -17,8 +17,7 @@ M.__index = M
 -- @return the state; its field count is the number of keys it holds
 function M.new(max_parallelism, init)
   return setmetatable({ max_parallelism = max_parallelism, init = init,
-                        entries = {}, groups = {}, count = 0,
-                        compact_next = 0 }, M)
+                        entries = {}, groups = {}, count = 0 }, M)
 end
 
 --- Returns the entry of key k, creating it on first sight; raises a user
@@ -57,10 +56,8 @@ local function is_empty(e)
     and (e.ptimers == nil or next(e.ptimers) == nil)
 end
 
---- Forgets every key whose state is nil or an empty table and that has no
--- timers (a window operator's keys once their windows are purged). Done
--- at checkpoints rather than as keys empty, so that a key that comes back
--- soon keeps its entry.
+-- Forgets the keys of key group kg (table g) whose state is nil or an
+-- empty table and that have no timers, and the group once it is empty.
 local function compact_group(self, kg, g)
   for canon, e in pairs(g) do
     if is_empty(e) then
@@ -72,8 +69,25 @@ local function compact_group(self, kg, g)
   if next(g) == nil then self.groups[kg] = nil end
 end
 
+--- Forgets every key whose state is nil or an empty table and that has no
+-- timers (a window operator's keys once their windows are purged). Done
+-- at checkpoints rather than as keys empty, so that a key that comes back
+-- soon keeps its entry.
 function M:compact()
   for kg, g in pairs(self.groups) do compact_group(self, kg, g) end
+end
+
+-- Calls fn(kg, g) for each of the next n key groups that has keys, in
+-- turn from self[cursor] (a key group index it then advances), so that
+-- calls from different places each go round all groups.
+local function next_groups(self, cursor, n, fn)
+  local kg = self[cursor] or 0
+  for _ = 1, math.min(n, self.max_parallelism) do
+    local g = self.groups[kg]
+    if g then fn(kg, g) end
+    kg = (kg + 1) % self.max_parallelism
+  end
+  self[cursor] = kg
 end
 
 --- Drops the state of every key of the next n key groups (in turn, as
@@ -82,24 +96,19 @@ end
 -- restored from a snapshot counts as written at the first sweep after.
 -- @return the number of keys whose state was dropped
 function M:expire_some(now, ttl_ms, n)
-  local kg, dropped = self.expire_next or 0, 0
-  for _ = 1, math.min(n, self.max_parallelism) do
-    local g = self.groups[kg]
-    if g then
-      for _, e in pairs(g) do
-        local t = e.written
-        if not t then
-          e.written = now
-        elseif now - t >= ttl_ms then
-          e.state, e.written = self.init and self.init(), nil
-          dropped = dropped + 1
-        end
+  local dropped = 0
+  next_groups(self, "expire_next", n, function(kg, g)
+    for _, e in pairs(g) do
+      local t = e.written
+      if not t then
+        e.written = now
+      elseif now - t >= ttl_ms then
+        e.state, e.written = self.init and self.init(), nil
+        dropped = dropped + 1
       end
-      compact_group(self, kg, g)
     end
-    kg = (kg + 1) % self.max_parallelism
-  end
-  self.expire_next = kg
+    compact_group(self, kg, g)
+  end)
   return dropped
 end
 
@@ -107,13 +116,9 @@ end
 -- group is compacted once per max_parallelism / n calls: for a snapshot
 -- taken elsewhere (a forked process) that cannot compact this state.
 function M:compact_some(n)
-  local kg = self.compact_next
-  for _ = 1, math.min(n, self.max_parallelism) do
-    local g = self.groups[kg]
-    if g then compact_group(self, kg, g) end
-    kg = (kg + 1) % self.max_parallelism
-  end
-  self.compact_next = kg
+  next_groups(self, "compact_next", n, function(kg, g)
+    compact_group(self, kg, g)
+  end)
 end
 
 --- Calls fn(entry) for every entry, key groups in ascending order.
@@ -190,8 +195,8 @@ local function is_set_or_nil(v)
 end
 
 --- Decodes key group kg (bytes of M:snapshot(), already checked by
--- weir.checkpoint_storage) into its flat list { key, state, timers, ptimers, ...,
--- n = count }, and checks its shape: every key valid and of key group kg
+-- weir.checkpoint_storage) into its flat list { key, state, timers,
+-- ptimers, ..., n = count }, and checks its shape: every key valid and of key group kg
 -- (of max_parallelism), timers sets or nil.
 -- @return flat | nil, message (what is wrong with the key group)
 -- Decodes bytes under pcall; never compiled: an error that string.buffer

@@ -251,7 +251,9 @@ function Transport:connect(addresses, secret, attempt)
   local w = self.worker
   for j = 0, w - 1 do
     assert(core.connect(addresses[j + 1], guard(function(cerr, conn)
-      if cerr then error("cannot connect to worker " .. j .. ": " .. cerr, 0) end
+      if cerr then
+        error("cannot connect to worker " .. j .. ": " .. cerr, 0)
+      end
       handshake.connect(conn, secret, "pointer",
         { role = "data", worker = w, attempt = attempt },
         guard(function() self:add_peer(j, conn) end), self:data_handler(j))

@@ -1,6 +1,6 @@
 /*
-** Fuzz target: a state file's decoded content (weir.checkpoint_storage.decode_file
-** and weir.state.decode_group), as a restore or `weir inspect` meets it
+** Fuzz target: a state file's decoded content
+** (weir.checkpoint_storage.decode_file and weir.state.decode_group), as a restore or `weir inspect` meets it
 ** once the checksums hold: every key group is decoded, several times, so
 ** the JIT (on, as in production) traces the loops around the decoding. It
 ** must end in a value or a message naming the file, never a crash or an

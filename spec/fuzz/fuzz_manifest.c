@@ -1,5 +1,6 @@
 /*
-** Fuzz target: a checkpoint's manifest (weir.checkpoint_storage.parse_manifest).
+** Fuzz target: a checkpoint's manifest
+** (weir.checkpoint_storage.parse_manifest).
 ** The input is the manifest's content, as its snapshot file holds it
 ** after the checksums: it must be refused with a message naming the file
 ** or accepted, and then every field used has its type.
