@@ -102,14 +102,19 @@ local function file_name(task, node)
   return node.uid .. "-" .. task.subtask .. ".snap"
 end
 
+-- The content of node's state file (weir.checkpoint_storage.encode_file).
+local function file_content(task, node, state)
+  return checkpoint.encode_file({ uid = node.uid, kind = node.kind,
+    subtask = task.subtask, state = state })
+end
+
 -- Writes the state of node (subtask of task) for checkpoint id into its
 -- directory path on the thread pool; on_written(file) runs once it is
 -- durable (see file_written). Returns false when the write could not
 -- start (the checkpoint is declined).
 function Checkpoints:write_state(task, node, id, path, state, on_written)
   local name = file_name(task, node)
-  local bytes = checkpoint.encode_file({ uid = node.uid,
-    kind = node.kind, subtask = task.subtask, state = state })
+  local bytes = file_content(task, node, state)
   self.writing = self.writing + 1
   local ok, err = core.snapshot_write_async(path .. "/" .. name, bytes,
     guard(function(werr, size_bytes, checksum)
@@ -139,8 +144,7 @@ local function write_in_child(task, nodes, id, path)
         and err.message or err) })
     end
     local size, checksum = core.snapshot_write(path .. "/" .. file_name(task,
-      node), checkpoint.encode_file({ uid = node.uid, kind = node.kind,
-      subtask = task.subtask, state = state }))
+      node), file_content(task, node, state))
     out[k] = size and { size_bytes = size, checksum = checksum }
       or { err = checksum }
   end
