@@ -97,12 +97,20 @@ function Channel:size() return self.tail - self.head + 1 end
 --   release(), blocked(), records = records written, closed = true once
 --   the end of input went out }
 function M.writer(deliver, blocked, direct)
-  local buf, ts, n, pending_wm
+  -- The batch is set up here, not by calling reset(): a closure that
+  -- LuaJIT compiles while an upvalue it stores into is still open (its
+  -- creator running) omits the write barrier of that store once the
+  -- upvalue is closed, and the collector then frees the live batch
+  -- (LuaJIT issue 1085, fixed after the 2.1 snapshot Debian ships). So
+  -- reset() is never called while M.writer runs, and it stays
+  -- interpreted.
+  local ts, pending_wm = {}, nil
+  local buf, n = { ts = ts }, 0
   local function reset()
     buf, n = { ts = {} }, 0
     ts = buf.ts
   end
-  reset()
+  jit.off(reset)
   local w = { blocked = blocked, records = 0 }
   local function flush()
     buf.n = n
