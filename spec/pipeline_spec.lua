@@ -199,7 +199,8 @@ describe("weir.pipeline", function()
         .. "checkpoint_timeout, fork_snapshot_keys, gc_pause, "
         .. "heartbeat_timeout, max_parallelism, "
         .. "metrics, mode, name, parallelism, restart, restore, retain, "
-        .. "retain_on_cancel, tolerable_failed_checkpoints, transport)")
+        .. "retain_on_cancel, state_backend, state_cache_mb, state_dir, "
+        .. "tolerable_failed_checkpoints, transport)")
     end)
 
     it("rejects a timeout or a tolerance out of range", function()

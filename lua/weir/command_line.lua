@@ -67,6 +67,14 @@ local RUN_OPTIONS = {
     .. "keys or more take checkpoints in a forked copy-on-write process, "
     .. "so records flow on while their state is written (0: always; -1: "
     .. "never; default: 10000)" },
+  { "--state-backend", "string", "heap|rocksdb", { "heap", "rocksdb" },
+    "where keyed state lives: Lua tables (default) or RocksDB on local "
+    .. "disk, for state larger than memory" },
+  { "--state-cache-mb", "number", "MIB", nil, "the rocksdb backend's cache "
+    .. "of decoded keys per process (default: 256)" },
+  { "--state-dir", "string", "DIR", nil, "where the rocksdb backend keeps "
+    .. "its working files (default: /tmp; avoid tmpfs, which holds them in "
+    .. "memory)" },
 }
 
 -- The options only `weir worker` takes: the coordinator passes them.

@@ -21,6 +21,7 @@ local kinds = require "weir.kinds"
 local plan = require "weir.plan"
 local replay = require "weir.replay"
 local router = require "weir.router"
+local state_backend = require "weir.state_backend"
 local task_checkpoint = require "weir.task_checkpoint"
 local operators = require "weir.operators"
 local sources = require "weir.sources"
@@ -62,6 +63,7 @@ function M.new(job, worker, workers)
     -- time-to-live counts in (read per record without a call).
     clock = { now = core.time_ms() } }, Host)
   host.checkpoints = task_checkpoint.new(host)
+  host.state_backend = state_backend.open(job.options)
   return host
 end
 
@@ -133,7 +135,8 @@ function Host:build_node(task, node, is_head, prefix)
   local env = { max_parallelism = self.options.max_parallelism,
     subtask = task.subtask, parallelism = task.chain.parallelism,
     emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
-    now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock }
+    now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock,
+    state_backend = self.state_backend }
   local emit = fan_out(targets)
   if is_head and prefix then
     emit = replay.source_emit(task, emit)
@@ -555,13 +558,14 @@ function Host:stop()
   if on_stop then on_stop() end
 end
 
---- Closes every operator's files.
+--- Closes every operator's files and the state backend.
 function Host:close()
   for _, task in ipairs(self.tasks) do
     for _, inst in pairs(task.insts) do
       if inst.close then inst.close() end
     end
   end
+  self.state_backend:close()
 end
 
 return M

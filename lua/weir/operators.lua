@@ -142,7 +142,9 @@ end
 -- already ran (a restored finished operator must not emit its final
 -- results twice). on_timer(e, t) fires an event-time timer.
 function M.keyed(node, env, init, on_timer)
-  local state = State.new(env.max_parallelism, init)
+  local state = env.state_backend
+    and env.state_backend:new_state(node, env, init)
+    or State.new(env.max_parallelism, init)
   local timers = Timers.new("timers")
   local inst = { state = state, timers = timers, current = NO_WATERMARK }
   local emit_watermark = env.emit_watermark
@@ -157,9 +159,9 @@ function M.keyed(node, env, init, on_timer)
     return { key_groups = state:snapshot(), finished = inst.finished,
              watermark = inst.current }
   end
-  -- The snapshot reads only this operator's memory: a forked copy of the
-  -- process may take it (see weir.task_checkpoint).
-  inst.fork_safe = true
+  -- On the heap the snapshot reads only this operator's memory: a forked
+  -- copy of the process may take it (see weir.task_checkpoint).
+  inst.fork_safe = getmetatable(state) == State
   -- Restored at any parallelism: the key groups this subtask owns, from
   -- whichever old subtask had them; the lowest old watermark.
   function inst.restore(olds)
@@ -192,6 +194,12 @@ end
 local RECORDS_PER_SWEEP = 1024
 local function entry_of(node, env, state)
   local entries, ttl = state.entries, node.ttl_ms
+  if state.get and ttl then
+    error(string.format("%s: state time-to-live (:ttl) is not supported "
+      .. "on the rocksdb state backend yet; use the heap backend",
+      errors.describe(node)), 0)
+  end
+  if state.get then return state.get end
   if not ttl then
     return function(key) return entries[key] or state:entry(key) end
   end

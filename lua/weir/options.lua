@@ -41,6 +41,14 @@ M.specs = {
   fork_snapshot_keys = { 10000, "number", "keys from which a keyed "
     .. "operator's checkpoint is serialized and written by a forked "
     .. "copy-on-write process while the job goes on (0: always; -1: never)" },
+  state_backend = { "heap", "string", "where keyed state lives: heap (Lua "
+    .. "tables, fits in memory) or rocksdb (RocksDB on local disk, may be "
+    .. "larger than memory)" },
+  state_cache_mb = { 256, "number", "MiB of decoded keys the rocksdb "
+    .. "state backend caches per process" },
+  state_dir = { false, "string", "directory for the rocksdb state "
+    .. "backend's working files (default: /tmp); a directory of each "
+    .. "process's own is made in it and removed at its end" },
 }
 
 local function integer(v) return v % 1 == 0 end
@@ -71,6 +79,9 @@ local RULES = {
     "must be a number of ms > 0" },
   { "fork_snapshot_keys", function(v) return v >= -1 and integer(v) end,
     "must be an integer >= -1" },
+  { "state_backend", function(v) return v == "heap" or v == "rocksdb" end,
+    "must be \"heap\" or \"rocksdb\"" },
+  { "state_cache_mb", function(v) return v > 0 end, "must be > 0 (MiB)" },
   { "tolerable_failed_checkpoints", function(v)
       return v >= 0 and integer(v)
     end, "must be an integer >= 0" },

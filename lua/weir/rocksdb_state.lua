@@ -1,0 +1,352 @@
+--- Keyed state of one operator's subtask on the RocksDB state backend
+-- (weir.state_backend): every key's entry lives in the operator's column
+-- family of the process's RocksDB database, keyed by the key group (2
+-- bytes, big-endian) and the key's canonical encoding (weir.key), so that
+-- a key-group range is one contiguous range of keys (Flink's layout). The
+-- value is the string.buffer encoding of { key, state, event timers,
+-- processing timers }.
+--
+-- `entries` is a bounded cache of decoded entries, the same shape as
+-- weir.state's, so operators read and change `e.state` as plain Lua
+-- tables. A cached entry is written back when it is evicted and at every
+-- snapshot. Entries with timers stay cached (the timer queues point at
+-- them). Eviction is Corbató's CLOCK: an entry looked up through get()
+-- since the last sweep gets a second chance.
+--
+-- Snapshots are full and in weir.state's format ({ [key_group] = bytes }),
+-- so a checkpoint or savepoint of either backend restores on the other, at
+-- any parallelism.
+local buffer = require "string.buffer"
+local errors = require "weir.errors"
+local key = require "weir.key"
+local State = require "weir.state"
+
+local M = {}
+local RState = {}
+RState.__index = RState
+
+-- Keys scanned per call into RocksDB, and per write batch.
+local SCAN_KEYS = 4096
+-- Bytes an entry costs in the cache beyond its encoded value (its tables
+-- and the cache's slots), for turning state_cache_mb into keys.
+local ENTRY_OVERHEAD_BYTES = 240
+-- Keys a cache holds at least, whatever its budget.
+local MIN_CACHE_KEYS = 64
+
+--- The RocksDB key of key k in key group kg: 2 bytes big-endian, then the
+-- canonical encoding. Returns nil and why when k is not a valid key.
+function M.db_key(kg, k)
+  local enc, why = key.encode(k)
+  if not enc then return nil, why end
+  return string.char(math.floor(kg / 256), kg % 256) .. enc
+end
+
+-- The first RocksDB key of key group kg.
+local function group_prefix(kg)
+  return string.char(math.floor(kg / 256), kg % 256)
+end
+
+-- Decodes a stored value; off trace (see weir.state's decode).
+local function decode(bytes)
+  return pcall(buffer.decode, bytes)
+end
+jit.off(decode)
+
+--- Creates the state of an operator's subtask.
+-- @param db the process's database (core.rocksdb_open)
+-- @param cf its column family for this operator (db:column_family)
+-- @param max_parallelism number of key groups
+-- @param init function() -> initial state of a new key (may be nil)
+-- @param first, last the key groups of the subtask (others may share
+--   the column family: other subtasks of the operator in this process)
+-- @param cache_bytes function() -> the cache's budget in bytes
+-- @param where names the operator in messages
+function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
+    where)
+  local self = setmetatable({ db = db, cf = cf,
+    max_parallelism = max_parallelism, init = init, entries = {},
+    groups = {}, count = 0, first = first, last = last,
+    cache_bytes = cache_bytes, where = where, value_bytes = 64,
+    written = 0, buf = buffer.new() }, RState)
+  self.cache_keys = self:keys_for_budget()
+  local entries = self.entries
+  --- get(k): the entry of k, marked as used (see the module's comment).
+  function self.get(k)
+    local e = entries[k]
+    if e then
+      e.used = true
+      return e
+    end
+    return self:entry(k)
+  end
+  return self
+end
+
+-- The number of keys the cache may hold, from its budget and the mean
+-- size of the values written so far.
+function RState:keys_for_budget()
+  return math.max(MIN_CACHE_KEYS, math.floor(self.cache_bytes()
+    / (self.value_bytes + ENTRY_OVERHEAD_BYTES)))
+end
+
+-- The cache key of k (weir.state's): the value itself for a scalar, "\0"
+-- and the canonical encoding for a composite key. Raises on a bad key.
+local function canon_of(k)
+  if type(k) ~= "table" then return k end
+  local enc, why = key.encode(k)
+  if not enc then errors.raise_invalid_key(k, why) end
+  return "\0" .. enc
+end
+
+-- Whether entry e must stay cached: a timer queue points at it.
+local function pinned(e)
+  return (e.timers ~= nil and next(e.timers) ~= nil)
+    or (e.ptimers ~= nil and next(e.ptimers) ~= nil)
+end
+
+local function is_empty(e)
+  local s = e.state
+  return (s == nil or type(s) == "table" and next(s) == nil)
+    and not pinned(e)
+end
+
+-- Adds the write of entry e to ops (a db:write list): its value, or a
+-- delete when it holds nothing. Raises naming the key and the path when
+-- its state cannot be serialized.
+function RState:put_entry(ops, e)
+  local n = #ops
+  ops[n + 1], ops[n + 2] = self.cf, assert(M.db_key(e.kg, e.key))
+  if is_empty(e) then
+    ops[n + 3] = false
+    return
+  end
+  local buf = self.buf
+  buf:reset()
+  local ok = pcall(buf.encode, buf, { e.key, e.state, e.timers, e.ptimers })
+  if not ok then
+    local path, t = State.find_unserializable(e.state, "state")
+    errors.raise_unserializable(e.key, path or "state", t or "unknown")
+  end
+  local v = buf:get()
+  ops[n + 3] = v
+  self.written = self.written + 1
+  -- A running mean of the value size, for the cache's key budget.
+  self.value_bytes = self.value_bytes + (#v - self.value_bytes)
+    / math.min(self.written, 1000)
+end
+
+function RState:write(ops)
+  if #ops == 0 then return end
+  local ok, err = self.db:write(ops)
+  if not ok then
+    error(string.format("%s: cannot write its state to RocksDB: %s",
+      self.where, tostring(err)), 0)
+  end
+end
+
+-- Forgets cached entry e (canonical cache key canon).
+function RState:uncache(canon, e)
+  self.entries[canon] = nil
+  local g = self.groups[e.kg]
+  g[canon] = nil
+  if next(g) == nil then self.groups[e.kg] = nil end
+  self.count = self.count - 1
+end
+
+-- Evicts about an eighth of the cache: entries neither pinned nor used
+-- since the last sweep (those lose their mark), written back first.
+function RState:evict()
+  local want = math.max(1, math.floor(self.cache_keys / 8))
+  local ops, victims = {}, {}
+  for canon, e in pairs(self.entries) do
+    if #victims >= want then break end
+    if e.used then
+      e.used = nil
+    elseif not pinned(e) then
+      victims[#victims + 1] = canon
+      self:put_entry(ops, e)
+    end
+  end
+  self:write(ops)
+  for _, canon in ipairs(victims) do
+    self:uncache(canon, self.entries[canon])
+  end
+  self.cache_keys = self:keys_for_budget()
+end
+
+-- Caches entry e under canon.
+function RState:cache(canon, e)
+  self.entries[canon] = e
+  self.count = self.count + 1
+  local g = self.groups[e.kg]
+  if not g then
+    g = {}
+    self.groups[e.kg] = g
+  end
+  g[canon] = e
+end
+
+-- The entry decoded from a stored value v, or raises naming the key.
+function RState:decode_entry(kg, v)
+  local ok, t = decode(v)
+  if not ok or type(t) ~= "table" or t[1] == nil then
+    error(string.format("%s: a value in its RocksDB state cannot be "
+      .. "decoded (%s)", self.where, tostring(ok and "not an entry" or t)),
+      0)
+  end
+  return { key = t[1], kg = kg, state = t[2], timers = t[3],
+    ptimers = t[4] }
+end
+
+--- Returns the entry of key k, from the cache, else from RocksDB, else
+-- new (state from init); raises a user error when k is not a valid key.
+-- `entries[k]` is the caller's fast path for cached scalar keys.
+function RState:entry(k)
+  local canon = canon_of(k)
+  local e = self.entries[canon]
+  if e then return e end
+  local kg, why = key.key_group(k, self.max_parallelism)
+  if not kg then errors.raise_invalid_key(k, why) end
+  if self.count >= self.cache_keys then self:evict() end
+  local v, err = self.db:get(self.cf, assert(M.db_key(kg, k)))
+  if v then
+    e = self:decode_entry(kg, v)
+  elseif err then
+    error(string.format("%s: cannot read its state from RocksDB: %s",
+      self.where, tostring(err)), 0)
+  else
+    if type(k) == "table" then
+      local copy = {}
+      for i = 1, #k do copy[i] = k[i] end
+      k = copy
+    end
+    e = { key = k, kg = kg, state = self.init and self.init() }
+  end
+  self:cache(canon, e)
+  return e
+end
+
+--- Writes every cached entry back to RocksDB (they stay cached).
+function RState:flush()
+  local ops = {}
+  for _, e in pairs(self.entries) do
+    self:put_entry(ops, e)
+    if #ops >= 3 * SCAN_KEYS then
+      self:write(ops)
+      ops = {}
+    end
+  end
+  self:write(ops)
+end
+
+--- Forgets every cached key that holds nothing (weir.state's compact);
+-- RocksDB holds no such key (a write-back deletes it).
+function RState:compact()
+  for canon, e in pairs(self.entries) do
+    if is_empty(e) then
+      self.db:delete(self.cf, assert(M.db_key(e.kg, e.key)))
+      self:uncache(canon, e)
+    end
+  end
+end
+
+--- As weir.state's: here the whole cache (it is bounded).
+function RState:compact_some()
+  self:compact()
+end
+
+-- Calls fn(kg, e) for every stored entry of the subtask in key order (key
+-- groups ascending), after writing the cache back; a cached entry is
+-- passed as the cached table itself.
+function RState:scan(fn)
+  self:flush()
+  local from, to = group_prefix(self.first), group_prefix(self.last + 1)
+  while true do
+    local kvs = self.db:scan(self.cf, from, to, SCAN_KEYS)
+    if not kvs then
+      error(self.where .. ": cannot read its state from RocksDB", 0)
+    end
+    for i = 1, #kvs, 2 do
+      local k, v = kvs[i], kvs[i + 1]
+      local kg = k:byte(1) * 256 + k:byte(2)
+      local e = self:decode_entry(kg, v)
+      fn(kg, self.entries[canon_of(e.key)] or e)
+    end
+    if #kvs < 2 * SCAN_KEYS then return end
+    from = kvs[#kvs - 1] .. "\0"
+  end
+end
+
+--- Calls fn(entry) for every key, key groups in ascending order.
+function RState:each(fn)
+  self:scan(function(_, e) fn(e) end)
+end
+
+--- The state's time-to-live is not kept on this backend yet: raises.
+function RState:expire_some()
+  error(self.where .. ": state time-to-live (:ttl) is not supported on "
+    .. "the rocksdb state backend yet; use the heap backend", 0)
+end
+
+--- Serializes the state in weir.state's format: { [key_group] = bytes },
+-- each a string.buffer encoding of { key1, state1, event_timers1,
+-- processing_timers1, key2, ..., n = count }. Raises a user error naming
+-- the key and the path of any value string.buffer cannot carry.
+function RState:snapshot()
+  self:compact()
+  local out, flat, n, at = {}, nil, 0, nil
+  local buf = buffer.new()
+  local function close_group()
+    if flat then
+      flat.n = n
+      out[at] = buf:reset():encode(flat):get()
+    end
+  end
+  self:scan(function(kg, e)
+    if kg ~= at then
+      close_group()
+      flat, n, at = {}, 0, kg
+    end
+    flat[n + 1], flat[n + 2] = e.key, e.state
+    flat[n + 3], flat[n + 4] = e.timers, e.ptimers
+    n = n + 4
+  end)
+  close_group()
+  return out
+end
+
+--- Replaces the state with a snapshot's key groups (weir.state's
+-- format; see weir.state.restore for owns and files): entries with timers
+-- are cached, the rest written to RocksDB.
+function RState:restore(groups, owns, files)
+  for k in pairs(self.entries) do self.entries[k] = nil end
+  for k in pairs(self.groups) do self.groups[k] = nil end
+  self.count = 0
+  -- The database is the host's own, new with it: nothing to clear.
+  local ops = {}
+  for kg, bytes in pairs(groups) do
+    if not owns or owns(kg) then
+      local flat, derr = State.decode_group(bytes, kg, self.max_parallelism)
+      if not flat then
+        error(string.format("%s: damaged state file: %s",
+          files and files[kg] or "a snapshot", derr), 0)
+      end
+      for i = 1, flat.n, 4 do
+        local e = { key = flat[i], kg = kg, state = flat[i + 1],
+          timers = flat[i + 2], ptimers = flat[i + 3] }
+        if pinned(e) then
+          self:cache(canon_of(e.key), e)
+        else
+          self:put_entry(ops, e)
+        end
+      end
+      if #ops >= 3 * SCAN_KEYS then
+        self:write(ops)
+        ops = {}
+      end
+    end
+  end
+  self:write(ops)
+end
+
+return M

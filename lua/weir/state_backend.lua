@@ -1,0 +1,125 @@
+--- State backends (Flink's): where the keyed operators of a process keep
+-- their working state, apart from checkpoint storage (where snapshots go,
+-- weir.checkpoint_storage).
+-- - "heap" (the default): Lua tables in the process (weir.state); large
+--   states are checkpointed by a forked copy-on-write process
+--   (weir.task_checkpoint). State must fit in memory.
+-- - "rocksdb": one RocksDB database per process on local disk, a column
+--   family per operator, a bounded cache of decoded entries in front
+--   (weir.rocksdb_state). State may be larger than memory.
+-- Both take snapshots in one format, so either restores the other's.
+local core = require "weir.core"
+local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
+local rundir = require "weir.rundir"
+local RocksState = require "weir.rocksdb_state"
+local State = require "weir.state"
+
+local M = {}
+
+local Backend = {}
+Backend.__index = Backend
+
+--- Whether backend kind ("heap", "rocksdb") is built into this weir.
+function M.available(kind)
+  return kind == "heap" or (kind == "rocksdb" and core.rocksdb_open ~= nil)
+end
+
+-- The file system type of the mount that holds path, from /proc/mounts,
+-- or nil where it cannot be told.
+local function fs_type(path)
+  local f = io.open("/proc/mounts", "rb")
+  if not f then return nil end
+  local best, best_type = "", nil
+  for line in f:lines() do
+    local mount, t = line:match("^%S+ (%S+) (%S+)")
+    if mount and (path == mount or path:sub(1, #mount + 1) == mount .. "/"
+        or mount == "/") and #mount > #best then
+      best, best_type = mount, t
+    end
+  end
+  f:close()
+  return best_type
+end
+
+local warned_tmpfs = false
+
+--- Opens the state backend of a host.
+-- @param options the job's options: state_backend ("heap" | "rocksdb"),
+--   state_cache_mb (the RocksDB backend's cache per process, MiB),
+--   state_dir (where its working files go: a directory of their own is
+--   made in it, or in /tmp, and removed by close(); one a killed process
+--   left is removed by the next weir that makes one there)
+-- @return the backend: new_state(node, env, init), close(). Raises when
+--   rocksdb is asked for and this weir was built without it, or its
+--   database cannot be opened (the message names the directory).
+function M.open(options)
+  local kind = options.state_backend or "heap"
+  local self = setmetatable({ kind = kind, states = {} }, Backend)
+  if kind == "heap" then return self end
+  if not M.available(kind) then
+    error("state_backend \"rocksdb\": this weir was built without RocksDB "
+      .. "(librocksdb-dev was missing): run scripts/setup to install it "
+      .. "and build again, or use the heap backend", 0)
+  end
+  if options.state_dir then
+    local ok, err = fsutil.mkdir_p(options.state_dir)
+    if not ok then
+      error(string.format("cannot create state_dir %s: %s",
+        options.state_dir, tostring(err)), 0)
+    end
+  end
+  self.dir = rundir.create(options.state_dir or nil)
+  local t = fs_type(self.dir)
+  if t == "tmpfs" and not warned_tmpfs then
+    warned_tmpfs = true
+    errors.warn(string.format("the RocksDB state backend's files are in "
+      .. "%s, on tmpfs, which holds them in memory; give --state-dir a "
+      .. "directory on disk for state larger than memory", self.dir))
+  end
+  local db, err = core.rocksdb_open(self.dir .. "/db")
+  if not db then
+    rundir.remove(self.dir)
+    error(string.format("cannot open the RocksDB state backend in %s: %s",
+      self.dir, tostring(err)), 0)
+  end
+  self.db = db
+  self.cache_bytes = (options.state_cache_mb or 256) * 1048576
+  return self
+end
+
+--- The keyed state of an operator's subtask on this backend.
+-- @param node the operator (its uid names the column family)
+-- @param env the operator's environment (weir.host): max_parallelism,
+--   parallelism, subtask
+-- @param init function() -> initial state of a new key, or nil
+-- @return a weir.state or a weir.rocksdb_state
+function Backend:new_state(node, env, init)
+  if self.kind == "heap" then
+    return State.new(env.max_parallelism, init)
+  end
+  local cf, err = self.db:column_family(node.uid)
+  if not cf then
+    error(string.format("%s: cannot make its RocksDB column family: %s",
+      errors.describe(node), tostring(err)), 0)
+  end
+  local first, last = core.key_group_range(env.max_parallelism,
+    env.parallelism, env.subtask)
+  local states = self.states
+  local state = RocksState.new(self.db, cf, env.max_parallelism, init,
+    first, last, function() return self.cache_bytes / #states end,
+    errors.describe(node))
+  states[#states + 1] = state
+  return state
+end
+
+--- Closes the backend: the RocksDB database and its directory go.
+function Backend:close()
+  if self.db then
+    self.db:close()
+    self.db = nil
+    rundir.remove(self.dir)
+  end
+end
+
+return M

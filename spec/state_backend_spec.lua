@@ -1,0 +1,153 @@
+-- The RocksDB state backend (state_backend = "rocksdb"): the same results
+-- as the heap backend with a cache far smaller than the state, exactly
+-- once after kill -9, and snapshots either backend restores.
+local weir = require "weir"
+local core = require "weir.core"
+local h = require "helpers"
+
+local available = core.rocksdb_open ~= nil
+
+-- Runs the stream build(p) returns on backend with a cache of cache_mb;
+-- returns what it collected, sorted.
+local function run_on(backend, build, cache_mb, parallelism)
+  local p = weir.pipeline { name = "backend", checkpoint_interval = 0,
+    state_backend = backend, state_cache_mb = cache_mb or 0.05,
+    parallelism = parallelism }
+  local out = build(p):collect()
+  p:run()
+  table.sort(out)
+  return out
+end
+
+-- Keyed sums over 5000 keys, every key met four times.
+local function sums(p)
+  return p:sequence(1, 20000)
+    :key_by(function(x) return x % 5000 end)
+    :reduce(function(a, b) return a + b end)
+    :map(function(x) return x end)
+end
+
+-- A count per key emitted by an event-time timer at the end (timers keep
+-- their keys in the cache) and by finish (which meets evicted keys too).
+local function timed_counts(p)
+  return p:sequence(1, 12000)
+    :with_timestamps(function(x) return x end)
+    :key_by(function(x) return "k" .. x % 3000 end)
+    :process(function(ctx, x)
+      ctx.state.n = (ctx.state.n or 0) + 1
+      if x % 2 == 0 then ctx:timer(1e12) end
+    end, {
+      on_timer = function(ctx) ctx:emit("timer " .. ctx.key .. " "
+        .. ctx.state.n) end,
+      finish = function(ctx) ctx:emit("finish " .. ctx.key .. " "
+        .. ctx.state.n) end })
+end
+
+describe("the rocksdb state backend", function()
+  if not available then
+    pending("weir was built without RocksDB (librocksdb-dev): skipped")
+    return
+  end
+
+  it("gives a keyed reduce's results with a cache smaller than its state",
+    function()
+      local heap = run_on("heap", sums)
+      assert.are.equal(20000, #heap)
+      assert.same(heap, run_on("rocksdb", sums))
+    end)
+
+  it("fires timers and runs finish for every key, evicted or not", function()
+    local heap = run_on("heap", timed_counts)
+    assert.are.equal(4500, #heap)
+    assert.same(heap, run_on("rocksdb", timed_counts))
+  end)
+
+  it("counts words as the heap backend does at parallelism 1 and 2, and "
+    .. "leaves no working files", function()
+    local dir = h.tmpdir()
+    for _, parallelism in ipairs({ "1", "2" }) do
+      local out = dir .. "/out-" .. parallelism
+      local r = h.run_weir({ "run", "--parallelism", parallelism,
+        "--state-backend", "rocksdb", "--state-cache-mb", "1",
+        "--state-dir", dir .. "/state", "--checkpoint-interval", "20",
+        "--checkpoint-dir", dir .. "/ck", "examples/wordcount.lua",
+        h.shakespeare, out })
+      assert.are.equal(0, r.status, r.stderr)
+      local lines = h.sh("cat " .. h.quote(out) .. "/* | sort")
+      assert.are.equal(table.concat(h.wordcount_lines(h.shakespeare), "\n")
+        .. "\n", lines)
+      assert.same({}, core.scandir(dir .. "/state"))
+    end
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
+  it("refuses a state time-to-live, naming the operator", function()
+    local p = weir.pipeline { name = "ttl", checkpoint_interval = 0,
+      state_backend = "rocksdb" }
+    p:sequence(1, 3):key_by(tostring)
+      :reduce(function(a, b) return a + b end):uid("sums"):ttl(1000)
+      :collect()
+    local ok, err = pcall(p.run, p)
+    assert.is_false(ok)
+    assert.matches("reduce %(spec/state_backend_spec.lua:%d+%): state "
+      .. "time%-to%-live .* rocksdb", tostring(err))
+  end)
+
+  describe("after kill -9", function()
+    local SCRIPT = "spec/fixtures/running_count.lua"
+    local dir, input, reference, total
+
+    setup(function()
+      dir, input, reference, total = h.running_count_input(3)
+    end)
+
+    teardown(function() h.sh("rm -rf " .. h.quote(dir)) end)
+
+    local function args(case, backend, parallelism)
+      return { "run", "--restore", "latest", "--checkpoint-interval", "50",
+        "--state-backend", backend, "--state-cache-mb", "1",
+        "--parallelism", parallelism,
+        "--checkpoint-dir", dir .. "/" .. case .. "/ck", SCRIPT, input,
+        dir .. "/" .. case .. "/out" }
+    end
+
+    for _, parallelism in ipairs({ "1", "2" }) do
+      it("writes exactly the reference's lines at parallelism "
+        .. parallelism, function()
+        local case = "rocksdb-" .. parallelism
+        local r = h.kill_after_checkpoints(args(case, "rocksdb",
+          parallelism), dir .. "/" .. case .. "/ck/running_count", { 2, 3 })
+        assert.are.equal(0, r.status, r.stderr)
+        h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
+      end)
+    end
+
+    -- Runs the job on backend first[1] at parallelism first[2], kills it
+    -- once two checkpoints completed, and runs it to its end on then[1]
+    -- at then[2], restoring the newest: the output must be exact.
+    local function switch(case, first, then_)
+      local job_dir = dir .. "/" .. case .. "/ck/running_count"
+      local proc = h.spawn_weir(args(case, first[1], first[2]))
+      h.wait_until(function()
+        return #h.complete_checkpoints(job_dir) >= 2
+      end, 30000, "checkpoint 2")
+      h.kill(proc, "KILL")
+      assert.are.equal(137, h.wait_exit(proc).status,
+        "the job ended before the kill")
+      local r = h.run_weir(args(case, then_[1], then_[2]))
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("restored from .*/chk%-%d+", r.stderr)
+      h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
+    end
+
+    it("restores its checkpoint on the heap backend, at another "
+      .. "parallelism", function()
+      switch("to-heap", { "rocksdb", "2" }, { "heap", "1" })
+    end)
+
+    it("restores a heap backend's checkpoint, at another parallelism",
+      function()
+      switch("from-heap", { "heap", "1" }, { "rocksdb", "3" })
+    end)
+  end)
+end)
