@@ -136,7 +136,7 @@ function Host:build_node(task, node, is_head, prefix)
     subtask = task.subtask, parallelism = task.chain.parallelism,
     emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
     now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock,
-    state_backend = self.state_backend }
+    state_backend = self.state_backend, task_id = task.id }
   local emit = fan_out(targets)
   if is_head and prefix then
     emit = replay.source_emit(task, emit)

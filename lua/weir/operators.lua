@@ -199,7 +199,10 @@ local function entry_of(node, env, state)
       .. "on the rocksdb state backend yet; use the heap backend",
       errors.describe(node)), 0)
   end
-  if state.get then return state.get end
+  if state.get then
+    state.tracked = true
+    return state.get
+  end
   if not ttl then
     return function(key) return entries[key] or state:entry(key) end
   end

@@ -74,7 +74,7 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
   function self.get(k)
     local e = entries[k]
     if e then
-      e.used = true
+      e.used, e.dirty = true, true
       return e
     end
     return self:entry(k)
@@ -164,7 +164,7 @@ function RState:evict()
       e.used = nil
     elseif not pinned(e) then
       victims[#victims + 1] = canon
-      self:put_entry(ops, e)
+      if e.dirty or not self.tracked then self:put_entry(ops, e) end
     end
   end
   self:write(ops)
@@ -222,18 +222,26 @@ function RState:entry(k)
     end
     e = { key = k, kg = kg, state = self.init and self.init() }
   end
+  e.dirty = true
   self:cache(canon, e)
   return e
 end
 
---- Writes every cached entry back to RocksDB (they stay cached).
+--- Writes the cached entries that may have changed since the last flush
+-- back to RocksDB (they stay cached): those looked up since, and those
+-- with timers (operators that reach entries without get(), the windows,
+-- change only such). A state whose operator never calls get() writes
+-- them all.
 function RState:flush()
-  local ops = {}
+  local ops, all = {}, not self.tracked
   for _, e in pairs(self.entries) do
-    self:put_entry(ops, e)
-    if #ops >= 3 * SCAN_KEYS then
-      self:write(ops)
-      ops = {}
+    if all or e.dirty or pinned(e) then
+      self:put_entry(ops, e)
+      e.dirty = nil
+      if #ops >= 3 * SCAN_KEYS then
+        self:write(ops)
+        ops = {}
+      end
     end
   end
   self:write(ops)

@@ -46,7 +46,8 @@ local warned_tmpfs = false
 
 --- Opens the state backend of a host.
 -- @param options the job's options: state_backend ("heap" | "rocksdb"),
---   state_cache_mb (the RocksDB backend's cache per process, MiB),
+--   state_cache_mb (the RocksDB backend's cache per process, MiB; a
+--   database per task, a column family per operator),
 --   state_dir (where its working files go: a directory of their own is
 --   made in it, or in /tmp, and removed by close(); one a killed process
 --   left is removed by the next weir that makes one there)
@@ -77,15 +78,30 @@ function M.open(options)
       .. "%s, on tmpfs, which holds them in memory; give --state-dir a "
       .. "directory on disk for state larger than memory", self.dir))
   end
-  local db, err = core.rocksdb_open(self.dir .. "/db")
-  if not db then
-    rundir.remove(self.dir)
-    error(string.format("cannot open the RocksDB state backend in %s: %s",
-      self.dir, tostring(err)), 0)
-  end
-  self.db = db
   self.cache_bytes = (options.state_cache_mb or 256) * 1048576
+  self.tasks = {}
   return self
+end
+
+--- The RocksDB database of task task_id of this host, opened on first
+-- use: { db, dir, dbid (names its files in shared checkpoint storage),
+-- states = { [uid] = state } }. Raises naming the directory when it
+-- cannot be opened.
+function Backend:task_db(task_id)
+  local t = self.tasks[task_id]
+  if t then return t end
+  local dir = string.format("%s/task-%s", self.dir, tostring(task_id))
+  local db, err = core.rocksdb_open(dir)
+  if not db then
+    error(string.format("cannot open the RocksDB state backend in %s: %s",
+      dir, tostring(err)), 0)
+  end
+  local dbid = core.random_bytes(6):gsub(".", function(c)
+    return string.format("%02x", c:byte())
+  end)
+  t = { db = db, dir = dir, dbid = dbid, states = {} }
+  self.tasks[task_id] = t
+  return t
 end
 
 --- The keyed state of an operator's subtask on this backend.
@@ -98,7 +114,8 @@ function Backend:new_state(node, env, init)
   if self.kind == "heap" then
     return State.new(env.max_parallelism, init)
   end
-  local cf, err = self.db:column_family(node.uid)
+  local t = self:task_db(env.task_id)
+  local cf, err = t.db:column_family(node.uid)
   if not cf then
     error(string.format("%s: cannot make its RocksDB column family: %s",
       errors.describe(node), tostring(err)), 0)
@@ -106,19 +123,21 @@ function Backend:new_state(node, env, init)
   local first, last = core.key_group_range(env.max_parallelism,
     env.parallelism, env.subtask)
   local states = self.states
-  local state = RocksState.new(self.db, cf, env.max_parallelism, init,
+  local state = RocksState.new(t.db, cf, env.max_parallelism, init,
     first, last, function() return self.cache_bytes / #states end,
     errors.describe(node))
   states[#states + 1] = state
+  t.states[node.uid] = state
   return state
 end
 
---- Closes the backend: the RocksDB database and its directory go.
+--- Closes the backend: its RocksDB databases and their directory go.
 function Backend:close()
-  if self.db then
-    self.db:close()
-    self.db = nil
+  if self.dir then
+    for _, t in pairs(self.tasks) do t.db:close() end
+    self.tasks = {}
     rundir.remove(self.dir)
+    self.dir = nil
   end
 end
 
