@@ -10,6 +10,7 @@ local buffer = require "string.buffer"
 local core = require "weir.core"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
+local incremental = require "weir.incremental"
 
 local M = {}
 
@@ -142,6 +143,8 @@ local function manifest_error(m)
         .. "its own in the checkpoint", i, f.name)
     end
     names[f.name] = true
+    local serr = incremental.entry_error(f, i)
+    if serr then return serr end
     if not parallelism[f.uid] or f.subtask >= parallelism[f.uid] then
       return string.format("files[%d] (%s) is for subtask %d of operator "
         .. "'%s', which the manifest's operators do not have", i, f.name,
@@ -316,7 +319,14 @@ function M.load(chk_path)
   local states = {}
   for _, file in ipairs(m.files) do
     local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
+    if s then
+      local ok, verr = incremental.verify(chk_path, file)
+      if not ok then s, ferr = nil, verr end
+    end
     if not s then return nil, ferr end
+    if s.state.rocksdb then
+      s.state.rocksdb.shared_dir = incremental.dir_of(chk_path)
+    end
     states[file.uid] = states[file.uid] or {}
     states[file.uid][file.subtask] = s
   end
@@ -330,6 +340,7 @@ function M.verify(chk_path)
   if not m then return nil, err end
   for _, file in ipairs(m.files) do
     local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
+    if s then s, ferr = incremental.verify(chk_path, file) end
     if not s then return nil, ferr end
   end
   return m
@@ -482,6 +493,23 @@ function M.apply_retention(job_dir, retain, newest_id)
       M.remove(c.path)
     end
   end
+  M.collect_shared(job_dir)
+end
+
+--- Deletes the shared files (weir.incremental) that no complete
+-- checkpoint left in job_dir references. A checkpoint whose manifest
+-- cannot be read keeps every shared file: it may reference any.
+function M.collect_shared(job_dir)
+  if not core.stat(job_dir .. "/" .. incremental.DIR) then return end
+  local manifests = {}
+  for _, c in ipairs(M.list(job_dir)) do
+    if c.complete then
+      local m = M.read_manifest(c.path)
+      if not m then return end
+      manifests[#manifests + 1] = m
+    end
+  end
+  incremental.collect(job_dir, manifests)
 end
 
 --- Makes the directory of a checkpoint being taken, durably (its job
@@ -516,7 +544,8 @@ M.RECORD_FIELDS = { "id", "time", "size_bytes", "full_bytes", "sync_ms",
 --- Describes the complete checkpoints of job_dir, newest first, one
 -- checkpoint record each: { id = "chk-<n>", time = ISO 8601 UTC,
 -- size_bytes = bytes it added to storage, full_bytes = bytes of every file
--- it references (the same while every checkpoint is full), sync_ms and
+-- it references (more than size_bytes for an incremental checkpoint, whose
+-- shared files earlier ones wrote: weir.incremental), sync_ms and
 -- async_ms = its synchronous part and the writes after it, alignment_ms =
 -- barrier alignment (each the largest over its tasks; 0 when the manifest
 -- predates them), duration_ms = trigger to manifest, marker = "final",
@@ -528,11 +557,11 @@ function M.describe(job_dir, warn)
     if c.complete then
       local m, size = M.read_manifest(c.path)
       if m then
-        for _, f in ipairs(m.files) do size = size + f.size_bytes end
+        local added, full = incremental.sizes(m.files)
         out[#out + 1] = { id = "chk-" .. c.id, path = c.path,
           time_ms = m.time_ms,
           time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(m.time_ms / 1000)),
-          size_bytes = size, full_bytes = size,
+          size_bytes = size + added, full_bytes = size + full,
           sync_ms = m.sync_ms or 0, async_ms = m.async_ms or 0,
           alignment_ms = m.alignment_ms or 0, duration_ms = m.duration_ms,
           marker = m.final and "final" or m.savepoint and "savepoint" or nil }

@@ -181,7 +181,9 @@ function Coordinator:trigger(final)
     end))
     pending.timer:start(self.options.checkpoint_timeout, 0)
   end
-  for _, host in ipairs(self.hosts) do host:trigger(id, final) end
+  for _, host in ipairs(self.hosts) do
+    host:trigger(id, final, pending.savepoint ~= nil)
+  end
 end
 
 --- Checkpoint `pending` did not complete within checkpoint_timeout: it is

@@ -260,8 +260,11 @@ end
 
 -- -- Checkpoints (weir.task_checkpoint) --------------------------------------
 
---- Checkpoint id was triggered (final: the job's last one).
-function Host:trigger(id, final) self.checkpoints:trigger(id, final) end
+--- Checkpoint id was triggered (final: the job's last one; savepoint:
+-- a savepoint, full and portable).
+function Host:trigger(id, final, savepoint)
+  self.checkpoints:trigger(id, final, savepoint)
+end
 
 --- Checkpoint id was aborted.
 function Host:abort(id) self.checkpoints:abort(id) end

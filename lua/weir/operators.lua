@@ -159,26 +159,45 @@ function M.keyed(node, env, init, on_timer)
     return { key_groups = state:snapshot(), finished = inst.finished,
              watermark = inst.current }
   end
+  local first, last = core.key_group_range(env.max_parallelism,
+    env.parallelism, env.subtask)
+  if state.db then
+    -- The RocksDB backend's incremental checkpoint of the task's database
+    -- (weir.rocksdb_checkpoint): this operator's state file references it.
+    function inst.snapshot_native(ref)
+      return { rocksdb = { dbid = ref.dbid, files = ref.files,
+        private = ref.private, first = first, last = last },
+        finished = inst.finished, watermark = inst.current }
+    end
+  end
   -- On the heap the snapshot reads only this operator's memory: a forked
   -- copy of the process may take it (see weir.task_checkpoint).
   inst.fork_safe = getmetatable(state) == State
   -- Restored at any parallelism: the key groups this subtask owns, from
   -- whichever old subtask had them; the lowest old watermark.
   function inst.restore(olds)
-    local first, last = core.key_group_range(env.max_parallelism,
-      env.parallelism, env.subtask)
     local groups, files, finished, watermark = {}, {}, true, math.huge
+    local native = {}
     for _, o in ipairs(olds) do
-      local file = checkpoint.file_of(o.state.key_groups)
-      for kg, bytes in pairs(o.state.key_groups) do
-        if kg >= first and kg <= last then
-          groups[kg], files[kg] = bytes, file
+      if o.state.rocksdb then
+        native[#native + 1] = o.state.rocksdb
+      else
+        local file = checkpoint.file_of(o.state.key_groups)
+        for kg, bytes in pairs(o.state.key_groups) do
+          if kg >= first and kg <= last then
+            groups[kg], files[kg] = bytes, file
+          end
         end
       end
       finished = finished and o.state.finished
       watermark = math.min(watermark, o.state.watermark)
     end
     state:restore(groups, nil, files)
+    for _, ref in ipairs(native) do
+      env.state_backend:import(ref, node.uid, first, last, function(batch)
+        state:restore_entries(batch)
+      end)
+    end
     timers:rebuild(state)
     inst.finished, inst.current = finished, watermark
     if inst.restored then inst.restored() end

@@ -15,7 +15,8 @@
 --   coordinator -> worker  peers      every worker's data address
 --   worker -> coordinator  ready      connected to every peer
 --   coordinator -> worker  start      every worker is ready: sources run
---   coordinator -> worker  trigger    checkpoint id (final: the last one)
+--   coordinator -> worker  trigger    checkpoint id (final: the last one;
+--                                     savepoint: a full, portable one)
 --   worker -> coordinator  ack        a task's files for checkpoint id,
 --                                     and its timing (ms)
 --   worker -> coordinator  decline    checkpoint id cannot complete
@@ -44,7 +45,7 @@ M.MESSAGES = {
   ready = { from = "worker", fields = {} },
   start = { from = "coordinator", fields = {} },
   trigger = { from = "coordinator", fields = { id = "number",
-    final = "boolean?" } },
+    final = "boolean?", savepoint = "boolean?" } },
   ack = { from = "worker", fields = { task = "number", id = "number",
     files = "table", sync_ms = "number?", async_ms = "number?",
     alignment_ms = "number?" } },

@@ -357,4 +357,23 @@ function RState:restore(groups, owns, files)
   self:write(ops)
 end
 
+--- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry)
+-- to the state: those with timers cached, the others written as they
+-- were stored.
+function RState:restore_entries(batch)
+  local ops = {}
+  for _, r in ipairs(batch) do
+    local t = r.entry
+    local e = { key = t[1], kg = r.kg, state = t[2], timers = t[3],
+      ptimers = t[4] }
+    if pinned(e) then
+      self:cache(canon_of(e.key), e)
+    else
+      local n = #ops
+      ops[n + 1], ops[n + 2], ops[n + 3] = self.cf, r.db_key, r.bytes
+    end
+  end
+  self:write(ops)
+end
+
 return M

@@ -258,4 +258,14 @@ function M:restore(groups, owns, files)
   end
 end
 
+--- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry:
+-- { kg, entry = { key, state, timers, ptimers } }) to the state.
+function M:restore_entries(batch)
+  for _, r in ipairs(batch) do
+    local t = r.entry
+    local e = self:entry(t[1])
+    e.state, e.timers, e.ptimers = t[2], t[3], t[4]
+  end
+end
+
 return M

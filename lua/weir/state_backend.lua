@@ -12,6 +12,7 @@ local core = require "weir.core"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
 local rundir = require "weir.rundir"
+local rocksdb_checkpoint = require "weir.rocksdb_checkpoint"
 local RocksState = require "weir.rocksdb_state"
 local State = require "weir.state"
 
@@ -129,6 +130,19 @@ function Backend:new_state(node, env, init)
   states[#states + 1] = state
   t.states[node.uid] = state
   return state
+end
+
+--- Restores from an incremental RocksDB checkpoint on this backend:
+-- fn(batch) gets the entries of operator uid in key groups first .. last
+-- of ref (see weir.rocksdb_checkpoint.each_entry), put together in this
+-- backend's directory (or, on the heap, a run directory of its own).
+function Backend:import(ref, uid, first, last, fn)
+  local root, own = self.dir, false
+  if not root then root, own = rundir.create(), true end
+  local ok, err = pcall(rocksdb_checkpoint.each_entry, ref, uid, first,
+    last, root, fn)
+  if own then rundir.remove(root) end
+  if not ok then error(err, 0) end
 end
 
 --- Closes the backend: its RocksDB databases and their directory go.

@@ -35,8 +35,9 @@ Process.__index = Process
 function Process:send(t, fields)
   if self.conn then self.conn:send(protocol.encode(t, fields)) end
 end
-function Process:trigger(id, final)
-  self:send("trigger", { id = id, final = final })
+function Process:trigger(id, final, savepoint)
+  self:send("trigger", { id = id, final = final,
+    savepoint = savepoint or nil })
 end
 function Process:complete(id) self:send("complete", { id = id }) end
 function Process:commit() self:send("commit") end

@@ -15,7 +15,9 @@ local core = require "weir.core"
 local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
+local incremental = require "weir.incremental"
 local replay = require "weir.replay"
+local rocksdb_checkpoint = require "weir.rocksdb_checkpoint"
 
 local M = {}
 
@@ -198,6 +200,40 @@ function Checkpoints:fork_states(task, nodes, id, path, on_written)
   return true
 end
 
+-- Takes the RocksDB states of nodes (of task) for checkpoint id
+-- incrementally (weir.rocksdb_checkpoint): the task's database is
+-- checkpointed here, its new files copied after, then each node's state
+-- file, referencing them, is written; on_written(file) runs per file as
+-- for write_state, the file's manifest entry listing the shared files.
+-- A failure declines the checkpoint.
+function Checkpoints:native_states(task, nodes, id, path, on_written)
+  local host = self.host
+  local t = host.state_backend:task_db(task.id)
+  local dir, err = rocksdb_checkpoint.take(t, id)
+  if not dir then return host.coord:decline(id, err) end
+  self.writing = self.writing + 1
+  rocksdb_checkpoint.upload(t, id, dir, incremental.dir_of(path),
+    function() self.writing = self.writing + 1 end,
+    function() self:write_ended() end,
+    guard(function(uerr, ref)
+      self:write_ended()
+      if host.stopped or self.aborted[id] then return end
+      if uerr then return host.coord:decline(id, uerr) end
+      local shared = {}
+      for i, f in ipairs(ref.files) do
+        shared[i] = { name = f.name, size_bytes = f.size_bytes,
+          checksum = f.checksum, new = f.new }
+      end
+      for _, node in ipairs(nodes) do
+        self:write_state(task, node, id, path,
+          task.insts[node.id].snapshot_native(ref), function(file)
+            file.shared = shared
+            on_written(file)
+          end)
+      end
+    end))
+end
+
 --- Takes checkpoint id of task: runs the synchronous part for every
 -- operator of its chain (serialize its state, or fork a process that
 -- will), starts the asynchronous writes and acknowledges to the
@@ -232,7 +268,7 @@ function Checkpoints:snapshot_task(task, id)
   -- those, if the fork failed: out of processes or memory) are taken
   -- here, before any record moves on, so both see the same moment.
   local min_keys = host.job.options.fork_snapshot_keys or -1
-  local forked, in_child = {}, {}
+  local forked, taken = {}, {}  -- taken: by a fork or incrementally
   for _, node in ipairs(task.chain.nodes) do
     local inst = task.insts[node.id]
     if inst.snapshot and forks(inst, min_keys) then
@@ -242,15 +278,28 @@ function Checkpoints:snapshot_task(task, id)
   if #forked > 0 then
     writes = writes + #forked
     if self:fork_states(task, forked, id, path, written) then
-      for _, node in ipairs(forked) do in_child[node] = true end
+      for _, node in ipairs(forked) do taken[node] = true end
     else
       writes = writes - #forked
     end
   end
+  -- RocksDB states, but for a savepoint (full, in the heap backend's
+  -- format: portable), are checkpointed incrementally.
+  local native = {}
+  for _, node in ipairs(task.chain.nodes) do
+    if task.insts[node.id].snapshot_native and self.savepoint_id ~= id then
+      native[#native + 1] = node
+      taken[node] = true
+    end
+  end
+  if #native > 0 then
+    writes = writes + #native
+    self:native_states(task, native, id, path, written)
+  end
   local skip = replay.skip(task)
   for _, node in ipairs(task.chain.nodes) do
     local inst = task.insts[node.id]
-    if inst.snapshot and not in_child[node] then
+    if inst.snapshot and not taken[node] then
       local ok, state = pcall(inst.snapshot, id,
         node == task.chain.head and skip or nil)
       if not ok then snapshot_error(node, id, state) end
@@ -279,8 +328,9 @@ end
 --- Checkpoint id was triggered: source tasks and tasks that ended take
 -- their snapshot now (all tasks for the final checkpoint); the others
 -- when barrier id reaches them.
-function Checkpoints:trigger(id, final)
+function Checkpoints:trigger(id, final, savepoint)
   self.pending_id = id
+  if savepoint then self.savepoint_id = id end
   for _, task in ipairs(self.host.tasks) do
     if final or task.source or task.ended then
       self:snapshot_task(task, id)
@@ -300,6 +350,9 @@ end
 -- longer matter, and the files this host wrote for it are removed.
 function Checkpoints:abort(id)
   self.aborted[id] = true
+  for _, t in pairs(self.host.state_backend.tasks or {}) do
+    rocksdb_checkpoint.forget(t, id)
+  end
   if self.pending_id == id then self.pending_id = nil end
   if self.landed[id] then
     self:remove_landed(checkpoint.path(self.host.job.job_dir, id),
@@ -311,6 +364,9 @@ end
 --- Checkpoint id is complete: sinks commit what they pre-committed.
 function Checkpoints:complete(id)
   if self.pending_id == id then self.pending_id = nil end
+  for _, t in pairs(self.host.state_backend.tasks or {}) do
+    rocksdb_checkpoint.confirm(t, id)
+  end
   for done in pairs(self.landed) do
     if done <= id then self.landed[done] = nil end
   end

@@ -97,7 +97,7 @@ function Worker:on_control(bytes)
   elseif t == "start" then
     host:start()
   elseif t == "trigger" then
-    host:trigger(msg.id, msg.final)
+    host:trigger(msg.id, msg.final, msg.savepoint)
     host:wake()
   elseif t == "complete" then
     host:complete(msg.id)

@@ -1,0 +1,229 @@
+--- Incremental checkpoints of the RocksDB state backend (Flink's
+-- RocksIncrementalSnapshotStrategy). For a task's database (see
+-- weir.state_backend task_db):
+-- - the synchronous part (M.take) writes the changed cached entries of
+--   its operators back and takes a RocksDB checkpoint: hard links of its
+--   files in a local directory, a consistent view of every column family
+--   at the barrier;
+-- - the asynchronous part (M.upload) copies into the job's shared
+--   directory (weir.incremental) only the SST files the task's last
+--   completed checkpoint did not hold (SST files never change), and keeps
+--   RocksDB's small files (CURRENT, MANIFEST, OPTIONS) inline, in the
+--   reference it hands back for the state files;
+-- - M.confirm and M.forget follow the checkpoint's completion or abort: a
+--   shared file is reused only once a completed checkpoint holds it, so a
+--   retained checkpoint always references it (Flink's rule too).
+-- A restore (M.each_entry) puts a reference's files in a local directory,
+-- opens them as a database and reads the key groups a subtask owns: the
+-- same or another parallelism, either backend.
+local buffer = require "string.buffer"
+local core = require "weir.core"
+local fsutil = require "weir.fsutil"
+local rundir = require "weir.rundir"
+
+local M = {}
+
+-- Entries read from a restored database per call.
+local SCAN_KEYS = 4096
+
+-- The RocksDB key prefix of key group kg (see weir.rocksdb_state).
+local function group_prefix(kg)
+  return string.char(math.floor(kg / 256), kg % 256)
+end
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local bytes = f:read("*a")
+  f:close()
+  return bytes
+end
+
+local function write_all(path, bytes)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(bytes)
+  f:close()
+  if not ok then return nil, werr end
+  return true
+end
+
+--- The synchronous part of checkpoint id for task database t: its
+-- operators' states compact and write their changed entries back, and a
+-- RocksDB checkpoint of it lands in a local directory.
+-- @return the directory | nil, message
+function M.take(t, id)
+  for _, state in pairs(t.states) do
+    state:compact()
+    state:flush()
+  end
+  local dir = t.dir .. "-chk-" .. id
+  rundir.remove(dir)
+  local ok, err = t.db:checkpoint(dir)
+  if not ok then
+    return nil, string.format("cannot take a RocksDB checkpoint into %s: "
+      .. "%s", dir, tostring(err))
+  end
+  return dir
+end
+
+--- The asynchronous part: copies the SST files of the local checkpoint
+-- dir (of M.take) that are new since the task's last completed
+-- checkpoint into shared_dir, on the thread pool, then removes dir.
+-- started() and ended() run around each copy (the host counts writes in
+-- flight). cb(nil, ref) once all are durable, with ref = { dbid, files =
+-- { { name, sst, size_bytes, checksum, new }, ... }, private = { [file]
+-- = bytes } }; cb(message) when one failed.
+function M.upload(t, id, dir, shared_dir, started, ended, cb)
+  local ok, merr = fsutil.mkdir_p(shared_dir)
+  if not ok then return cb(merr) end
+  local names = core.scandir(dir)
+  if not names then return cb("cannot list " .. dir) end
+  table.sort(names)
+  local ref = { dbid = t.dbid, files = {}, private = {} }
+  local confirmed = t.confirmed or {}
+  local uploads, failed, listed = 0, nil, false
+  local function finish()
+    if uploads > 0 or not listed then return end
+    rundir.remove(dir)
+    if failed then return cb(failed) end
+    local files_of = {}
+    for _, f in ipairs(ref.files) do files_of[f.name] = f end
+    t.files_of = t.files_of or {}
+    t.files_of[id] = files_of
+    cb(nil, ref)
+  end
+  for _, sst in ipairs(names) do
+    local path = dir .. "/" .. sst
+    if sst:match("%.sst$") then
+      local name = t.dbid .. "-" .. sst
+      local known = confirmed[name]
+      local f = { name = name, sst = sst }
+      ref.files[#ref.files + 1] = f
+      if known then
+        f.size_bytes, f.checksum = known.size_bytes, known.checksum
+      else
+        f.new = true
+        local bytes, rerr = read_all(path)
+        local wok, werr = bytes and core.snapshot_write_async(
+          shared_dir .. "/" .. name, bytes, function(err, size, checksum)
+            ended()
+            uploads = uploads - 1
+            if err then
+              failed = failed or string.format("cannot write %s/%s: %s",
+                shared_dir, name, err)
+            end
+            f.size_bytes, f.checksum = size, checksum
+            finish()
+          end)
+        if wok then
+          uploads = uploads + 1
+          started()
+        else
+          failed = failed or string.format("cannot copy %s to %s: %s",
+            path, shared_dir, tostring(rerr or werr))
+        end
+      end
+    else
+      local bytes, rerr = read_all(path)
+      if not bytes then
+        failed = failed or string.format("cannot read %s: %s", path, rerr)
+      end
+      ref.private[sst] = bytes
+    end
+  end
+  listed = true
+  finish()
+end
+
+--- Checkpoint id completed: its files are those the task may reuse.
+function M.confirm(t, id)
+  local files_of = t.files_of or {}
+  if files_of[id] then t.confirmed = files_of[id] end
+  for done in pairs(files_of) do
+    if done <= id then files_of[done] = nil end
+  end
+end
+
+--- Checkpoint id was aborted: what it uploaded is not reused.
+function M.forget(t, id)
+  if t.files_of then t.files_of[id] = nil end
+  rundir.remove(t.dir .. "-chk-" .. id)
+end
+
+-- Decodes a stored value; off trace (see weir.state's decode).
+local function decode(bytes)
+  return pcall(buffer.decode, bytes)
+end
+jit.off(decode)
+
+-- Puts the files of ref in directory dir: each shared file read back
+-- verified (size, checksum), the private ones as they are. Raises a
+-- message naming a damaged or missing file.
+local function materialize(ref, dir)
+  local ok, err = fsutil.mkdir_p(dir)
+  if not ok then error(err, 0) end
+  for _, f in ipairs(ref.files) do
+    local path = ref.shared_dir .. "/" .. f.name
+    local bytes, size, checksum = core.snapshot_read(path)
+    if not bytes then error(path .. ": " .. tostring(size), 0) end
+    if size ~= f.size_bytes or checksum ~= f.checksum then
+      error(path .. ": size or checksum differs from the manifest", 0)
+    end
+    ok, err = write_all(dir .. "/" .. f.sst, bytes)
+    if not ok then error(err, 0) end
+  end
+  for name, bytes in pairs(ref.private) do
+    ok, err = write_all(dir .. "/" .. name, bytes)
+    if not ok then error(err, 0) end
+  end
+end
+
+--- Reads the entries of operator uid in key groups first .. last from
+-- the checkpointed database ref (a state file's rocksdb reference, with
+-- shared_dir set by weir.checkpoint_storage.load), put together in a
+-- fresh directory under tmp_root and removed after. Calls fn(batch) per
+-- batch of entries { kg, entry = { key, state, timers, ptimers },
+-- db_key, bytes }. Raises naming a damaged or missing shared file, or a
+-- value that cannot be decoded.
+function M.each_entry(ref, uid, first, last, tmp_root, fn)
+  if not core.rocksdb_open then
+    error("the checkpoint holds RocksDB state and this weir was built "
+      .. "without RocksDB (librocksdb-dev was missing): run scripts/setup "
+      .. "and build again", 0)
+  end
+  local lo, hi = math.max(first, ref.first), math.min(last, ref.last)
+  if lo > hi then return end
+  local dir = string.format("%s/restore-%s-%d-%d", tmp_root, ref.dbid, lo,
+    math.floor(core.monotonic_ms()))
+  local ok, err = pcall(function()
+    materialize(ref, dir)
+    local db, oerr = core.rocksdb_open(dir)
+    if not db then error("cannot open " .. dir .. ": " .. tostring(oerr), 0) end
+    local cf = assert(db:column_family(uid))
+    local from, to = group_prefix(lo), group_prefix(hi + 1)
+    while true do
+      local kvs = db:scan(cf, from, to, SCAN_KEYS)
+      if not kvs then error("cannot read " .. dir, 0) end
+      local batch = {}
+      for i = 1, #kvs, 2 do
+        local k, v = kvs[i], kvs[i + 1]
+        local dok, t = decode(v)
+        if not dok or type(t) ~= "table" or t[1] == nil then
+          error(string.format("%s: a value of %s cannot be decoded", dir,
+            uid), 0)
+        end
+        batch[#batch + 1] = { kg = k:byte(1) * 256 + k:byte(2), entry = t,
+          db_key = k, bytes = v }
+      end
+      fn(batch)
+      if #kvs < 2 * SCAN_KEYS then break end
+      from = kvs[#kvs - 1] .. "\0"
+    end
+    db:close()
+  end)
+  rundir.remove(dir)
+  if not ok then error(err, 0) end
+end
+
+return M
