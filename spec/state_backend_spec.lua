@@ -2,6 +2,7 @@
 -- as the heap backend with a cache far smaller than the state, exactly
 -- once after kill -9, and snapshots either backend restores.
 local weir = require "weir"
+local checkpoint = require "weir.checkpoint_storage"
 local core = require "weir.core"
 local h = require "helpers"
 
@@ -148,6 +149,98 @@ describe("the rocksdb state backend", function()
     it("restores a heap backend's checkpoint, at another parallelism",
       function()
       switch("from-heap", { "heap", "1" }, { "rocksdb", "3" })
+    end)
+
+    -- The manifests of the complete checkpoints of job_dir.
+    local function manifests(job_dir)
+      local out = {}
+      for _, c in ipairs(checkpoint.list(job_dir)) do
+        if c.complete then
+          out[#out + 1] = assert(checkpoint.read_manifest(c.path))
+        end
+      end
+      return out
+    end
+
+    it("takes incremental checkpoints and keeps exactly the shared files "
+      .. "retained checkpoints reference", function()
+      local case = "retention"
+      local job_dir = dir .. "/" .. case .. "/ck/running_count"
+      local r = h.run_weir({ "run", "--state-backend", "rocksdb",
+        "--parallelism", "2", "--checkpoint-interval", "10", "--retain", "2",
+        "--checkpoint-dir", dir .. "/" .. case .. "/ck",
+        "spec/fixtures/paced_count.lua", input, dir .. "/" .. case .. "/out",
+        "20" })
+      assert.are.equal(0, r.status, r.stderr)
+      local taken = tonumber(r.stderr:match("; (%d+) checkpoints"))
+      assert.is_true(taken >= 10, taken .. " checkpoints")
+      h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
+      local referenced, reused = {}, false
+      for _, m in ipairs(manifests(job_dir)) do
+        for _, f in ipairs(m.files) do
+          for _, sf in ipairs(f.shared or {}) do
+            referenced[sf.name] = true
+            reused = reused or not sf.new
+          end
+        end
+      end
+      assert.is_true(reused, "no checkpoint reused a shared file")
+      local present = {}
+      for _, name in ipairs(core.scandir(job_dir .. "/shared")) do
+        present[name] = true
+      end
+      assert.same(referenced, present)
+      local records = checkpoint.describe(job_dir, error)
+      assert.is_true(records[2].size_bytes < records[2].full_bytes)
+    end)
+
+    -- Kills a rocksdb run of case once three checkpoints completed; then
+    -- damage(path) spoils a shared file only the newest one wrote, and a
+    -- run restoring the newest must refuse it, naming the file, take the
+    -- one before and still write exactly the reference's lines.
+    local function spoil_newest(case, damage, why)
+      local job_dir = dir .. "/" .. case .. "/ck/running_count"
+      local proc = h.spawn_weir(args(case, "rocksdb", "2"))
+      h.wait_until(function()
+        return #h.complete_checkpoints(job_dir) >= 3
+      end, 30000, "checkpoint 3")
+      h.kill(proc, "KILL")
+      assert.are.equal(137, h.wait_exit(proc).status,
+        "the job ended before the kill")
+      local ids = h.complete_checkpoints(job_dir)
+      local newest = checkpoint.path(job_dir, ids[#ids])
+      local m = assert(checkpoint.read_manifest(newest))
+      local victim
+      for _, f in ipairs(m.files) do
+        for _, sf in ipairs(f.shared or {}) do
+          if sf.new then victim = sf.name end
+        end
+      end
+      assert.is_string(victim, "the newest checkpoint wrote no shared file")
+      damage(job_dir .. "/shared/" .. victim)
+      local r = h.run_weir(args(case, "rocksdb", "2"))
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("checkpoint " .. newest:gsub("%p", "%%%0")
+        .. " is damaged %(.*shared/" .. victim:gsub("%p", "%%%0") .. ".*"
+        .. why, r.stderr)
+      assert.matches("restored from .*/chk%-" .. ids[#ids - 1], r.stderr)
+      h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
+    end
+
+    it("refuses a checkpoint whose shared file is damaged, naming it, and "
+      .. "restores the one before", function()
+      spoil_newest("damaged", function(path)
+        local f = assert(io.open(path, "r+b"))
+        f:seek("set", 40)
+        f:write("damage")
+        f:close()
+      end, "")
+    end)
+
+    it("refuses a checkpoint whose shared file is missing, naming it, and "
+      .. "restores the one before", function()
+      spoil_newest("missing", function(path) assert(os.remove(path)) end,
+        "o such file")
     end)
   end)
 end)
