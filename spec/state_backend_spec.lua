@@ -192,6 +192,13 @@ describe("the rocksdb state backend", function()
       assert.same(referenced, present)
       local records = checkpoint.describe(job_dir, error)
       assert.is_true(records[2].size_bytes < records[2].full_bytes)
+      -- weir inspect reads a key out of the newest one's shared files.
+      local ins = h.run_weir({ "inspect", records[1].path, "--uid",
+        "counts", "--key", "the" })
+      assert.are.equal(0, ins.status, ins.stderr)
+      local the = h.reference_wordcount(input).the
+      assert.are.equal(string.format('["the"] = { "the", %d }\n', the),
+        ins.stdout:match('%["the"%][^\n]*\n'))
     end)
 
     -- Kills a rocksdb run of case once three checkpoints completed; then

@@ -24,7 +24,11 @@ function M.list_state(snap, opts, out)
       snap:each_subtask(op.uid, function(subtask, state)
         local own = {}
         for k, v in pairs(state) do
-          if k ~= "key_groups" then own[k] = v end
+          if k ~= "key_groups" and k ~= "rocksdb" then own[k] = v end
+        end
+        -- An incremental RocksDB checkpoint's files, in short.
+        if state.rocksdb then
+          own.rocksdb_files = #state.rocksdb.files
         end
         if opts.key then return end
         if opts.format == "lua" then

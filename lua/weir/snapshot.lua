@@ -3,8 +3,11 @@
 -- is verified when the snapshot is opened; state is then decoded one file
 -- and one key group at a time, so large state is never loaded all at once.
 local checkpoint = require "weir.checkpoint_storage"
-local key = require "weir.key"
 local core = require "weir.core"
+local incremental = require "weir.incremental"
+local key = require "weir.key"
+local rocksdb_checkpoint = require "weir.rocksdb_checkpoint"
+local rundir = require "weir.rundir"
 local state = require "weir.state"
 
 local M = {}
@@ -85,6 +88,8 @@ end
 -- never in the middle of a listing. Raises a message naming the file.
 function verify(snap)
   for _, f in ipairs(snap.manifest.files) do
+    local ok, err = incremental.verify(snap.path, f)
+    if not ok then error(err, 0) end
     local groups = read(snap, f).state.key_groups
     for kg, bytes in pairs(groups or {}) do
       decode_group(snap, f, kg, bytes)
@@ -102,12 +107,40 @@ function Snapshot:each_subtask(uid, fn)
   end
 end
 
+-- Calls fn(key, state, event_timers, processing_timers) for the keys in
+-- key groups first .. last of an incremental RocksDB checkpoint's state
+-- (ref), read from its files put together in a run directory of its own.
+local function each_native(self, uid, ref, first, last, fn)
+  ref.shared_dir = incremental.dir_of(self.path)
+  local tmp = rundir.create()
+  local ok, err = pcall(rocksdb_checkpoint.each_entry, ref, uid, first,
+    last, tmp, function(batch)
+      for _, r in ipairs(batch) do
+        local t = r.entry
+        fn(t[1], t[2], t[3], t[4])
+      end
+    end)
+  rundir.remove(tmp)
+  if not ok then error(err, 0) end
+end
+
+local function timers_of(event, processing)
+  if event or processing then
+    return { event = event, processing = processing }
+  end
+end
+
 --- Calls fn(key, state, timers) for every key of keyed operator uid (one
 -- key group decoded at a time); timers is { event = set, processing = set }
 -- or nil.
 function Snapshot:each_key(uid, fn)
   for _, f in ipairs(self:files(uid)) do
-    local groups = read(self, f).state.key_groups or {}
+    local s = read(self, f).state
+    if s.rocksdb then
+      each_native(self, uid, s.rocksdb, s.rocksdb.first, s.rocksdb.last,
+        function(k, v, ev, pt) fn(k, v, timers_of(ev, pt)) end)
+    end
+    local groups = s.key_groups or {}
     local kgs = {}
     for kg in pairs(groups) do kgs[#kgs + 1] = kg end
     table.sort(kgs)
@@ -131,7 +164,15 @@ function Snapshot:get(uid, k)
   local kg = key.key_group(k, maxp)
   local enc = key.encode(k)
   for _, f in ipairs(self:files(uid)) do
-    local groups = read(self, f).state.key_groups or {}
+    local s = read(self, f).state
+    local found
+    if s.rocksdb then
+      each_native(self, uid, s.rocksdb, kg, kg, function(k2, v)
+        if key.encode(k2) == enc then found = v end
+      end)
+      if found ~= nil then return found end
+    end
+    local groups = s.key_groups or {}
     if groups[kg] then
       local flat = decode_group(self, f, kg, groups[kg])
       for i = 1, flat.n, 4 do
