@@ -5,6 +5,8 @@ local weir = require "weir"
 local checkpoint = require "weir.checkpoint_storage"
 local core = require "weir.core"
 local h = require "helpers"
+local operators = require "weir.operators"
+local state_backend = require "weir.state_backend"
 
 local available = core.rocksdb_open ~= nil
 
@@ -82,16 +84,33 @@ describe("the rocksdb state backend", function()
     h.sh("rm -rf " .. h.quote(dir))
   end)
 
-  it("refuses a state time-to-live, naming the operator", function()
-    local p = weir.pipeline { name = "ttl", checkpoint_interval = 0,
-      state_backend = "rocksdb" }
-    p:sequence(1, 3):key_by(tostring)
-      :reduce(function(a, b) return a + b end):uid("sums"):ttl(1000)
-      :collect()
-    local ok, err = pcall(p.run, p)
-    assert.is_false(ok)
-    assert.matches("reduce %(spec/state_backend_spec.lua:%d+%): state "
-      .. "time%-to%-live .* rocksdb", tostring(err))
+  it("expires keys by time-to-live, cached or evicted, when met and in "
+    .. "the background", function()
+    local backend = state_backend.open({ state_backend = "rocksdb",
+      state_cache_mb = 0.0001 })  -- the smallest cache: 64 keys
+    local clock, out = { now = 0 }, {}
+    local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
+      emit_watermark = function() end, clock = clock,
+      wall_ms = function() return clock.now end,
+      now_ms = function() return clock.now end, state_backend = backend,
+      task_id = 1 }
+    local node = { kind = "reduce", uid = "sums", defined_at = "spec",
+      fn = function(a, b) return a + b end, ttl_ms = 100 }
+    local inst = operators.reduce(node, function(v) out[#out + 1] = v end,
+      env)
+    for k = 1, 1000 do inst.push(1, nil, k) end  -- written at 0
+    clock.now = 60
+    inst.push(1, nil, 1)   -- written at 0: alive, 2
+    clock.now = 120
+    inst.push(5, nil, 2)   -- written at 0, long evicted: expired, 5
+    assert.same({ 2, 5 }, { out[1001], out[1002] })
+    clock.now = 130
+    inst.state:expire_some(clock.now, 100, 128)
+    local left = {}
+    inst.state:each(function(e) left[#left + 1] = e.key .. "=" .. e.state end)
+    table.sort(left)
+    assert.same({ "1=2", "2=5" }, left)
+    backend:close()
   end)
 
   describe("after kill -9", function()

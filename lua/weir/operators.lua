@@ -209,25 +209,21 @@ end
 -- Stream:ttl): a key whose state was not written for ttl_ms is met
 -- with fresh state and marked written now; every RECORDS_PER_SWEEP
 -- records one key group is swept for expired keys. Without a ttl, the
--- plain lookup.
+-- plain lookup (the RocksDB backend's get, which marks what it returns as
+-- used and changed).
 local RECORDS_PER_SWEEP = 1024
 local function entry_of(node, env, state)
   local entries, ttl = state.entries, node.ttl_ms
-  if state.get and ttl then
-    error(string.format("%s: state time-to-live (:ttl) is not supported "
-      .. "on the rocksdb state backend yet; use the heap backend",
-      errors.describe(node)), 0)
-  end
-  if state.get then
+  local lookup = state.get
+  if lookup then
     state.tracked = true
-    return state.get
+  else
+    lookup = function(key) return entries[key] or state:entry(key) end
   end
-  if not ttl then
-    return function(key) return entries[key] or state:entry(key) end
-  end
+  if not ttl then return lookup end
   local clock, init, records = env.clock, state.init, 0
   return function(key)
-    local e = entries[key] or state:entry(key)
+    local e = lookup(key)
     local now, written = clock.now, e.written
     if written and now - written >= ttl then
       e.state = init and init()

@@ -183,8 +183,8 @@ end
 -- the checkpointed database ref (a state file's rocksdb reference, with
 -- shared_dir set by weir.checkpoint_storage.load), put together in a
 -- fresh directory under tmp_root and removed after. Calls fn(batch) per
--- batch of entries { kg, entry = { key, state, timers, ptimers },
--- db_key, bytes }. Raises naming a damaged or missing shared file, or a
+-- batch of entries { kg, entry = { key, state, timers, ptimers,
+-- written }, db_key, bytes }. Raises naming a damaged or missing shared file, or a
 -- value that cannot be decoded.
 function M.each_entry(ref, uid, first, last, tmp_root, fn)
   if not core.rocksdb_open then

@@ -4,7 +4,7 @@
 -- bytes, big-endian) and the key's canonical encoding (weir.key), so that
 -- a key-group range is one contiguous range of keys (Flink's layout). The
 -- value is the string.buffer encoding of { key, state, event timers,
--- processing timers }.
+-- processing timers, last write time (wall-clock ms, with a ttl) }.
 --
 -- `entries` is a bounded cache of decoded entries, the same shape as
 -- weir.state's, so operators read and change `e.state` as plain Lua
@@ -122,7 +122,8 @@ function RState:put_entry(ops, e)
   end
   local buf = self.buf
   buf:reset()
-  local ok = pcall(buf.encode, buf, { e.key, e.state, e.timers, e.ptimers })
+  local ok = pcall(buf.encode, buf, { e.key, e.state, e.timers, e.ptimers,
+    e.written })
   if not ok then
     local path, t = State.find_unserializable(e.state, "state")
     errors.raise_unserializable(e.key, path or "state", t or "unknown")
@@ -195,7 +196,7 @@ function RState:decode_entry(kg, v)
       0)
   end
   return { key = t[1], kg = kg, state = t[2], timers = t[3],
-    ptimers = t[4] }
+    ptimers = t[4], written = t[5] }
 end
 
 --- Returns the entry of key k, from the cache, else from RocksDB, else
@@ -290,10 +291,57 @@ function RState:each(fn)
   self:scan(function(_, e) fn(e) end)
 end
 
---- The state's time-to-live is not kept on this backend yet: raises.
-function RState:expire_some()
-  error(self.where .. ": state time-to-live (:ttl) is not supported on "
-    .. "the rocksdb state backend yet; use the heap backend", 0)
+-- Whether an entry written at `written` (wall-clock ms, or nil: not yet
+-- seen by a sweep) expired at now.
+local function expired(written, now, ttl_ms)
+  return written ~= nil and now - written >= ttl_ms
+end
+
+--- Drops the state of every key of the next n key groups of the subtask
+-- (in turn) not written for ttl_ms or more at now (wall-clock ms), cached
+-- or stored: its state is forgotten, and the key with it unless it has
+-- timers. A key met by a sweep without a write time (restored from a
+-- snapshot that keeps none) counts as written then.
+-- @return the number of keys whose state was dropped
+function RState:expire_some(now, ttl_ms, n)
+  local dropped, ops = 0, {}
+  local span = self.last - self.first + 1
+  for _ = 1, math.min(n, span) do
+    local kg = self.expire_next or self.first
+    self.expire_next = kg < self.last and kg + 1 or self.first
+    local g = self.groups[kg]
+    for _, e in pairs(g or {}) do
+      if not e.written then
+        e.written, e.dirty = now, true
+      elseif expired(e.written, now, ttl_ms) then
+        e.state, e.written, e.dirty = self.init and self.init(), nil, true
+        dropped = dropped + 1
+      end
+    end
+    local from, to = group_prefix(kg), group_prefix(kg + 1)
+    while true do
+      local kvs = self.db:scan(self.cf, from, to, SCAN_KEYS)
+      if not kvs then break end
+      for i = 1, #kvs, 2 do
+        local e = self:decode_entry(kg, kvs[i + 1])
+        if not self.entries[canon_of(e.key)] then
+          if not e.written then
+            e.written = now
+            self:put_entry(ops, e)
+          elseif expired(e.written, now, ttl_ms) then
+            e.state, e.written = self.init and self.init(), nil
+            self:put_entry(ops, e)
+            dropped = dropped + 1
+          end
+        end
+      end
+      if #kvs < 2 * SCAN_KEYS then break end
+      from = kvs[#kvs - 1] .. "\0"
+    end
+  end
+  self:write(ops)
+  self:compact()
+  return dropped
 end
 
 --- Serializes the state in weir.state's format: { [key_group] = bytes },
@@ -365,7 +413,7 @@ function RState:restore_entries(batch)
   for _, r in ipairs(batch) do
     local t = r.entry
     local e = { key = t[1], kg = r.kg, state = t[2], timers = t[3],
-      ptimers = t[4] }
+      ptimers = t[4], written = t[5] }
     if pinned(e) then
       self:cache(canon_of(e.key), e)
     else

@@ -259,12 +259,12 @@ function M:restore(groups, owns, files)
 end
 
 --- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry:
--- { kg, entry = { key, state, timers, ptimers } }) to the state.
+-- { kg, entry = { key, state, timers, ptimers, written } }) to the state.
 function M:restore_entries(batch)
   for _, r in ipairs(batch) do
     local t = r.entry
     local e = self:entry(t[1])
-    e.state, e.timers, e.ptimers = t[2], t[3], t[4]
+    e.state, e.timers, e.ptimers, e.written = t[2], t[3], t[4], t[5]
   end
 end
 

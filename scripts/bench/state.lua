@@ -3,12 +3,15 @@
 -- turns RUNS times: checkpoints off (the baseline), a checkpoint every
 -- second taken by a forked copy-on-write process (the default from
 -- fork_snapshot_keys keys), and the same with the state serialized in the
--- job's own process (--fork-snapshot-keys -1). Reports medians of wall
+-- job's own process (--fork-snapshot-keys -1); then the RocksDB state
+-- backend with checkpoints off and every second (incremental). Reports
+-- medians of wall
 -- time, records/s, peak resident memory (GNU time's maximum RSS of the
 -- weir process; a forked process is counted apart by the kernel), and,
 -- from the checkpoints' manifests, the synchronous part (sync_ms: how long
 -- the task held its records up, the fork included) and the whole
--- checkpoint (duration_ms).
+-- checkpoint (duration_ms), and what each checkpoint added to storage
+-- against what it references (size_bytes / full_bytes, MiB).
 --   luajit scripts/bench/state.lua RECORDS RUNS KEYS...
 local common = dofile("scripts/bench/common.lua")
 local checkpoint = require "weir.checkpoint_storage"
@@ -28,6 +31,10 @@ local VARIANTS = {
   { name = "every 1 s, forked", flags = "--checkpoint-interval 1000" },
   { name = "every 1 s, in process",
     flags = "--checkpoint-interval 1000 --fork-snapshot-keys -1" },
+  { name = "rocksdb, checkpoints off",
+    flags = "--checkpoint-interval 0 --state-backend rocksdb" },
+  { name = "rocksdb, every 1 s, incremental",
+    flags = "--checkpoint-interval 1000 --state-backend rocksdb" },
 }
 
 -- Runs variant v once; returns wall s, peak RSS MiB, and the sync_ms and
@@ -43,7 +50,7 @@ local function run(v, keys)
   local f = assert(io.open(dir .. "/time"))
   local wall, rss_kb = f:read("*n", "*n")
   f:close()
-  local sync, duration = {}, {}
+  local sync, duration, sizes = {}, {}, {}
   for _, c in ipairs(checkpoint.list(ck .. "/bench_state")) do
     local m = checkpoint.read_manifest(c.path)
     if m and not m.final then
@@ -51,7 +58,12 @@ local function run(v, keys)
       duration[#duration + 1] = m.duration_ms
     end
   end
-  return wall, rss_kb / 1024, sync, duration
+  for _, r in ipairs(checkpoint.describe(ck .. "/bench_state", print)) do
+    if r.marker ~= "final" then
+      sizes[#sizes + 1] = { r.size_bytes / 1048576, r.full_bytes / 1048576 }
+    end
+  end
+  return wall, rss_kb / 1024, sync, duration, sizes
 end
 
 local function max(t)
@@ -63,17 +75,22 @@ end
 print(string.format("%d records, parallelism 1, %d runs per variant, "
   .. "medians", records, runs))
 print("| keys | variant | s | records/s | x off | peak RSS MiB | "
-  .. "sync_ms median / max | checkpoint ms median |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+  .. "sync_ms median / max | checkpoint ms median | added / referenced "
+  .. "MiB |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for _, keys in ipairs(key_counts) do
   local results = {}
   for k = 1, #VARIANTS do
-    results[k] = { wall = {}, rss = {}, sync = {}, duration = {} }
+    results[k] = { wall = {}, rss = {}, sync = {}, duration = {},
+      added = {}, full = {} }
   end
   for _ = 1, runs do
     for k, v in ipairs(VARIANTS) do
-      local wall, rss, sync, duration = run(v, keys)
+      local wall, rss, sync, duration, sizes = run(v, keys)
       local r = results[k]
+      for _, sz in ipairs(sizes) do
+        r.added[#r.added + 1], r.full[#r.full + 1] = sz[1], sz[2]
+      end
       r.wall[#r.wall + 1], r.rss[#r.rss + 1] = wall, rss
       for _, s in ipairs(sync) do r.sync[#r.sync + 1] = s end
       for _, d in ipairs(duration) do r.duration[#r.duration + 1] = d end
@@ -87,9 +104,11 @@ for _, keys in ipairs(key_counts) do
       median(r.sync), max(r.sync)) or "-"
     local duration = #r.duration > 0 and string.format("%.0f",
       median(r.duration)) or "-"
-    print(string.format("| %d | %s | %.2f | %.2f M | %.2f | %.0f | %s | %s |",
-      keys, v.name, wall, records / wall / 1e6, off / wall,
-      median(r.rss), sync, duration))
+    local sizes = #r.added > 0 and string.format("%.1f / %.1f",
+      median(r.added), median(r.full)) or "-"
+    print(string.format("| %d | %s | %.2f | %.2f M | %.2f | %.0f | %s | %s "
+      .. "| %s |", keys, v.name, wall, records / wall / 1e6, off / wall,
+      median(r.rss), sync, duration, sizes))
   end
 end
 sh("rm -rf " .. dir)
