@@ -73,9 +73,26 @@ static rocksdb_column_family_handle_t* check_cf(lua_State* L, ldb_t* d,
   return d->cfs[i - 1];
 }
 
+/* Options for working state that weir's checkpoints make durable (as
+** Flink's RocksDB backend sets them): no write-ahead log (a lost database
+** is rebuilt from the last checkpoint), and no write stalls while
+** compaction catches up with the level-0 file each checkpoint flushes
+** (stalls would hold records up instead); warnings only in RocksDB's LOG. */
+static void set_working_state_options(rocksdb_options_t* options) {
+  rocksdb_options_set_max_background_jobs(options, 4);
+  rocksdb_options_set_max_write_buffer_number(options, 4);
+  rocksdb_options_set_level0_slowdown_writes_trigger(options, 256);
+  rocksdb_options_set_level0_stop_writes_trigger(options, 512);
+  rocksdb_options_set_soft_pending_compaction_bytes_limit(options, 0);
+  rocksdb_options_set_hard_pending_compaction_bytes_limit(options, 0);
+  rocksdb_options_set_info_log_level(options, 2);  /* WARN_LEVEL */
+  rocksdb_options_set_keep_log_file_num(options, 2);
+}
+
 /* core.rocksdb_open(path) -> db | nil, message
 ** Opens (or creates) the database in directory path with every column
-** family it holds. */
+** family it holds, with the options above: writes go to no write-ahead
+** log, so what is not flushed (a checkpoint flushes) is lost on close. */
 static int l_rocksdb_open(lua_State* L) {
   const char* path = luaL_checkstring(L, 1);
   ldb_t* d = lua_newuserdata(L, sizeof(*d));
@@ -89,6 +106,7 @@ static int l_rocksdb_open(lua_State* L) {
   d->options = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(d->options, 1);
   rocksdb_options_set_create_missing_column_families(d->options, 1);
+  set_working_state_options(d->options);
   names = rocksdb_list_column_families(d->options, path, &n, &err);
   if (err != NULL) {     /* a new database: only the default family */
     free(err);
@@ -122,6 +140,7 @@ static int l_rocksdb_open(lua_State* L) {
   d->n = (int) n;
   d->read = rocksdb_readoptions_create();
   d->write = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_disable_WAL(d->write, 1);
   return 1;
 }
 

@@ -114,8 +114,12 @@ end
 -- delete when it holds nothing. Raises naming the key and the path when
 -- its state cannot be serialized.
 function RState:put_entry(ops, e)
-  local n = #ops
-  ops[n + 1], ops[n + 2] = self.cf, assert(M.db_key(e.kg, e.key))
+  local n, dbk = #ops, e.db_key
+  if not dbk then
+    dbk = assert(M.db_key(e.kg, e.key))
+    e.db_key = dbk  -- kept: the entry is written back again and again
+  end
+  ops[n + 1], ops[n + 2] = self.cf, dbk
   if is_empty(e) then
     ops[n + 3] = false
     return
@@ -413,7 +417,7 @@ function RState:restore_entries(batch)
   for _, r in ipairs(batch) do
     local t = r.entry
     local e = { key = t[1], kg = r.kg, state = t[2], timers = t[3],
-      ptimers = t[4], written = t[5] }
+      ptimers = t[4], written = t[5], db_key = r.db_key }
     if pinned(e) then
       self:cache(canon_of(e.key), e)
     else
