@@ -170,6 +170,48 @@ describe("the rocksdb state backend", function()
       switch("from-heap", { "heap", "1" }, { "rocksdb", "3" })
     end)
 
+    it("rescales 2 -> 3 from an incremental checkpoint", function()
+      switch("rescale", { "rocksdb", "2" }, { "rocksdb", "3" })
+    end)
+
+    -- Takes a savepoint of a paced run on backend `from` (parallelism 2)
+    -- while it runs, kills it, and finishes it on backend `to` from the
+    -- savepoint: the savepoint is full (no shared files) and the output
+    -- exact.
+    local function through_savepoint(case, from, to)
+      local ck = dir .. "/" .. case .. "/ck"
+      local out = dir .. "/" .. case .. "/out"
+      local proc = h.spawn_weir({ "run", "--state-backend", from,
+        "--parallelism", "2", "--checkpoint-interval", "100",
+        "--checkpoint-dir", ck, "spec/fixtures/paced_count.lua", input, out,
+        "50" })
+      h.wait_until(function()
+        return #h.complete_checkpoints(ck .. "/running_count") >= 1
+      end, 30000, "a first checkpoint")
+      local r = h.run_weir({ "savepoint", "running_count",
+        "--checkpoint-dir", ck })
+      assert.are.equal(0, r.status, r.stderr)
+      local sp = r.stdout:match("^(%S+)\n$")
+      h.kill(proc, "KILL")
+      assert.are.equal(137, h.wait_exit(proc).status,
+        "the job ended before the kill")
+      local m = assert(checkpoint.read_manifest(sp))
+      for _, f in ipairs(m.files) do assert.is_nil(f.shared, f.name) end
+      r = h.run_weir({ "run", "--state-backend", to, "--parallelism", "1",
+        "--checkpoint-dir", dir .. "/" .. case .. "/ck2", "--restore", sp,
+        "spec/fixtures/paced_count.lua", input, out, "0" })
+      assert.are.equal(0, r.status, r.stderr)
+      h.assert_exactly_once(out, reference, total)
+    end
+
+    it("takes a full savepoint that the heap backend restores", function()
+      through_savepoint("sp-to-heap", "rocksdb", "heap")
+    end)
+
+    it("restores a heap backend's savepoint", function()
+      through_savepoint("sp-from-heap", "heap", "rocksdb")
+    end)
+
     -- The manifests of the complete checkpoints of job_dir.
     local function manifests(job_dir)
       local out = {}
