@@ -262,6 +262,58 @@ describe("the rocksdb state backend", function()
         ins.stdout:match('%["the"%][^\n]*\n'))
     end)
 
+    -- A crash at each step of publishing and deleting: the newest intact
+    -- checkpoint restores to the exact output, and once the job finished
+    -- no shared file is left that no checkpoint references.
+    -- { step, the time it is reached that crashes, parallelism: 1 where
+    -- the step is a task's, so the crash is the job's process's }
+    for _, c in ipairs({ { "shared.after_upload", 3, "1" },
+      { "checkpoint.before_manifest", 3, "2" },
+      { "checkpoint.after_manifest", 3, "2" },
+      { "retention.before", 3, "2" }, { "removal.mid_files", 3, "2" },
+      { "shared.mid_collect", 2, "2" } }) do
+      local step, n, parallelism = c[1], c[2], c[3]
+      it("leaves an intact checkpoint and no orphan after a crash: " .. step,
+        function()
+          local ck = dir .. "/" .. step .. "/ck"
+          local out = dir .. "/" .. step .. "/out"
+          local a = { "run", "--state-backend", "rocksdb", "--parallelism",
+            parallelism, "--retain", "1", "--checkpoint-interval", "20",
+            "--checkpoint-dir", ck, "spec/fixtures/paced_count.lua", input,
+            out, "20" }
+          local r = h.run_weir(a, "WEIR_FAILPOINT=" .. step .. ":" .. n)
+          assert.are.equal(137, r.status, r.stderr)
+          assert.matches("failpoint " .. step:gsub("%.", "%%.") .. " reached",
+            r.stderr)
+          local job_dir = ck .. "/running_count"
+          local warnings = {}
+          assert.is_table(checkpoint.find_latest(job_dir, function(msg)
+            warnings[#warnings + 1] = msg
+          end, checkpoint.open_verified))
+          assert.are.same({}, warnings)
+          a[#a] = "0"
+          table.insert(a, 2, "--restore")
+          table.insert(a, 3, "latest")
+          r = h.run_weir(a)
+          assert.are.equal(0, r.status, r.stderr)
+          assert.matches("restored from ", r.stderr)
+          h.assert_exactly_once(out, reference, total)
+          local referenced = {}
+          for _, m in ipairs(manifests(job_dir)) do
+            for _, f in ipairs(m.files) do
+              for _, sf in ipairs(f.shared or {}) do
+                referenced[sf.name] = true
+              end
+            end
+          end
+          local present = {}
+          for _, name in ipairs(core.scandir(job_dir .. "/shared") or {}) do
+            present[name] = true
+          end
+          assert.same(referenced, present)
+        end)
+    end
+
     -- Kills a rocksdb run of case once three checkpoints completed; then
     -- damage(path) spoils a shared file only the newest one wrote, and a
     -- run restoring the newest must refuse it, naming the file, take the

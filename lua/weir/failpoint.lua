@@ -33,7 +33,12 @@
 --   removal.after_manifest: a checkpoint being removed (by retention, or
 --     aborted) lost its manifest, its files are still there;
 --   removal.mid_files: one of its files is removed, the others not;
---   removal.before_rmdir: its files are removed, the directory not.
+--   removal.before_rmdir: its files are removed, the directory not;
+-- incremental checkpoints (the RocksDB state backend):
+--   shared.after_upload: a shared file of a checkpoint is durable in
+--     <job>/shared/, its state files are not written;
+--   shared.mid_collect: one shared file no complete checkpoint
+--     references is deleted, any others not.
 local core = require "weir.core"
 
 local M = {}

@@ -18,6 +18,7 @@
 -- same or another parallelism, either backend.
 local buffer = require "string.buffer"
 local core = require "weir.core"
+local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
 local rundir = require "weir.rundir"
 
@@ -114,6 +115,7 @@ function M.upload(t, id, dir, shared_dir, started, ended, cb)
                 shared_dir, name, err)
             end
             f.size_bytes, f.checksum = size, checksum
+            if not err then failpoint.hit("shared.after_upload") end
             finish()
           end)
         if wok then
