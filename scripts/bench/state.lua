@@ -19,8 +19,14 @@ local sh = common.runner("bench-state")
 local median = common.median
 
 local records, runs = tonumber(arg[1]), tonumber(arg[2])
+-- Each KEYS argument is a number of keys, or COLD/HOT: COLD keys written
+-- once, then every later record on one of HOT keys.
 local key_counts = {}
-for i = 3, #arg do key_counts[#key_counts + 1] = tonumber(arg[i]) end
+for i = 3, #arg do
+  local cold, hot = arg[i]:match("^(%d+)/(%d+)$")
+  key_counts[#key_counts + 1] = cold and { tonumber(cold), tonumber(hot) }
+    or { tonumber(arg[i]) }
+end
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -40,13 +46,13 @@ local VARIANTS = {
 -- Runs variant v once; returns wall s, peak RSS MiB, and the sync_ms and
 -- duration_ms of its checkpoints (all but the final one, which waits for
 -- nothing).
-local function run(v, keys)
+local function run(v, keys, hot)
   local ck = dir .. "/ck"
   sh("rm -rf " .. ck)
   sh(string.format("/usr/bin/time -f '%%e %%M' -o %s/time build/weir run "
     .. "--parallelism 1 --checkpoint-dir %s --retain 1000 %s "
-    .. "scripts/bench/state_job.lua %d %d 2>%s/err", dir, ck, v.flags,
-    records, keys, dir))
+    .. "scripts/bench/state_job.lua %d %d %s 2>%s/err", dir, ck, v.flags,
+    records, keys, hot or "", dir))
   local f = assert(io.open(dir .. "/time"))
   local wall, rss_kb = f:read("*n", "*n")
   f:close()
@@ -78,7 +84,10 @@ print("| keys | variant | s | records/s | x off | peak RSS MiB | "
   .. "sync_ms median / max | checkpoint ms median | added / referenced "
   .. "MiB |")
 print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for _, keys in ipairs(key_counts) do
+for _, kh in ipairs(key_counts) do
+  local keys, hot = kh[1], kh[2]
+  local label = hot and string.format("%d cold, %d hot", keys, hot)
+    or tostring(keys)
   local results = {}
   for k = 1, #VARIANTS do
     results[k] = { wall = {}, rss = {}, sync = {}, duration = {},
@@ -86,7 +95,7 @@ for _, keys in ipairs(key_counts) do
   end
   for _ = 1, runs do
     for k, v in ipairs(VARIANTS) do
-      local wall, rss, sync, duration, sizes = run(v, keys)
+      local wall, rss, sync, duration, sizes = run(v, keys, hot)
       local r = results[k]
       for _, sz in ipairs(sizes) do
         r.added[#r.added + 1], r.full[#r.full + 1] = sz[1], sz[2]
@@ -106,8 +115,8 @@ for _, keys in ipairs(key_counts) do
       median(r.duration)) or "-"
     local sizes = #r.added > 0 and string.format("%.1f / %.1f",
       median(r.added), median(r.full)) or "-"
-    print(string.format("| %d | %s | %.2f | %.2f M | %.2f | %.0f | %s | %s "
-      .. "| %s |", keys, v.name, wall, records / wall / 1e6, off / wall,
+    print(string.format("| %s | %s | %.2f | %.2f M | %.2f | %.0f | %s | %s "
+      .. "| %s |", label, v.name, wall, records / wall / 1e6, off / wall,
       median(r.rss), sync, duration, sizes))
   end
 end
