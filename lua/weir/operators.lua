@@ -145,6 +145,14 @@ function M.keyed(node, env, init, on_timer)
   local state = env.state_backend
     and env.state_backend:new_state(node, env, init)
     or State.new(env.max_parallelism, init)
+  if state.mark and on_timer then
+    -- A timer changes its key's state without a lookup.
+    local fire = on_timer
+    on_timer = function(e, t)
+      state:mark(e)
+      return fire(e, t)
+    end
+  end
   local timers = Timers.new("timers")
   local inst = { state = state, timers = timers, current = NO_WATERMARK }
   local emit_watermark = env.emit_watermark
@@ -315,8 +323,13 @@ local function keyed_process(node, emit, env, fns)
   end
   if on_timer then
     local wall_ms = env.wall_ms
+    -- On the RocksDB backend a fired key's entry is changed (see keyed).
+    local marked_fire = state.mark and function(e, t)
+      state:mark(e)
+      return fire(e, t)
+    end or fire
     function inst.periodic()
-      if ptimers.n > 0 then ptimers:advance(wall_ms(), fire) end
+      if ptimers.n > 0 then ptimers:advance(wall_ms(), marked_fire) end
     end
   end
   function inst.restored() ptimers:rebuild(state) end

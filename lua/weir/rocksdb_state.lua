@@ -17,6 +17,7 @@
 -- so a checkpoint or savepoint of either backend restores on the other, at
 -- any parallelism.
 local buffer = require "string.buffer"
+local clear = require "table.clear"
 local errors = require "weir.errors"
 local key = require "weir.key"
 local State = require "weir.state"
@@ -67,14 +68,19 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     max_parallelism = max_parallelism, init = init, entries = {},
     groups = {}, count = 0, first = first, last = last,
     cache_bytes = cache_bytes, where = where, value_bytes = 64,
-    written = 0, buf = buffer.new() }, RState)
+    written = 0, buf = buffer.new(), dirty = {} }, RState)
   self.cache_keys = self:keys_for_budget()
   local entries = self.entries
   --- get(k): the entry of k, marked as used (see the module's comment).
+  local dirty = self.dirty
   function self.get(k)
     local e = entries[k]
     if e then
-      e.used, e.dirty = true, true
+      e.used = true
+      if not e.dirty then
+        e.dirty = true
+        dirty[#dirty + 1] = e
+      end
       return e
     end
     return self:entry(k)
@@ -170,6 +176,7 @@ function RState:evict()
     elseif not pinned(e) then
       victims[#victims + 1] = canon
       if e.dirty or not self.tracked then self:put_entry(ops, e) end
+      e.dirty = nil
     end
   end
   self:write(ops)
@@ -177,6 +184,20 @@ function RState:evict()
     self:uncache(canon, self.entries[canon])
   end
   self.cache_keys = self:keys_for_budget()
+  -- Without checkpoints nothing flushes: the list of changed entries
+  -- drops those written back here once it outgrows the cache.
+  local dirty = self.dirty
+  if #dirty > 2 * self.cache_keys then
+    local n = 0
+    for i = 1, #dirty do
+      local e = dirty[i]
+      dirty[i] = nil
+      if e.dirty then
+        n = n + 1
+        dirty[n] = e
+      end
+    end
+  end
 end
 
 -- Caches entry e under canon.
@@ -227,20 +248,37 @@ function RState:entry(k)
     end
     e = { key = k, kg = kg, state = self.init and self.init() }
   end
-  e.dirty = true
   self:cache(canon, e)
+  self:mark(e)
   return e
 end
 
+--- Marks cached entry e as changed: the next flush writes it back (for
+-- code that changes an entry it did not get through get(): timers).
+function RState:mark(e)
+  if not e.dirty then
+    e.dirty = true
+    self.dirty[#self.dirty + 1] = e
+  end
+end
+
+-- The entries a flush writes back: those marked since the last one (a
+-- list, so the sync part of a checkpoint costs what changed, not what is
+-- cached), or every cached one for an operator that never calls get()
+-- (the windows).
+function RState:changed()
+  if self.tracked then return self.dirty end
+  local all = {}
+  for _, e in pairs(self.entries) do all[#all + 1] = e end
+  return all
+end
+
 --- Writes the cached entries that may have changed since the last flush
--- back to RocksDB (they stay cached): those looked up since, and those
--- with timers (operators that reach entries without get(), the windows,
--- change only such). A state whose operator never calls get() writes
--- them all.
+-- back to RocksDB (they stay cached).
 function RState:flush()
-  local ops, all = {}, not self.tracked
-  for _, e in pairs(self.entries) do
-    if all or e.dirty or pinned(e) then
+  local ops = {}
+  for _, e in ipairs(self:changed()) do
+    if e.dirty or not self.tracked then
       self:put_entry(ops, e)
       e.dirty = nil
       if #ops >= 3 * SCAN_KEYS then
@@ -250,15 +288,19 @@ function RState:flush()
     end
   end
   self:write(ops)
+  clear(self.dirty)  -- in place: get() holds the list
 end
 
---- Forgets every cached key that holds nothing (weir.state's compact);
--- RocksDB holds no such key (a write-back deletes it).
+--- Forgets the cached keys changed since the last flush that hold
+-- nothing (weir.state's compact; a key empties only by a change), and
+-- deletes them from RocksDB.
 function RState:compact()
-  for canon, e in pairs(self.entries) do
-    if is_empty(e) then
+  for _, e in ipairs(self:changed()) do
+    local canon = canon_of(e.key)
+    if is_empty(e) and self.entries[canon] == e then
       self.db:delete(self.cf, assert(M.db_key(e.kg, e.key)))
       self:uncache(canon, e)
+      e.dirty = nil
     end
   end
 end
