@@ -13,6 +13,7 @@ local core = require "weir.core"
 local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
+local incremental = require "weir.incremental"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
 
@@ -334,8 +335,8 @@ function Coordinator:complete(pending)
   pending.completed = true
   self:abort_pending()
   self.failed_in_row = 0
-  local size = 0
-  for _, f in ipairs(pending.files) do size = size + f.size_bytes end
+  -- What it added to storage: its state files and new shared files.
+  local size = incremental.sizes(pending.files)
   self.last_checkpoint = { id = pending.id, size_bytes = size,
     duration_ms = core.monotonic_ms() - pending.start_ms,
     sync_ms = pending.sync_ms, async_ms = pending.async_ms }
