@@ -84,6 +84,29 @@ describe("the rocksdb state backend", function()
     h.sh("rm -rf " .. h.quote(dir))
   end)
 
+  it("keeps no more keys cached than its budget, and loses none",
+    function()
+      local backend = state_backend.open({ state_backend = "rocksdb",
+        state_cache_mb = 0.0001 })  -- the smallest cache: 64 keys
+      local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
+        task_id = 1 }
+      local state = backend:new_state({ uid = "counts", kind = "process",
+        defined_at = "spec" }, env,
+        function() return {} end)
+      for i = 1, 3000 do
+        local e = state.get("k" .. i % 1000)
+        e.state.n = (e.state.n or 0) + 1
+        assert.is_true(state.count <= 64, state.count .. " keys cached")
+      end
+      local n, total = 0, 0
+      state:each(function(e)
+        n, total = n + 1, total + e.state.n
+      end)
+      assert.are.equal(1000, n)
+      assert.are.equal(3000, total)
+      backend:close()
+    end)
+
   it("expires keys by time-to-live, cached or evicted, when met and in "
     .. "the background", function()
     local backend = state_backend.open({ state_backend = "rocksdb",

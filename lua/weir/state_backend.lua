@@ -125,8 +125,9 @@ function Backend:new_state(node, env, init)
     env.parallelism, env.subtask)
   local states = self.states
   local state = RocksState.new(t.db, cf, env.max_parallelism, init,
-    first, last, function() return self.cache_bytes / #states end,
-    errors.describe(node))
+    first, last, function()
+      return self.cache_bytes / math.max(1, #states)
+    end, errors.describe(node))
   states[#states + 1] = state
   t.states[node.uid] = state
   return state
