@@ -531,9 +531,13 @@ end
 -- also makes rarer what LuaJIT does at the end of a cycle when the strings
 -- alive are a quarter of its string table or fewer: halve the table, to
 -- double it again during the next cycle, rehashing every string both
--- times (a word-count worker did so at every cycle; BENCHMARKS.md).
+-- times (a word-count worker did so at every cycle; BENCHMARKS.md). On
+-- the RocksDB state backend, whose cache is a memory budget, the pause is
+-- at most 200: up to four times the cache would not be a budget.
 function Host:start()
-  self.gc_pause = collectgarbage("setpause", self.options.gc_pause)
+  local pause = self.options.gc_pause
+  if self.state_backend.kind == "rocksdb" then pause = math.min(pause, 200) end
+  self.gc_pause = collectgarbage("setpause", pause)
   self.idle = core.idle(guard(function() self:step() end))
   self.idle:start()
 end

@@ -37,7 +37,8 @@ M.specs = {
   restart = { false, "table", "restart strategy: weir.fixed_delay{...}, "
     .. "weir.exponential_delay{...}, weir.failure_rate{...} or weir.none()" },
   gc_pause = { 400, "number", "% of the heap left after a garbage "
-    .. "collection that starts the next one, while the job runs" },
+    .. "collection that starts the next one, while the job runs (at most "
+    .. "200 on the rocksdb state backend)" },
   fork_snapshot_keys = { 10000, "number", "keys from which a keyed "
     .. "operator's checkpoint is serialized and written by a forked "
     .. "copy-on-write process while the job goes on (0: always; -1: never)" },

@@ -28,9 +28,11 @@ RState.__index = RState
 
 -- Keys scanned per call into RocksDB, and per write batch.
 local SCAN_KEYS = 4096
--- Bytes an entry costs in the cache beyond its encoded value (its tables
--- and the cache's slots), for turning state_cache_mb into keys.
-local ENTRY_OVERHEAD_BYTES = 240
+-- Bytes an entry costs in the cache beyond its encoded value (its tables,
+-- its RocksDB key and the cache's slots; measured with LuaJIT's
+-- collectgarbage("count") for a count-and-last-value state), for turning
+-- state_cache_mb into keys.
+local ENTRY_OVERHEAD_BYTES = 420
 -- Keys a cache holds at least, whatever its budget.
 local MIN_CACHE_KEYS = 64
 
