@@ -77,8 +77,17 @@ static rocksdb_column_family_handle_t* check_cf(lua_State* L, ldb_t* d,
 ** Flink's RocksDB backend sets them): no write-ahead log (a lost database
 ** is rebuilt from the last checkpoint), and no write stalls while
 ** compaction catches up with the level-0 file each checkpoint flushes
-** (stalls would hold records up instead); warnings only in RocksDB's LOG. */
+** (stalls would hold records up instead); Bloom filters; warnings only in
+** RocksDB's LOG. */
 static void set_working_state_options(rocksdb_options_t* options) {
+  /* A Bloom filter per SST file (10 bits a key): looking up a key that is
+  ** not there (every new key) skips the files instead of reading them. */
+  rocksdb_block_based_table_options_t* table =
+      rocksdb_block_based_options_create();
+  rocksdb_block_based_options_set_filter_policy(
+      table, rocksdb_filterpolicy_create_bloom(10));
+  rocksdb_options_set_block_based_table_factory(options, table);
+  rocksdb_block_based_options_destroy(table);
   rocksdb_options_set_max_background_jobs(options, 4);
   rocksdb_options_set_max_write_buffer_number(options, 4);
   rocksdb_options_set_level0_slowdown_writes_trigger(options, 256);
