@@ -165,18 +165,26 @@ describe("the rocksdb state backend", function()
       end)
     end
 
+    -- Runs case's job on backend at parallelism and kills it once k
+    -- checkpoints completed (it must still be running); returns its job
+    -- directory.
+    local function kill_after(case, backend, parallelism, k)
+      local job_dir = dir .. "/" .. case .. "/ck/running_count"
+      local proc = h.spawn_weir(args(case, backend, parallelism))
+      h.wait_until(function()
+        return #h.complete_checkpoints(job_dir) >= k
+      end, 30000, "checkpoint " .. k)
+      h.kill(proc, "KILL")
+      assert.are.equal(137, h.wait_exit(proc).status,
+        "the job ended before the kill")
+      return job_dir
+    end
+
     -- Runs the job on backend first[1] at parallelism first[2], kills it
     -- once two checkpoints completed, and runs it to its end on then[1]
     -- at then[2], restoring the newest: the output must be exact.
     local function switch(case, first, then_)
-      local job_dir = dir .. "/" .. case .. "/ck/running_count"
-      local proc = h.spawn_weir(args(case, first[1], first[2]))
-      h.wait_until(function()
-        return #h.complete_checkpoints(job_dir) >= 2
-      end, 30000, "checkpoint 2")
-      h.kill(proc, "KILL")
-      assert.are.equal(137, h.wait_exit(proc).status,
-        "the job ended before the kill")
+      kill_after(case, first[1], first[2], 2)
       local r = h.run_weir(args(case, then_[1], then_[2]))
       assert.are.equal(0, r.status, r.stderr)
       assert.matches("restored from .*/chk%-%d+", r.stderr)
@@ -342,14 +350,7 @@ describe("the rocksdb state backend", function()
     -- run restoring the newest must refuse it, naming the file, take the
     -- one before and still write exactly the reference's lines.
     local function spoil_newest(case, damage, why)
-      local job_dir = dir .. "/" .. case .. "/ck/running_count"
-      local proc = h.spawn_weir(args(case, "rocksdb", "2"))
-      h.wait_until(function()
-        return #h.complete_checkpoints(job_dir) >= 3
-      end, 30000, "checkpoint 3")
-      h.kill(proc, "KILL")
-      assert.are.equal(137, h.wait_exit(proc).status,
-        "the job ended before the kill")
+      local job_dir = kill_after(case, "rocksdb", "2", 3)
       local ids = h.complete_checkpoints(job_dir)
       local newest = checkpoint.path(job_dir, ids[#ids])
       local m = assert(checkpoint.read_manifest(newest))

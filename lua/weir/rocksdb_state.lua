@@ -148,6 +148,14 @@ function RState:put_entry(ops, e)
     / math.min(self.written, 1000)
 end
 
+-- Writes ops (a db:write list) once it holds a batch's worth; returns
+-- the list to go on filling.
+function RState:write_full(ops)
+  if #ops < 3 * SCAN_KEYS then return ops end
+  self:write(ops)
+  return {}
+end
+
 function RState:write(ops)
   if #ops == 0 then return end
   local ok, err = self.db:write(ops)
@@ -283,10 +291,7 @@ function RState:flush()
     if e.dirty or not self.tracked then
       self:put_entry(ops, e)
       e.dirty = nil
-      if #ops >= 3 * SCAN_KEYS then
-        self:write(ops)
-        ops = {}
-      end
+      ops = self:write_full(ops)
     end
   end
   self:write(ops)
@@ -444,10 +449,7 @@ function RState:restore(groups, owns, files)
           self:put_entry(ops, e)
         end
       end
-      if #ops >= 3 * SCAN_KEYS then
-        self:write(ops)
-        ops = {}
-      end
+      ops = self:write_full(ops)
     end
   end
   self:write(ops)
