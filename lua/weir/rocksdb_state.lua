@@ -433,13 +433,8 @@ function RState:restore(groups, owns, files)
   self.count = 0
   -- The database is the host's own, new with it: nothing to clear.
   local ops = {}
-  for kg, bytes in pairs(groups) do
-    if not owns or owns(kg) then
-      local flat, derr = State.decode_group(bytes, kg, self.max_parallelism)
-      if not flat then
-        error(string.format("%s: damaged state file: %s",
-          files and files[kg] or "a snapshot", derr), 0)
-      end
+  State.each_group(groups, owns, files, self.max_parallelism,
+    function(kg, flat)
       for i = 1, flat.n, 4 do
         local e = { key = flat[i], kg = kg, state = flat[i + 1],
           timers = flat[i + 2], ptimers = flat[i + 3] }
@@ -450,8 +445,7 @@ function RState:restore(groups, owns, files)
         end
       end
       ops = self:write_full(ops)
-    end
-  end
+    end)
   self:write(ops)
 end
 

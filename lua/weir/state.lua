@@ -234,6 +234,24 @@ function M.decode_group(bytes, kg, max_parallelism)
   return flat
 end
 
+--- Calls fn(kg, flat) for each key group of a snapshot's groups (those
+-- of M:snapshot()) for which owns(kg) is true (all without owns), flat
+-- decoded and checked by M.decode_group. Raises, naming the file the key
+-- group came from (files[kg]), when it is damaged. Both state backends
+-- restore through it.
+function M.each_group(groups, owns, files, max_parallelism, fn)
+  for kg, bytes in pairs(groups) do
+    if not owns or owns(kg) then
+      local flat, err = M.decode_group(bytes, kg, max_parallelism)
+      if not flat then
+        error(string.format("%s: damaged state file: %s",
+          files and files[kg] or "a snapshot", err), 0)
+      end
+      fn(kg, flat)
+    end
+  end
+end
+
 --- Replaces the state with a snapshot's key groups (those of
 -- M:snapshot()); only groups for which owns(kg) is true are decoded.
 -- Raises, naming the file a key group came from (files[kg], see
@@ -243,19 +261,12 @@ function M:restore(groups, owns, files)
   for k in pairs(self.entries) do self.entries[k] = nil end
   for k in pairs(self.groups) do self.groups[k] = nil end
   self.count = 0
-  for kg, bytes in pairs(groups) do
-    if not owns or owns(kg) then
-      local flat, err = M.decode_group(bytes, kg, self.max_parallelism)
-      if not flat then
-        error(string.format("%s: damaged state file: %s",
-          files and files[kg] or "a snapshot", err), 0)
-      end
-      for i = 1, flat.n, 4 do
-        local e = self:entry(flat[i])
-        e.state, e.timers, e.ptimers = flat[i + 1], flat[i + 2], flat[i + 3]
-      end
+  M.each_group(groups, owns, files, self.max_parallelism, function(_, flat)
+    for i = 1, flat.n, 4 do
+      local e = self:entry(flat[i])
+      e.state, e.timers, e.ptimers = flat[i + 1], flat[i + 2], flat[i + 3]
     end
-  end
+  end)
 end
 
 --- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry:
