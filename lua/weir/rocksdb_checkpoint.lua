@@ -16,10 +16,10 @@
 -- A restore (M.each_entry) puts a reference's files in a local directory,
 -- opens them as a database and reads the key groups a subtask owns: the
 -- same or another parallelism, either backend.
-local buffer = require "string.buffer"
 local core = require "weir.core"
 local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
+local RocksState = require "weir.rocksdb_state"
 local rundir = require "weir.rundir"
 
 local M = {}
@@ -27,10 +27,7 @@ local M = {}
 -- Entries read from a restored database per call.
 local SCAN_KEYS = 4096
 
--- The RocksDB key prefix of key group kg (see weir.rocksdb_state).
-local function group_prefix(kg)
-  return string.char(math.floor(kg / 256), kg % 256)
-end
+local group_prefix = RocksState.group_prefix
 
 local function read_all(path)
   local f, err = io.open(path, "rb")
@@ -153,12 +150,6 @@ function M.forget(t, id)
   rundir.remove(t.dir .. "-chk-" .. id)
 end
 
--- Decodes a stored value; off trace (see weir.state's decode).
-local function decode(bytes)
-  return pcall(buffer.decode, bytes)
-end
-jit.off(decode)
-
 -- Puts the files of ref in directory dir: each shared file read back
 -- verified (size, checksum), the private ones as they are. Raises a
 -- message naming a damaged or missing file.
@@ -210,10 +201,10 @@ function M.each_entry(ref, uid, first, last, tmp_root, fn)
       local batch = {}
       for i = 1, #kvs, 2 do
         local k, v = kvs[i], kvs[i + 1]
-        local dok, t = decode(v)
-        if not dok or type(t) ~= "table" or t[1] == nil then
-          error(string.format("%s: a value of %s cannot be decoded", dir,
-            uid), 0)
+        local t, why = RocksState.decode_value(v)
+        if not t then
+          error(string.format("%s: a value of %s cannot be decoded (%s)",
+            dir, uid, why), 0)
         end
         batch[#batch + 1] = { kg = k:byte(1) * 256 + k:byte(2), entry = t,
           db_key = k, bytes = v }

@@ -36,24 +36,41 @@ local ENTRY_OVERHEAD_BYTES = 420
 -- Keys a cache holds at least, whatever its budget.
 local MIN_CACHE_KEYS = 64
 
+--- The first RocksDB key of key group kg: its 2 bytes, big-endian.
+function M.group_prefix(kg)
+  return string.char(math.floor(kg / 256), kg % 256)
+end
+local group_prefix = M.group_prefix
+
 --- The RocksDB key of key k in key group kg: 2 bytes big-endian, then the
 -- canonical encoding. Returns nil and why when k is not a valid key.
 function M.db_key(kg, k)
   local enc, why = key.encode(k)
   if not enc then return nil, why end
-  return string.char(math.floor(kg / 256), kg % 256) .. enc
+  return group_prefix(kg) .. enc
 end
 
--- The first RocksDB key of key group kg.
-local function group_prefix(kg)
-  return string.char(math.floor(kg / 256), kg % 256)
-end
-
--- Decodes a stored value; off trace (see weir.state's decode).
+-- Decodes bytes under pcall; off trace (see weir.state's decode).
 local function decode(bytes)
   return pcall(buffer.decode, bytes)
 end
 jit.off(decode)
+
+--- Decodes a stored value (bytes) into its table { key, state, timers,
+-- ptimers, written }.
+-- @return the table | nil, why it is not one
+function M.decode_value(bytes)
+  local ok, t = decode(bytes)
+  if not ok then return nil, tostring(t) end
+  if type(t) ~= "table" or t[1] == nil then return nil, "not an entry" end
+  return t
+end
+
+-- The entry of key group kg that a decoded value t holds.
+local function entry_of_value(kg, t)
+  return { key = t[1], kg = kg, state = t[2], timers = t[3],
+    ptimers = t[4], written = t[5] }
+end
 
 --- Creates the state of an operator's subtask.
 -- @param db the process's database (core.rocksdb_open)
@@ -224,14 +241,12 @@ end
 
 -- The entry decoded from a stored value v, or raises naming the key.
 function RState:decode_entry(kg, v)
-  local ok, t = decode(v)
-  if not ok or type(t) ~= "table" or t[1] == nil then
+  local t, why = M.decode_value(v)
+  if not t then
     error(string.format("%s: a value in its RocksDB state cannot be "
-      .. "decoded (%s)", self.where, tostring(ok and "not an entry" or t)),
-      0)
+      .. "decoded (%s)", self.where, why), 0)
   end
-  return { key = t[1], kg = kg, state = t[2], timers = t[3],
-    ptimers = t[4], written = t[5] }
+  return entry_of_value(kg, t)
 end
 
 --- Returns the entry of key k, from the cache, else from RocksDB, else
@@ -455,9 +470,8 @@ end
 function RState:restore_entries(batch)
   local ops = {}
   for _, r in ipairs(batch) do
-    local t = r.entry
-    local e = { key = t[1], kg = r.kg, state = t[2], timers = t[3],
-      ptimers = t[4], written = t[5], db_key = r.db_key }
+    local e = entry_of_value(r.kg, r.entry)
+    e.db_key = r.db_key
     if pinned(e) then
       self:cache(canon_of(e.key), e)
     else
