@@ -90,6 +90,12 @@ static void set_working_state_options(rocksdb_options_t* options) {
   rocksdb_block_based_options_destroy(table);
   rocksdb_options_set_max_background_jobs(options, 4);
   rocksdb_options_set_max_write_buffer_number(options, 4);
+  /* Memtables of 32 MiB, at most 64 MiB of them over all column families
+  ** of the database (RocksDB's write buffer manager; its default, 64 MiB
+  ** for each of up to 4 per family, put 256 MiB per operator on top of
+  ** the cache of decoded entries). */
+  rocksdb_options_set_write_buffer_size(options, (size_t) 32 << 20);
+  rocksdb_options_set_db_write_buffer_size(options, (size_t) 64 << 20);
   rocksdb_options_set_level0_slowdown_writes_trigger(options, 256);
   rocksdb_options_set_level0_stop_writes_trigger(options, 512);
   rocksdb_options_set_soft_pending_compaction_bytes_limit(options, 0);

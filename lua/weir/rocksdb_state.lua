@@ -212,9 +212,11 @@ function RState:evict()
   end
   self.cache_keys = self:keys_for_budget()
   -- Without checkpoints nothing flushes: the list of changed entries
-  -- drops those written back here once it outgrows the cache.
+  -- drops those written back here once it outgrows the cache by a
+  -- quarter (it holds them alive: up to a quarter of the cache beyond
+  -- its budget; each entry is walked about five times per eviction).
   local dirty = self.dirty
-  if #dirty > 2 * self.cache_keys then
+  if #dirty > self.cache_keys + self.cache_keys / 4 then
     local n = 0
     for i = 1, #dirty do
       local e = dirty[i]
