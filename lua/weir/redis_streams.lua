@@ -1,0 +1,488 @@
+--- Redis Streams: the source read_redis_stream and the exactly-once sink
+-- write_redis_stream (runtime instances, see weir.sources and weir.sinks
+-- for their shapes), on weir.redis's client.
+--
+-- The source keeps the id of the last entry it emitted per stream in its
+-- checkpoints (as Flink's Kafka source keeps offsets in its state, not in
+-- the broker) and reads on from there with XREAD; stream k of the list is
+-- read by subtask (k - 1) % parallelism. Bounded, it reads up to the last
+-- entry each stream had when the job first started (kept in checkpoints,
+-- so a restored run ends at the same entry).
+--
+-- The sink is a two-phase commit (Flink's TwoPhaseCommitSinkFunction): the
+-- entries of a checkpoint are pre-committed at its barrier (kept in the
+-- checkpoint itself) and added when the checkpoint completes, by a Lua
+-- script that first sets a commit marker (SET NX, kept 7 days) named by
+-- the job, the sink's uid, the subtask, the checkpoint and the run that
+-- pre-committed them: a commit replayed after a crash (from the restored
+-- checkpoint) finds its marker and adds nothing.
+local core = require "weir.core"
+local redis = require "weir.redis"
+local errors = require "weir.errors"
+
+local M = {}
+
+M.BLOCK_MS = 100              -- how long one XREAD waits for entries
+M.MARKER_TTL_MS = 7 * 86400000
+M.COMMIT_ENTRIES = 4096       -- entries per commit script, at most
+M.STOP_TIMEOUT_MS = 30000     -- how long a stopping sink waits to commit
+
+local function fail(node, fmt, ...)
+  error(string.format("%s: " .. fmt, errors.describe(node), ...), 0)
+end
+
+local DEFAULT_URL = "redis://127.0.0.1:6379"
+
+-- Raises (at the caller's caller's level) unless every key of opts is
+-- in known, a set of option names.
+local function check_known(method, opts, known)
+  if type(opts) ~= "table" then
+    error(method .. ": expected a table of options, got " .. type(opts), 4)
+  end
+  local names = {}
+  for k in pairs(known) do names[#names + 1] = k end
+  table.sort(names)
+  for k in pairs(opts) do
+    if not known[k] then
+      error(string.format("%s: unknown option '%s' (known: %s)", method,
+        tostring(k), table.concat(names, ", ")), 4)
+    end
+  end
+end
+
+local function check_url(method, url)
+  if url == nil then return DEFAULT_URL end
+  local ok, why = redis.parse_url(url)
+  if not ok then
+    error(string.format("%s: bad url %s: %s", method, tostring(url), why), 4)
+  end
+  return url
+end
+
+--- The node fields of p:read_redis_stream(opts) (see weir.pipeline);
+-- raises naming the option that is wrong.
+function M.source_options(opts)
+  local m = "read_redis_stream"
+  check_known(m, opts, { url = true, stream = true, start = true,
+    bounded = true, batch = true })
+  local streams = opts.stream
+  if type(streams) == "string" then streams = { streams } end
+  if type(streams) ~= "table" or #streams == 0 then
+    error(m .. ": option 'stream' must be a stream name or a list of them",
+      3)
+  end
+  local seen = {}
+  for i, name in ipairs(streams) do
+    if type(name) ~= "string" or name == "" or seen[name] then
+      error(string.format("%s: stream %d of the list must be a name given "
+        .. "once, got %s", m, i, tostring(name)), 3)
+    end
+    seen[name] = true
+  end
+  local start = opts.start or "0"
+  if start ~= "0" and start ~= "$" and not tostring(start):match(
+      "^%d+%-%d+$") then
+    error(m .. ": option 'start' must be \"0\" (the first entry), \"$\" "
+      .. "(entries added after the job first starts) or an entry id, got "
+      .. tostring(start), 3)
+  end
+  if opts.bounded ~= nil and type(opts.bounded) ~= "boolean" then
+    error(m .. ": option 'bounded' must be a boolean", 3)
+  end
+  local batch = opts.batch or 1000
+  if type(batch) ~= "number" or batch < 1 or batch % 1 ~= 0 then
+    error(m .. ": option 'batch' must be a whole number of entries >= 1", 3)
+  end
+  return { url = check_url(m, opts.url), streams = streams, start = start,
+    bounded = opts.bounded == true, batch = batch }
+end
+
+--- The node fields of stream:write_redis_stream(opts); raises naming
+-- the option that is wrong.
+function M.sink_options(opts)
+  local m = "write_redis_stream"
+  check_known(m, opts, { url = true, stream = true, fields = true })
+  if type(opts.stream) ~= "string" or opts.stream == "" then
+    error(m .. ": option 'stream' must be the name of a stream", 3)
+  end
+  if opts.fields ~= nil and type(opts.fields) ~= "function" then
+    error(m .. ": option 'fields' must be a function(record) -> table", 3)
+  end
+  return { url = check_url(m, opts.url), stream = opts.stream,
+    fields = opts.fields }
+end
+
+-- The two numbers of a stream entry id "<ms>-<seq>".
+local function id_parts(id)
+  local ms, seq = id:match("^(%d+)%-(%d+)$")
+  return tonumber(ms), tonumber(seq)
+end
+
+-- Whether entry id a comes after id b.
+local function after(a, b)
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  return am > bm or (am == bm and as > bs)
+end
+
+-- The streams of node that subtask i of p reads.
+local function streams_of(node, i, p)
+  local mine = {}
+  for k, name in ipairs(node.streams) do
+    if (k - 1) % p == i then mine[#mine + 1] = name end
+  end
+  return mine
+end
+
+-- The record of entry e ({ id, { field, value, ... } }) of stream name.
+local function record_of(name, e)
+  local fields, flat = {}, e[2]
+  if type(flat) == "table" then
+    for j = 1, #flat - 1, 2 do fields[flat[j]] = flat[j + 1] end
+  end
+  return { stream = name, id = e[1], fields = fields }
+end
+
+--- read_redis_stream: records { stream, id, fields = { field = value } }.
+function M.read_redis_stream(node, emit, env)
+  local mine = streams_of(node, env.subtask, env.parallelism)
+  -- Per stream: last (id emitted last), fetched (id read last), end_id
+  -- (bounded: the last entry to read), skip (see weir.replay), done.
+  local pos = {}
+  local buffer, head, tail = {}, 1, 0  -- read, not yet emitted: head..tail
+  local current                -- the stream of the record being emitted
+  local client, reading, ready, closed = nil, false, false, false
+  local inst = {}
+
+  local function check_done(p)
+    if p.end_id and (p.end_id == "0-0" or not after(p.end_id, p.last)) then
+      p.done = true
+    end
+  end
+
+  local function read()
+    if reading or not ready or closed then return end
+    local args, ids = { "XREAD", "COUNT", node.batch, "BLOCK", M.BLOCK_MS,
+      "STREAMS" }, {}
+    for _, name in ipairs(mine) do
+      local p = pos[name]
+      if not p.done and not p.fetched_all then
+        args[#args + 1] = name
+        ids[#ids + 1] = p.fetched
+      end
+    end
+    if #ids == 0 then return end
+    for _, id in ipairs(ids) do args[#args + 1] = id end
+    reading = true
+    client:call(args, function(reply, err)
+      reading = false
+      if closed then return end
+      if err then fail(node, "XREAD from %s failed: %s", node.url, err) end
+      if reply then
+        for _, s in ipairs(reply) do
+          local name, p = s[1], pos[s[1]]
+          for _, e in ipairs(s[2]) do
+            if p.end_id and after(e[1], p.end_id) then
+              p.fetched_all = true
+              break
+            end
+            tail = tail + 1
+            buffer[tail] = record_of(name, e)
+            p.fetched = e[1]
+          end
+          if p.end_id and p.fetched == p.end_id then p.fetched_all = true end
+        end
+      end
+      if head > tail then read() end  -- nothing came (BLOCK timed out)
+      env.wake()
+    end)
+  end
+
+  -- A fresh start: "$" becomes the id of each stream's last entry, and a
+  -- bounded read learns where it ends; then reading begins.
+  local function resolve()
+    local waiting = 0
+    local function settled()
+      waiting = waiting - 1
+      if waiting > 0 then return end
+      for _, name in ipairs(mine) do check_done(pos[name]) end
+      ready = true
+      read()
+      env.wake()
+    end
+    for _, name in ipairs(mine) do
+      local p = pos[name]
+      if (node.bounded and not p.end_id) or p.last == "$" then
+        waiting = waiting + 1
+        client:call({ "XREVRANGE", name, "+", "-", "COUNT", 1 },
+          function(reply, err)
+            if err then fail(node, "cannot read stream %s at %s: %s", name,
+              node.url, err) end
+            local last = reply and reply[1] and reply[1][1] or "0-0"
+            if p.last == "$" then p.last, p.fetched = last, last end
+            if node.bounded then p.end_id = last end
+            settled()
+          end)
+      end
+    end
+    waiting = waiting + 1
+    settled()
+  end
+
+  function inst.open()
+    client = redis.client(node.url, errors.describe(node))
+    local start = node.start == "0" and "0-0" or node.start
+    for _, name in ipairs(mine) do
+      local p = pos[name]
+      if not p then  -- fresh, or a stream the checkpoint did not read
+        p = { last = start }
+        pos[name] = p
+      end
+      p.fetched = p.last
+    end
+    resolve()
+  end
+
+  function inst.produce(n)
+    if not ready then return false, 0, true end
+    local count = 0
+    while count < n and head <= tail do
+      local r = buffer[head]
+      buffer[head] = nil
+      head = head + 1
+      local p = pos[r.stream]
+      if p.skip then
+        if env.skip_outputs then env.skip_outputs(p.skip) end
+        p.skip = nil
+      end
+      current = r.stream
+      emit(r)
+      current = nil
+      p.last = r.id
+      check_done(p)
+      count = count + 1
+    end
+    if head > tail then
+      buffer, head, tail = {}, 1, 0
+      local all_done = true
+      for _, name in ipairs(mine) do
+        if not pos[name].done then all_done = false end
+      end
+      if all_done and node.bounded then return true, count end
+      read()
+      return false, count, count == 0
+    end
+    return false, count
+  end
+
+  function inst.snapshot(_, skip)
+    local st = {}
+    for name, p in pairs(pos) do
+      st[name] = { last = p.last, end_id = p.end_id, skip = p.skip }
+    end
+    if skip and skip > 0 and current then st[current].skip = skip end
+    return { streams = st }
+  end
+
+  -- Every stream this subtask reads, from the old subtask that read it.
+  function inst.restore(olds)
+    local want = {}
+    for _, name in ipairs(mine) do want[name] = true end
+    for _, o in ipairs(olds) do
+      for name, s in pairs(o.state.streams or {}) do
+        if want[name] then
+          pos[name] = { last = s.last, fetched = s.last, end_id = s.end_id,
+            skip = s.skip }
+        end
+      end
+    end
+  end
+
+  function inst.stop()
+    closed = true
+    if client then client:close() end
+  end
+  inst.close = inst.stop
+  return inst
+end
+
+-- The commit script: KEYS[1] the stream, KEYS[2] the marker; ARGV[1] the
+-- marker's time to live (ms), then per entry its number of fields and
+-- its fields and values. Adds nothing when the marker exists.
+local COMMIT_SCRIPT = [[
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local i, n = 2, #ARGV
+while i <= n do
+  local k = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 1, i + 2 * k))
+  i = i + 2 * k + 1
+end
+return 1
+]]
+
+-- A token no other run of the job has: this process's pid and start time.
+local RUN = string.format("%d.%d", core.getpid(), core.time_ms())
+
+--- write_redis_stream: exactly-once by two-phase commit (see the header).
+function M.write_redis_stream(node, _, env)
+  local fields_fn = node.fields
+  local current = {}   -- flat entries (count, field, value, ...) since the
+                       -- last barrier, entry after entry
+  local txns = {}      -- pre-committed: { id, token, entries }, oldest first
+  local client, committing, closing, stop_timer = nil, false, false, nil
+  local prefix = string.format("weir:commit:%s:%s:%d:", env.job_name or "job",
+    node.uid, env.subtask)
+  local inst = {}
+
+  -- Flattens the fields of a record into out.
+  local function add(out, record)
+    local f = record
+    if fields_fn then f = fields_fn(record) end
+    if type(f) ~= "table" then
+      fail(node, "fields must give a table of fields, got a %s", type(f))
+    end
+    local names = {}
+    for k, v in pairs(f) do
+      local tv = type(v)
+      if type(k) ~= "string" or (tv ~= "string" and tv ~= "number") then
+        fail(node, "field %s = %s: an entry's fields are strings with "
+          .. "string or number values", tostring(k), tostring(v))
+      end
+      names[#names + 1] = k
+    end
+    if #names == 0 then fail(node, "a record has no fields to add") end
+    table.sort(names)
+    out[#out + 1] = #names
+    for _, k in ipairs(names) do
+      out[#out + 1] = k
+      out[#out + 1] = f[k]
+    end
+  end
+
+  -- Whether a pre-committed txn's checkpoint completed (it is due).
+  local function due()
+    for _, t in ipairs(txns) do if t.ready then return true end end
+    return false
+  end
+
+  local commit_next
+  -- Sends the scripts of txn, chunk after chunk; then the next txn.
+  local function commit_txn(txn, chunk, at)
+    local e = txn.entries
+    if at > #e then
+      table.remove(txns, 1)
+      committing = false
+      return commit_next()
+    end
+    local args = { "EVAL", COMMIT_SCRIPT, 2, node.stream,
+      txn.token .. ":" .. chunk, M.MARKER_TTL_MS }
+    local entries = 0
+    while at <= #e and entries < M.COMMIT_ENTRIES do
+      local k = e[at]
+      for j = at, at + 2 * k do args[#args + 1] = e[j] end
+      at = at + 2 * k + 1
+      entries = entries + 1
+    end
+    client:call(args, function(_, err)
+      if err then
+        fail(node, "cannot commit checkpoint %d's entries to %s at %s: %s "
+          .. "(they stay in the checkpoint; a restore commits them)",
+          txn.id, node.stream, node.url, err)
+      end
+      commit_txn(txn, chunk + 1, at)
+    end)
+  end
+
+  function commit_next()
+    if committing then return end
+    local txn = txns[1]
+    if txn and txn.ready then
+      committing = true
+      return commit_txn(txn, 1, 1)
+    end
+    if closing and not committing then
+      if stop_timer then stop_timer:close() stop_timer = nil end
+      client:close()
+    end
+  end
+
+  function inst.open()
+    client = redis.client(node.url, errors.describe(node))
+    commit_next()  -- what a restore handed over
+  end
+
+  function inst.push(record) add(current, record) end
+
+  function inst.snapshot(id)
+    if #current > 0 then
+      txns[#txns + 1] = { id = id, token = prefix .. id .. ":" .. RUN,
+        entries = current }
+      current = {}
+    end
+    local st = {}
+    for k, t in ipairs(txns) do
+      st[k] = { id = t.id, token = t.token, entries = t.entries }
+    end
+    return { txns = st }
+  end
+
+  function inst.notify_complete(id)
+    for _, t in ipairs(txns) do
+      if t.id <= id then t.ready = true end
+    end
+    commit_next()
+  end
+
+  -- The restored checkpoint is complete: what its subtasks pre-committed
+  -- is committed again (a marker makes a replay add nothing).
+  function inst.restore(olds)
+    for _, o in ipairs(olds) do
+      if o.subtask % env.parallelism == env.subtask then
+        for _, t in ipairs(o.state.txns or {}) do
+          txns[#txns + 1] = { id = t.id, token = t.token,
+            entries = t.entries, ready = true }
+        end
+      end
+    end
+    table.sort(txns, function(a, b) return a.id < b.id end)
+  end
+
+  function inst.commit()
+    if #current > 0 then
+      txns[#txns + 1] = { id = math.huge, token = prefix .. "end:" .. RUN,
+        entries = current, ready = true }
+      current = {}
+    end
+    commit_next()
+  end
+
+  -- The job stops: the connection closes once the commits due are done,
+  -- or after M.STOP_TIMEOUT_MS (then they stay in the checkpoint, which
+  -- a restore commits).
+  function inst.stop()
+    if closing then return end
+    closing = true
+    if not client then return end
+    if not committing and not due() then return client:close() end
+    local timer
+    timer = core.timer(function()
+      timer:close()
+      if due() then
+        io.stderr:write(string.format("weir: %s: could not commit "
+          .. "checkpoint %s's entries to %s within %d ms; they stay in "
+          .. "the checkpoint: restore it (--restore) to commit them\n",
+          errors.describe(node), tostring(txns[1].id), node.url,
+          M.STOP_TIMEOUT_MS))
+      end
+      client:close()
+    end)
+    timer:start(M.STOP_TIMEOUT_MS, 0)
+    stop_timer = timer
+  end
+  inst.close = inst.stop
+  return inst
+end
+
+return M
