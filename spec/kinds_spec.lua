@@ -14,6 +14,7 @@ describe("weir.kinds", function()
       :with_timestamps(function() return 0 end)
     local b = p:read_lines("/dev/null")
     p:nexmark { events = 1 }:discard()
+    p:read_redis_stream { stream = "s" }:write_redis_stream { stream = "t" }
     local keyed = a:union(b):key_by(function(x) return x end)
     keyed:reduce(function(x) return x end):print()
     keyed:process(function() end):discard()

@@ -27,6 +27,7 @@ local operators = require "weir.operators"
 local sources = require "weir.sources"
 local sinks = require "weir.sinks"
 local windows = require "weir.windows"
+local redis_streams = require "weir.redis_streams"
 
 local M = {}
 
@@ -45,6 +46,7 @@ local STEP_DONE = {}
 
 local function factory(kind)
   return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
+    or redis_streams[kind]
     or error("no runtime for operator kind " .. kind)
 end
 
@@ -136,7 +138,8 @@ function Host:build_node(task, node, is_head, prefix)
     subtask = task.subtask, parallelism = task.chain.parallelism,
     emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
     now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock,
-    state_backend = self.state_backend, task_id = task.id }
+    state_backend = self.state_backend, task_id = task.id,
+    job_name = self.job.name, wake = function() self:wake() end }
   local emit = fan_out(targets)
   if is_head and prefix then
     emit = replay.source_emit(task, emit)
@@ -264,6 +267,7 @@ end
 -- a savepoint, full and portable).
 function Host:trigger(id, final, savepoint)
   self.checkpoints:trigger(id, final, savepoint)
+  self:wake()
 end
 
 --- Checkpoint id was aborted.
@@ -353,7 +357,7 @@ end
 function Host:step_source(task)
   if backpressured(task) then return false end
   replay.start_step(task)
-  local ended, count =
+  local ended, count, waiting =
     task.insts[task.chain.head.id].produce(M.SOURCE_RECORDS)
   task.records_in = task.records_in + count
   if ended then
@@ -361,7 +365,7 @@ function Host:step_source(task)
   else
     release_watermarks(task)
   end
-  return true
+  return not waiting
 end
 
 function Host:step_channels(task)
@@ -550,12 +554,18 @@ function Host:wake()
   end
 end
 
---- Stops running the tasks: no step runs after, LuaJIT's collector pause
--- is what it was before Host:start, and on_stop (if set) is called.
--- Safe to call more than once.
+--- Stops running the tasks: no step runs after, operators with
+-- connections (inst.stop) close them once what is due went out, LuaJIT's
+-- collector pause is what it was before Host:start, and on_stop (if set)
+-- is called. Safe to call more than once.
 function Host:stop()
   self.stopped = true
   if self.idle then self.idle:close() self.idle = nil end
+  for _, task in ipairs(self.tasks) do
+    for _, inst in pairs(task.insts) do
+      if inst.stop then inst.stop() end
+    end
+  end
   if self.gc_pause then
     collectgarbage("setpause", self.gc_pause)
     self.gc_pause = nil

@@ -119,6 +119,22 @@ function Pipeline:read_lines(path, opts)
     { path = path, keep_cr = opts.keep_cr == true }))
 end
 
+--- Source: the entries of Redis streams (weir.redis_streams), records
+-- { stream = name, id = "<ms>-<seq>", fields = { field = value, ... } };
+-- its position is the last id read per stream. Stream k of the list is
+-- read by subtask (k - 1) % parallelism.
+-- @param opts { url = "redis://HOST[:PORT][/DB]" (default
+--   redis://127.0.0.1:6379), stream = name | { names }, start = "0" (the
+--   first entry, default) | "$" (what is added after the job first
+--   starts) | an entry id to read after, bounded = true to end at the last
+--   entry present when the job first started (default false), batch =
+--   entries per read (default 1000) }; raises on an unknown option
+-- @return Stream of records
+function Pipeline:read_redis_stream(opts)
+  return stream(self, self:add("read_redis_stream", {},
+    require("weir.redis_streams").source_options(opts)))
+end
+
 --- Source: the integers first, first+1, ..., last (for tests and
 -- benchmarks); its position is the next integer.
 function Pipeline:sequence(first, last)
@@ -308,6 +324,17 @@ function Stream:write_lines(dir, format_fn)
   if format_fn ~= nil then check_fn("write_lines", format_fn, 2) end
   return stream(self.pipeline, self.pipeline:add("write_lines", { self.node },
     { dir = dir, fn = format_fn }), Sink)
+end
+
+--- Sink, exactly-once by two-phase commit: adds one entry per record to
+-- a Redis stream when the checkpoint after it completes (a commit
+-- replayed after a crash adds nothing; see weir.redis_streams).
+-- @param opts { url = "redis://HOST[:PORT][/DB]" (default
+--   redis://127.0.0.1:6379), stream = name, fields = function(record) ->
+--   { field = string or number } (default: the record itself) }
+function Stream:write_redis_stream(opts)
+  return stream(self.pipeline, self.pipeline:add("write_redis_stream",
+    { self.node }, require("weir.redis_streams").sink_options(opts)), Sink)
 end
 
 --- Sink for specs: returns a table that holds every record once the

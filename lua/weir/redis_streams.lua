@@ -143,168 +143,186 @@ local function record_of(name, e)
   return { stream = name, id = e[1], fields = fields }
 end
 
---- read_redis_stream: records { stream, id, fields = { field = value } }.
-function M.read_redis_stream(node, emit, env)
-  local mine = streams_of(node, env.subtask, env.parallelism)
-  -- Per stream: last (id emitted last), fetched (id read last), end_id
-  -- (bounded: the last entry to read), skip (see weir.replay), done.
-  local pos = {}
-  local buffer, head, tail = {}, 1, 0  -- read, not yet emitted: head..tail
-  local current                -- the stream of the record being emitted
-  local client, reading, ready, closed = nil, false, false, false
-  local inst = {}
+-- -- read_redis_stream ---------------------------------------------------
 
-  local function check_done(p)
-    if p.end_id and (p.end_id == "0-0" or not after(p.end_id, p.last)) then
-      p.done = true
-    end
-  end
+local Reader = {}
+Reader.__index = Reader
 
-  local function read()
-    if reading or not ready or closed then return end
-    local args, ids = { "XREAD", "COUNT", node.batch, "BLOCK", M.BLOCK_MS,
-      "STREAMS" }, {}
-    for _, name in ipairs(mine) do
-      local p = pos[name]
-      if not p.done and not p.fetched_all then
-        args[#args + 1] = name
-        ids[#ids + 1] = p.fetched
-      end
-    end
-    if #ids == 0 then return end
-    for _, id in ipairs(ids) do args[#args + 1] = id end
-    reading = true
-    client:call(args, function(reply, err)
-      reading = false
-      if closed then return end
-      if err then fail(node, "XREAD from %s failed: %s", node.url, err) end
-      if reply then
-        for _, s in ipairs(reply) do
-          local name, p = s[1], pos[s[1]]
-          for _, e in ipairs(s[2]) do
-            if p.end_id and after(e[1], p.end_id) then
-              p.fetched_all = true
-              break
-            end
-            tail = tail + 1
-            buffer[tail] = record_of(name, e)
-            p.fetched = e[1]
-          end
-          if p.end_id and p.fetched == p.end_id then p.fetched_all = true end
-        end
-      end
-      if head > tail then read() end  -- nothing came (BLOCK timed out)
-      env.wake()
-    end)
+-- A bounded stream is done once its end entry was emitted (or it had
+-- none).
+local function check_done(p)
+  if p.end_id and (p.end_id == "0-0" or not after(p.end_id, p.last)) then
+    p.done = true
   end
-
-  -- A fresh start: "$" becomes the id of each stream's last entry, and a
-  -- bounded read learns where it ends; then reading begins.
-  local function resolve()
-    local waiting = 0
-    local function settled()
-      waiting = waiting - 1
-      if waiting > 0 then return end
-      for _, name in ipairs(mine) do check_done(pos[name]) end
-      ready = true
-      read()
-      env.wake()
-    end
-    for _, name in ipairs(mine) do
-      local p = pos[name]
-      if (node.bounded and not p.end_id) or p.last == "$" then
-        waiting = waiting + 1
-        client:call({ "XREVRANGE", name, "+", "-", "COUNT", 1 },
-          function(reply, err)
-            if err then fail(node, "cannot read stream %s at %s: %s", name,
-              node.url, err) end
-            local last = reply and reply[1] and reply[1][1] or "0-0"
-            if p.last == "$" then p.last, p.fetched = last, last end
-            if node.bounded then p.end_id = last end
-            settled()
-          end)
-      end
-    end
-    waiting = waiting + 1
-    settled()
-  end
-
-  function inst.open()
-    client = redis.client(node.url, errors.describe(node))
-    local start = node.start == "0" and "0-0" or node.start
-    for _, name in ipairs(mine) do
-      local p = pos[name]
-      if not p then  -- fresh, or a stream the checkpoint did not read
-        p = { last = start }
-        pos[name] = p
-      end
-      p.fetched = p.last
-    end
-    resolve()
-  end
-
-  function inst.produce(n)
-    if not ready then return false, 0, true end
-    local count = 0
-    while count < n and head <= tail do
-      local r = buffer[head]
-      buffer[head] = nil
-      head = head + 1
-      local p = pos[r.stream]
-      if p.skip then
-        if env.skip_outputs then env.skip_outputs(p.skip) end
-        p.skip = nil
-      end
-      current = r.stream
-      emit(r)
-      current = nil
-      p.last = r.id
-      check_done(p)
-      count = count + 1
-    end
-    if head > tail then
-      buffer, head, tail = {}, 1, 0
-      local all_done = true
-      for _, name in ipairs(mine) do
-        if not pos[name].done then all_done = false end
-      end
-      if all_done and node.bounded then return true, count end
-      read()
-      return false, count, count == 0
-    end
-    return false, count
-  end
-
-  function inst.snapshot(_, skip)
-    local st = {}
-    for name, p in pairs(pos) do
-      st[name] = { last = p.last, end_id = p.end_id, skip = p.skip }
-    end
-    if skip and skip > 0 and current then st[current].skip = skip end
-    return { streams = st }
-  end
-
-  -- Every stream this subtask reads, from the old subtask that read it.
-  function inst.restore(olds)
-    local want = {}
-    for _, name in ipairs(mine) do want[name] = true end
-    for _, o in ipairs(olds) do
-      for name, s in pairs(o.state.streams or {}) do
-        if want[name] then
-          pos[name] = { last = s.last, fetched = s.last, end_id = s.end_id,
-            skip = s.skip }
-        end
-      end
-    end
-  end
-
-  function inst.stop()
-    closed = true
-    if client then client:close() end
-  end
-  inst.close = inst.stop
-  return inst
 end
+
+-- Reads the next entries of the streams not done (one XREAD at a time,
+-- once what the last one gave was emitted).
+function Reader:read()
+  if self.reading or not self.ready or self.closed then return end
+  local args, ids = { "XREAD", "COUNT", self.node.batch, "BLOCK",
+    M.BLOCK_MS, "STREAMS" }, {}
+  for _, name in ipairs(self.mine) do
+    local p = self.pos[name]
+    if not p.done and not p.fetched_all then
+      args[#args + 1] = name
+      ids[#ids + 1] = p.fetched
+    end
+  end
+  if #ids == 0 then return end
+  for _, id in ipairs(ids) do args[#args + 1] = id end
+  self.reading = true
+  self.client:call(args, function(reply, err) self:on_read(reply, err) end)
+end
+
+-- XREAD's reply: { { stream, { { id, { field, value, ... } } } } }, or
+-- false when BLOCK_MS passed without an entry.
+function Reader:on_read(reply, err)
+  self.reading = false
+  if self.closed then return end
+  local node = self.node
+  if err then fail(node, "XREAD from %s failed: %s", node.url, err) end
+  for _, s in ipairs(reply or {}) do
+    local name, p = s[1], self.pos[s[1]]
+    for _, e in ipairs(s[2]) do
+      if p.end_id and after(e[1], p.end_id) then
+        p.fetched_all = true
+        break
+      end
+      self.tail = self.tail + 1
+      self.buffer[self.tail] = record_of(name, e)
+      p.fetched = e[1]
+    end
+    if p.end_id and p.fetched == p.end_id then p.fetched_all = true end
+  end
+  if self.head > self.tail then self:read() end  -- nothing came
+  self.env.wake()
+end
+
+-- Before reading: "$" becomes the id of each stream's last entry, and a
+-- bounded read that does not know where it ends yet (a fresh start) asks.
+function Reader:resolve()
+  local waiting, node = 1, self.node
+  local function settled()
+    waiting = waiting - 1
+    if waiting > 0 then return end
+    for _, name in ipairs(self.mine) do check_done(self.pos[name]) end
+    self.ready = true
+    self:read()
+    self.env.wake()
+  end
+  for _, name in ipairs(self.mine) do
+    local p = self.pos[name]
+    if (node.bounded and not p.end_id) or p.last == "$" then
+      waiting = waiting + 1
+      self.client:call({ "XREVRANGE", name, "+", "-", "COUNT", 1 },
+        function(reply, err)
+          if err then fail(node, "cannot read stream %s at %s: %s", name,
+            node.url, err) end
+          local last = reply and reply[1] and reply[1][1] or "0-0"
+          if p.last == "$" then p.last, p.fetched = last, last end
+          if node.bounded then p.end_id = last end
+          settled()
+        end)
+    end
+  end
+  settled()
+end
+
+function Reader:open()
+  local node = self.node
+  self.client = redis.client(node.url, errors.describe(node))
+  local start = node.start == "0" and "0-0" or node.start
+  for _, name in ipairs(self.mine) do
+    local p = self.pos[name]
+    if not p then  -- fresh, or a stream the checkpoint did not read
+      p = { last = start }
+      self.pos[name] = p
+    end
+    p.fetched = p.last
+  end
+  self:resolve()
+end
+
+function Reader:produce(n)
+  if not self.ready then return false, 0, true end
+  local buffer, pos, emit, env = self.buffer, self.pos, self.emit, self.env
+  local count, head = 0, self.head
+  while count < n and head <= self.tail do
+    local r = buffer[head]
+    buffer[head] = nil
+    head = head + 1
+    self.head = head
+    local p = pos[r.stream]
+    if p.skip then
+      if env.skip_outputs then env.skip_outputs(p.skip) end
+      p.skip = nil
+    end
+    self.current = r.stream
+    emit(r)
+    self.current = nil
+    p.last = r.id
+    check_done(p)
+    count = count + 1
+  end
+  if head <= self.tail then return false, count end
+  self.buffer, self.head, self.tail = {}, 1, 0
+  if self.node.bounded then
+    local all_done = true
+    for _, name in ipairs(self.mine) do
+      if not pos[name].done then all_done = false end
+    end
+    if all_done then return true, count end
+  end
+  self:read()
+  return false, count, count == 0
+end
+
+-- While emit runs, the position is that of the record being emitted,
+-- and skip (weir.replay) goes with its stream.
+function Reader:snapshot(skip)
+  local st = {}
+  for name, p in pairs(self.pos) do
+    st[name] = { last = p.last, end_id = p.end_id, skip = p.skip }
+  end
+  if skip and skip > 0 and self.current then st[self.current].skip = skip end
+  return { streams = st }
+end
+
+-- Every stream this subtask reads, from the old subtask that read it.
+function Reader:restore(olds)
+  local want = {}
+  for _, name in ipairs(self.mine) do want[name] = true end
+  for _, o in ipairs(olds) do
+    for name, s in pairs(o.state.streams or {}) do
+      if want[name] then
+        self.pos[name] = { last = s.last, end_id = s.end_id, skip = s.skip }
+      end
+    end
+  end
+end
+
+function Reader:stop()
+  self.closed = true
+  if self.client then self.client:close() end
+end
+
+--- read_redis_stream: records { stream, id, fields = { field = value } }.
+-- Per stream it keeps last (the id emitted last), fetched (read last),
+-- end_id (bounded: the last entry to read), skip (weir.replay) and done.
+function M.read_redis_stream(node, emit, env)
+  local r = setmetatable({ node = node, emit = emit, env = env,
+    mine = streams_of(node, env.subtask, env.parallelism), pos = {},
+    buffer = {}, head = 1, tail = 0, reading = false, ready = false,
+    closed = false }, Reader)
+  return { open = function() r:open() end,
+    produce = function(n) return r:produce(n) end,
+    snapshot = function(_, skip) return r:snapshot(skip) end,
+    restore = function(olds) r:restore(olds) end,
+    stop = function() r:stop() end, close = function() r:stop() end }
+end
+
+-- -- write_redis_stream --------------------------------------------------
 
 -- The commit script: KEYS[1] the stream, KEYS[2] the marker; ARGV[1] the
 -- marker's time to live (ms), then per entry its number of fields and
@@ -325,164 +343,178 @@ return 1
 -- A token no other run of the job has: this process's pid and start time.
 local RUN = string.format("%d.%d", core.getpid(), core.time_ms())
 
+local Writer = {}
+Writer.__index = Writer
+
+-- Appends the fields of record (or of fields(record)) to the flat list
+-- out: their count, then name and value after name and value, by name.
+function Writer:add(out, record)
+  local node, f = self.node, record
+  if node.fields then f = node.fields(record) end
+  if type(f) ~= "table" then
+    fail(node, "fields must give a table of fields, got a %s", type(f))
+  end
+  local names = {}
+  for k, v in pairs(f) do
+    local tv = type(v)
+    if type(k) ~= "string" or (tv ~= "string" and tv ~= "number") then
+      fail(node, "field %s = %s: an entry's fields are strings with "
+        .. "string or number values", tostring(k), tostring(v))
+    end
+    names[#names + 1] = k
+  end
+  if #names == 0 then fail(node, "a record has no fields to add") end
+  table.sort(names)
+  out[#out + 1] = #names
+  for _, k in ipairs(names) do
+    out[#out + 1] = k
+    out[#out + 1] = f[k]
+  end
+end
+
+-- Whether a pre-committed txn's checkpoint completed (it is due).
+function Writer:due()
+  for _, t in ipairs(self.txns) do if t.ready then return true end end
+  return false
+end
+
+-- Sends txn's scripts from entry index `at`, chunk after chunk; then the
+-- next txn.
+function Writer:commit_txn(txn, chunk, at)
+  local e, node = txn.entries, self.node
+  if at > #e then
+    table.remove(self.txns, 1)
+    self.committing = false
+    return self:commit_next()
+  end
+  local args = { "EVAL", COMMIT_SCRIPT, 2, node.stream,
+    txn.token .. ":" .. chunk, M.MARKER_TTL_MS }
+  local entries = 0
+  while at <= #e and entries < M.COMMIT_ENTRIES do
+    local k = e[at]
+    for j = at, at + 2 * k do args[#args + 1] = e[j] end
+    at = at + 2 * k + 1
+    entries = entries + 1
+  end
+  self.client:call(args, function(_, err)
+    if err then
+      fail(node, "cannot commit checkpoint %d's entries to %s at %s: %s "
+        .. "(they stay in the checkpoint; a restore commits them)",
+        txn.id, node.stream, node.url, err)
+    end
+    self:commit_txn(txn, chunk + 1, at)
+  end)
+end
+
+-- Commits the oldest due txn, one at a time, in order; a stopping sink
+-- closes its connection when none is due.
+function Writer:commit_next()
+  if self.committing then return end
+  local txn = self.txns[1]
+  if txn and txn.ready then
+    self.committing = true
+    return self:commit_txn(txn, 1, 1)
+  end
+  if self.closing then
+    if self.stop_timer then self.stop_timer:close() self.stop_timer = nil end
+    self.client:close()
+  end
+end
+
+function Writer:open()
+  self.client = redis.client(self.node.url, errors.describe(self.node))
+  self:commit_next()  -- what a restore handed over
+end
+
+-- Pre-commit at the barrier of checkpoint id: the entries since the last
+-- one become a txn, kept (with those not committed yet) in the snapshot.
+function Writer:snapshot(id)
+  if #self.current > 0 then
+    self.txns[#self.txns + 1] = { id = id, token = self.prefix .. id .. ":"
+      .. RUN, entries = self.current }
+    self.current = {}
+  end
+  local st = {}
+  for k, t in ipairs(self.txns) do
+    st[k] = { id = t.id, token = t.token, entries = t.entries }
+  end
+  return { txns = st }
+end
+
+function Writer:notify_complete(id)
+  for _, t in ipairs(self.txns) do
+    if t.id <= id then t.ready = true end
+  end
+  self:commit_next()
+end
+
+-- The restored checkpoint is complete: what its subtasks pre-committed
+-- is committed again (a marker makes a replay add nothing).
+function Writer:restore(olds)
+  local env = self.env
+  for _, o in ipairs(olds) do
+    if o.subtask % env.parallelism == env.subtask then
+      for _, t in ipairs(o.state.txns or {}) do
+        self.txns[#self.txns + 1] = { id = t.id, token = t.token,
+          entries = t.entries, ready = true }
+      end
+    end
+  end
+  table.sort(self.txns, function(a, b) return a.id < b.id end)
+end
+
+-- Checkpoints are off and the job ended: everything is committed now.
+function Writer:commit()
+  if #self.current > 0 then
+    self.txns[#self.txns + 1] = { id = math.huge, token = self.prefix
+      .. "end:" .. RUN, entries = self.current, ready = true }
+    self.current = {}
+  end
+  self:commit_next()
+end
+
+-- The job stops: the connection closes once the commits due are done,
+-- or after M.STOP_TIMEOUT_MS (then they stay in the checkpoint, which a
+-- restore commits).
+function Writer:stop()
+  if self.closing then return end
+  self.closing = true
+  if not self.client then return end
+  if not self.committing and not self:due() then
+    return self.client:close()
+  end
+  local timer
+  timer = core.timer(function()
+    timer:close()
+    self.stop_timer = nil
+    if self:due() then
+      io.stderr:write(string.format("weir: %s: could not commit checkpoint "
+        .. "%s's entries to %s within %d ms; they stay in the checkpoint: "
+        .. "restore it (--restore) to commit them\n",
+        errors.describe(self.node), tostring(self.txns[1].id), self.node.url,
+        M.STOP_TIMEOUT_MS))
+    end
+    self.client:close()
+  end)
+  timer:start(M.STOP_TIMEOUT_MS, 0)
+  self.stop_timer = timer
+end
+
 --- write_redis_stream: exactly-once by two-phase commit (see the header).
+-- current: the flat entries since the last barrier; txns: pre-committed
+-- { id, token, entries, ready }, oldest first.
 function M.write_redis_stream(node, _, env)
-  local fields_fn = node.fields
-  local current = {}   -- flat entries (count, field, value, ...) since the
-                       -- last barrier, entry after entry
-  local txns = {}      -- pre-committed: { id, token, entries }, oldest first
-  local client, committing, closing, stop_timer = nil, false, false, nil
-  local prefix = string.format("weir:commit:%s:%s:%d:", env.job_name or "job",
-    node.uid, env.subtask)
-  local inst = {}
-
-  -- Flattens the fields of a record into out.
-  local function add(out, record)
-    local f = record
-    if fields_fn then f = fields_fn(record) end
-    if type(f) ~= "table" then
-      fail(node, "fields must give a table of fields, got a %s", type(f))
-    end
-    local names = {}
-    for k, v in pairs(f) do
-      local tv = type(v)
-      if type(k) ~= "string" or (tv ~= "string" and tv ~= "number") then
-        fail(node, "field %s = %s: an entry's fields are strings with "
-          .. "string or number values", tostring(k), tostring(v))
-      end
-      names[#names + 1] = k
-    end
-    if #names == 0 then fail(node, "a record has no fields to add") end
-    table.sort(names)
-    out[#out + 1] = #names
-    for _, k in ipairs(names) do
-      out[#out + 1] = k
-      out[#out + 1] = f[k]
-    end
-  end
-
-  -- Whether a pre-committed txn's checkpoint completed (it is due).
-  local function due()
-    for _, t in ipairs(txns) do if t.ready then return true end end
-    return false
-  end
-
-  local commit_next
-  -- Sends the scripts of txn, chunk after chunk; then the next txn.
-  local function commit_txn(txn, chunk, at)
-    local e = txn.entries
-    if at > #e then
-      table.remove(txns, 1)
-      committing = false
-      return commit_next()
-    end
-    local args = { "EVAL", COMMIT_SCRIPT, 2, node.stream,
-      txn.token .. ":" .. chunk, M.MARKER_TTL_MS }
-    local entries = 0
-    while at <= #e and entries < M.COMMIT_ENTRIES do
-      local k = e[at]
-      for j = at, at + 2 * k do args[#args + 1] = e[j] end
-      at = at + 2 * k + 1
-      entries = entries + 1
-    end
-    client:call(args, function(_, err)
-      if err then
-        fail(node, "cannot commit checkpoint %d's entries to %s at %s: %s "
-          .. "(they stay in the checkpoint; a restore commits them)",
-          txn.id, node.stream, node.url, err)
-      end
-      commit_txn(txn, chunk + 1, at)
-    end)
-  end
-
-  function commit_next()
-    if committing then return end
-    local txn = txns[1]
-    if txn and txn.ready then
-      committing = true
-      return commit_txn(txn, 1, 1)
-    end
-    if closing and not committing then
-      if stop_timer then stop_timer:close() stop_timer = nil end
-      client:close()
-    end
-  end
-
-  function inst.open()
-    client = redis.client(node.url, errors.describe(node))
-    commit_next()  -- what a restore handed over
-  end
-
-  function inst.push(record) add(current, record) end
-
-  function inst.snapshot(id)
-    if #current > 0 then
-      txns[#txns + 1] = { id = id, token = prefix .. id .. ":" .. RUN,
-        entries = current }
-      current = {}
-    end
-    local st = {}
-    for k, t in ipairs(txns) do
-      st[k] = { id = t.id, token = t.token, entries = t.entries }
-    end
-    return { txns = st }
-  end
-
-  function inst.notify_complete(id)
-    for _, t in ipairs(txns) do
-      if t.id <= id then t.ready = true end
-    end
-    commit_next()
-  end
-
-  -- The restored checkpoint is complete: what its subtasks pre-committed
-  -- is committed again (a marker makes a replay add nothing).
-  function inst.restore(olds)
-    for _, o in ipairs(olds) do
-      if o.subtask % env.parallelism == env.subtask then
-        for _, t in ipairs(o.state.txns or {}) do
-          txns[#txns + 1] = { id = t.id, token = t.token,
-            entries = t.entries, ready = true }
-        end
-      end
-    end
-    table.sort(txns, function(a, b) return a.id < b.id end)
-  end
-
-  function inst.commit()
-    if #current > 0 then
-      txns[#txns + 1] = { id = math.huge, token = prefix .. "end:" .. RUN,
-        entries = current, ready = true }
-      current = {}
-    end
-    commit_next()
-  end
-
-  -- The job stops: the connection closes once the commits due are done,
-  -- or after M.STOP_TIMEOUT_MS (then they stay in the checkpoint, which
-  -- a restore commits).
-  function inst.stop()
-    if closing then return end
-    closing = true
-    if not client then return end
-    if not committing and not due() then return client:close() end
-    local timer
-    timer = core.timer(function()
-      timer:close()
-      if due() then
-        io.stderr:write(string.format("weir: %s: could not commit "
-          .. "checkpoint %s's entries to %s within %d ms; they stay in "
-          .. "the checkpoint: restore it (--restore) to commit them\n",
-          errors.describe(node), tostring(txns[1].id), node.url,
-          M.STOP_TIMEOUT_MS))
-      end
-      client:close()
-    end)
-    timer:start(M.STOP_TIMEOUT_MS, 0)
-    stop_timer = timer
-  end
-  inst.close = inst.stop
-  return inst
+  local w = setmetatable({ node = node, env = env, current = {}, txns = {},
+    committing = false, closing = false,
+    prefix = string.format("weir:commit:%s:%s:%d:", env.job_name or "job",
+      node.uid, env.subtask) }, Writer)
+  return { open = function() w:open() end,
+    push = function(record) w:add(w.current, record) end,
+    snapshot = function(id) return w:snapshot(id) end,
+    notify_complete = function(id) w:notify_complete(id) end,
+    restore = function(olds) w:restore(olds) end,
+    commit = function() w:commit() end,
+    stop = function() w:stop() end, close = function() w:stop() end }
 end
 
 return M

@@ -5,6 +5,8 @@
 --   restore(st)         recover the transactions of a restored checkpoint
 --   notify_complete(id) commit what was pre-committed for checkpoints <= id
 --   commit()            commit everything now (when checkpoints are off)
+--   stop(), close()     the job stops (connections close once what is
+--                       due went out) / its files close (optional)
 local core = require "weir.core"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"

@@ -1,7 +1,9 @@
 --- Runtime instances of sources. make(node, emit, env) returns:
 --   open()              acquires the input; raises a clear error if missing
---   produce(n) -> ended, count emits up to n records; ended is true once
---                       the input ended
+--   produce(n) -> ended, count [, waiting]
+--                       emits up to n records; ended is true once the
+--                       input ended; waiting: none came and none will
+--                       until the source calls env.wake()
 --   snapshot(id, skip) -> state
 --                       the position (operator state): the ranges still to
 --                       read, so a restore at another parallelism can hand
@@ -12,6 +14,7 @@
 --                       first range as `skip`
 --   (a range's `skip`, when the source starts reading the range, goes to
 --   env.skip_outputs(skip): the chain drops that many of what it passes on)
+--   stop(), close()     the job stops / its files close (optional)
 --   restore(olds)       takes the ranges of the old subtasks j with
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
