@@ -51,15 +51,14 @@ describe("weir's sockets and run directories", function()
     local run_dir = sock:match("^(.*)/[^/]+$")
     assert.matches("^/tmp/weir%-%d+%-%d+$", run_dir)
     assert.are.equal(octal("700"), core.stat(run_dir).mode)
-    -- The workers' sockets appear once they set up, each in its own time.
+    -- The workers' sockets appear once they set up, each in its own time;
+    -- a socket is bound, then made 0600 before it listens: once a
+    -- checkpoint completed, every worker listens.
     local names = { "control.sock", "coordinator.sock", "worker-0.sock",
       "worker-1.sock" }
     h.wait_until(function()
-      for _, name in ipairs(names) do
-        if not core.stat(run_dir .. "/" .. name) then return false end
-      end
-      return true
-    end, 20000, "the workers' sockets")
+      return #h.complete_checkpoints(ck .. "/" .. JOB) > 0
+    end, 20000, "the job's first checkpoint")
     for _, name in ipairs(names) do
       assert.are.equal(octal("600"), core.stat(run_dir .. "/" .. name).mode,
         name)
