@@ -368,6 +368,17 @@ describe("parallelism", function()
         assert.same(expected, out)
       end
     end
+    -- Another job's output directory: its uncommitted files never match.
+    h.sh("mkdir " .. h.quote(dir .. "/out") .. " && printf 'done\\n' > "
+      .. h.quote(dir .. "/out/part-0-0") .. " && printf 'pending\\n' > "
+      .. h.quote(dir .. "/out/.part-0-1.pending"))
+    for _, input in ipairs({ dir .. "/out/*", dir .. "/o[u]t/part-*",
+      dir .. "/*/part-0-?" }) do
+      local p = weir.pipeline { checkpoint_interval = 0 }
+      local out = p:read_lines(input):collect()
+      p:run()
+      assert.same({ "done" }, out)
+    end
     local p = weir.pipeline { checkpoint_interval = 0 }
     p:read_lines(dir .. "/*.csv"):collect()
     assert.has_error(function() p:run() end, "read_lines ("

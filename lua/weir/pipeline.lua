@@ -81,9 +81,11 @@ end
 -- before the "\n" is stripped unless opts.keep_cr (see weir.line_reader).
 -- Subtasks read equal shares of all the bytes, cut at line boundaries.
 -- Bounded: when it ends the job takes a final checkpoint and finishes.
--- @param path a file, a list of files, or a glob: * and ? in the last
---   component ("logs/*.log"), expanded in name order when the job starts
---   (no match is an error; a directory is an error)
+-- @param path a file, a list of files, or a glob (glob(3): *, ? and [...]
+--   in any component, "logs/*/*.log"; never matching names that start
+--   with ".", such as uncommitted ".part-*" output), expanded in name
+--   order when the job starts (no match is an error; a directory is an
+--   error)
 -- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends }
 --   (optional); raises on an unknown option or a mistyped one
 -- @return Stream of strings

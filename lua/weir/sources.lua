@@ -19,6 +19,7 @@
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
 local core = require "weir.core"
+local ffi = require "ffi"
 local line_reader = require "weir.line_reader"
 
 local M = {}
@@ -52,24 +53,50 @@ local function keep_skip(ranges, skip)
   return ranges
 end
 
+ffi.cdef [[
+typedef struct {
+  size_t gl_pathc;
+  char** gl_pathv;
+  size_t gl_offs;
+  int gl_flags;
+  void* gl_closedir;
+  void* gl_readdir;
+  void* gl_opendir;
+  void* gl_lstat;
+  void* gl_stat;
+} weir_glob_t;
+int glob(const char* pattern, int flags, void* errfunc, weir_glob_t* pglob);
+void globfree(weir_glob_t* pglob);
+]]
+local GLOB_NOMATCH = 3
+
+--- The paths pattern matches, sorted by name: glibc's glob(3), so `*`,
+-- `?` and `[...]` work in any component and never match a name that
+-- starts with "." (such as weir's uncommitted `.part-*` files).
+-- @return { paths } (empty when nothing matches) | nil, why it failed
+function M.glob(pattern)
+  local g = ffi.new("weir_glob_t")
+  local r = ffi.C.glob(pattern, 0, nil, g)
+  if r == GLOB_NOMATCH then return {} end
+  if r ~= 0 then
+    return nil, r == 1 and "out of memory" or "a directory cannot be read"
+  end
+  local out = {}
+  for i = 0, tonumber(g.gl_pathc) - 1 do out[i + 1] = ffi.string(g.gl_pathv[i]) end
+  ffi.C.globfree(g)
+  return out
+end
+
 -- The files node.path names: one path, a list of paths, or a pattern with
--- * and ? in its last component (a glob), expanded in name order.
+-- *, ? or [...] (a glob, see M.glob), expanded in name order.
 local function input_files(node)
   local path = node.path
   if type(path) == "table" then return path end
-  local dir, name = path:match("^(.*)/([^/]*)$")
-  if not dir then dir, name = ".", path end
-  if not name:find("[*?]") then return { path } end
-  local pattern = "^" .. name:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0")
-    :gsub("%*", ".*"):gsub("%?", ".") .. "$"
-  local names = core.scandir(dir == "" and "/" or dir) or {}
-  table.sort(names)
-  local files = {}
-  for _, n in ipairs(names) do
-    if n:match(pattern) then
-      files[#files + 1] = (dir == "." and not path:find("^%./")) and n
-        or dir .. "/" .. n
-    end
+  if not path:find("[*?%[]") then return { path } end
+  local files, err = M.glob(path)
+  if not files then
+    error(string.format("read_lines (%s): cannot expand %s: %s",
+      node.defined_at, path, err), 0)
   end
   if #files == 0 then
     error(string.format("read_lines (%s): no file matches %s",
