@@ -30,6 +30,11 @@ M.time = require "weir.time"
 -- source).
 M.nexmark = require "weir.nexmark"
 
+--- JSON for records: weir.json.decode(text) (lua-cjson; null becomes
+-- nil; raises naming why the text is not JSON) and weir.json.encode(v)
+-- (one line, object keys sorted; see weir.json).
+M.json = require "weir.json"
+
 --- Reading snapshots: weir.snapshot.open(path) (see weir.snapshot).
 M.snapshot = require "weir.snapshot"
 

@@ -1,4 +1,5 @@
---- JSON as weir writes it (`weir inspect --format json`, `--metrics`):
+--- JSON as weir writes it (`weir inspect --format json`, `--metrics`,
+-- and `weir.json.encode` in a job) and reads it (`weir.json.decode`):
 -- every JSON text weir produces goes through M.encode, which encodes
 -- strings and fractional numbers with lua-cjson and decides itself how a
 -- Lua table becomes JSON, so that no table loses a field.
@@ -123,6 +124,42 @@ function encode(v, seen)
   if t == "nil" then return "null" end
   error("json: cannot encode a " .. t .. " (JSON holds nil, booleans, "
     .. "numbers, strings and tables)", 0)
+end
+
+local cjson_null = cjson.null
+
+-- v with every JSON null removed: an object's null field is absent, an
+-- array's null element a hole.
+local function drop_nulls(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if x == cjson_null then v[k] = nil else drop_nulls(x) end
+  end
+  return v
+end
+
+local function cjson_decode(text) return cjson.decode(text) end
+
+--- Decodes one JSON text (lua-cjson): objects and arrays become tables,
+-- null becomes nil (an object's field is absent, an array's element a
+-- hole), numbers are Lua numbers (doubles). For use in operators:
+-- `map(weir.json.decode)`.
+-- @param text a string
+-- @return the value
+-- Raises "weir.json.decode: invalid JSON (<where and why>)" on text that
+-- is not JSON, nested deeper than 1000, or not a string; an operator
+-- that raises so names itself and the record in the job's error.
+function M.decode(text)
+  if type(text) ~= "string" then
+    error("weir.json.decode: expected a string, got a " .. type(text), 0)
+  end
+  local ok, v = pcall(cjson_decode, text)
+  if not ok then
+    error("weir.json.decode: invalid JSON (" .. tostring(v):gsub(
+      "^.-: ", "", 1) .. ")", 0)
+  end
+  if v == cjson_null then return nil end
+  return drop_nulls(v)
 end
 
 --- Encodes v (nil, a boolean, number, string or table of those) as one
