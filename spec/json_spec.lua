@@ -4,6 +4,42 @@ local json = require "weir.json"
 local cjson = require "cjson"
 
 describe("weir.json", function()
+  describe(".decode()", function()
+    it("gives tables for objects and arrays and drops nulls", function()
+      assert.same({ a = 1, s = "x", t = { 1, 2 }, o = { b = true } },
+        json.decode('{"a":1,"s":"x","t":[1,2],"o":{"b":true},"n":null}'))
+      assert.is_nil(json.decode("null"))
+      local holes = json.decode("[1,null,3]")
+      assert.are.equal(1, holes[1])
+      assert.is_nil(holes[2])
+      assert.are.equal(3, holes[3])
+    end)
+
+    it("raises naming why text is not JSON", function()
+      assert.has_error(function() json.decode('{"a": tru}') end,
+        "weir.json.decode: invalid JSON (Expected value but found invalid "
+        .. "token at character 7)")
+      assert.has_error(function() json.decode(12) end,
+        "weir.json.decode: expected a string, got a number")
+    end)
+
+    it("fails a job naming the operator and the record", function()
+      local weir = require "weir"
+      local dir = h.tmpdir()
+      h.write_file(dir .. "/in.txt", '{"a":1}\n{"a": tru}\n')
+      local p = weir.pipeline { name = "bad_json", checkpoint_interval = 0,
+        restart = weir.none() }
+      p:read_lines(dir .. "/in.txt"):map(weir.json.decode):collect()
+      local line = debug.getinfo(1, "l").currentline - 1
+      local ok, err = pcall(p.run, p)
+      h.sh("rm -rf " .. h.quote(dir))
+      assert.is_false(ok)
+      assert.matches("map (spec/json_spec.lua:" .. line .. ") failed on "
+        .. 'record "{\\"a\\": tru}": weir.json.decode: invalid JSON',
+        err, 1, true)
+    end)
+  end)
+
   describe(".encode()", function()
     it("prints integral numbers up to 2^53 with every digit", function()
       assert.are.equal("[1436918400123,9007199254740992,-9007199254740992,"

@@ -36,6 +36,10 @@ local function report(stats)
   if stats.late_records > 0 then
     msg = msg .. string.format("; %d late records", stats.late_records)
   end
+  if (stats.failed_records or 0) > 0 then
+    msg = msg .. string.format("; %d failed records skipped",
+      stats.failed_records)
+  end
   errors.warn(msg)
 end
 

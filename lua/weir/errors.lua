@@ -171,6 +171,41 @@ function M.note(msg)
   io.stderr:write("weir: ", msg, "\n")
 end
 
+-- The innermost operator whose registered function is on the stack
+-- (level and up), or nil.
+local function failing_node(level)
+  for l = level + 1, 200 do
+    local info = debug.getinfo(l, "f")
+    if not info then return nil end
+    local node = registered[info.func]
+    if node then return node end
+  end
+end
+
+--- For an operator with on_error = "skip": push(record, ...) that
+-- catches a failure of node's own code (not of the operators after it in
+-- its chain, which fail as usual) and calls on_failed(record, message,
+-- ...) instead; message names what failed, as a job error would.
+-- @return the wrapped push
+function M.skipping(push, node, on_failed)
+  local function handler(err)
+    if failing_node(2) == node then
+      return { skipped = M.full_names(tostring(M.is(err) and err.message
+        or err)) }
+    end
+    return M.handler(err)
+  end
+  return function(record, ...)
+    local ok, e = xpcall(push, handler, record, ...)
+    if not ok then
+      if type(e) == "table" and e.skipped then
+        return on_failed(record, e.skipped, ...)
+      end
+      error(e, 0)
+    end
+  end
+end
+
 --- Wraps a loop callback so an error raised in it is attributed to an
 -- operator while the stack is still intact (see M.handler), then raised
 -- on (so core.run() raises it).

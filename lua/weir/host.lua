@@ -60,7 +60,7 @@ function M.new(job, worker, workers)
   local host = setmetatable({ job = job, options = job.options,
     plan = job.plan, worker = worker, workers = workers, tasks = {},
     sinks = {}, periodic = {}, channels = {}, ended = 0,
-    stats = { late_records = 0 },
+    stats = { late_records = 0, failed_records = 0 },
     -- Wall-clock ms at the start of this step: the processing time state
     -- time-to-live counts in (read per record without a call).
     clock = { now = core.time_ms() } }, Host)
@@ -145,7 +145,8 @@ function Host:build_node(task, node, is_head, prefix)
     emit = replay.source_emit(task, emit)
     env.skip_outputs = replay.skip_outputs(task)
   end
-  local inst = factory(node.kind)(node, emit, env)
+  local inst = operators.skip_failures(factory(node.kind)(node, emit, env),
+    node, env)
   inst.node = node
   inst.watermark = inst.watermark or env.emit_watermark
   if inst.periodic then self.periodic[#self.periodic + 1] = inst end

@@ -25,6 +25,7 @@ M.kinds = {
   union = {},
   with_timestamps = { stateful = true },
   late = {},
+  failed = {},
   reduce = { stateful = true, keyed = true },
   process = { stateful = true, keyed = true },
   window = { stateful = true, keyed = true },

@@ -135,6 +135,7 @@ function M.finish_local(job, state, start_ms, ok, err)
   return { name = job.name, checkpoints = coord.checkpoints,
     records = coord:close_metrics(),
     late_records = state.host.stats.late_records,
+    failed_records = state.host.stats.failed_records,
     last_checkpoint = coord.last_completed and
       checkpoint.path(job.job_dir, coord.last_completed),
     restored_from = coord.restored and coord.restored.path,
@@ -206,8 +207,8 @@ end
 -- processes; in a worker process, that worker's share of it.
 -- @param p Pipeline (weir.pipeline)
 -- @return { name = job name, checkpoints = checkpoints completed by this
---   run, late_records = records windows found too late, last_checkpoint =
---   path|nil, restored_from = path|nil, duration_ms = wall time,
+--   run, late_records = records windows found too late, failed_records
+--   = records skipped by on_error "skip", last_checkpoint = path|nil, restored_from = path|nil, duration_ms = wall time,
 --   restarts = restarts after failures, records = records the sources
 --   read (nil without metrics), cancelled = true|nil (weir cancel),
 --   savepoint = path|nil (the savepoint it was cancelled with) }; the

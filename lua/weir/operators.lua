@@ -71,6 +71,29 @@ end
 
 --- The side output of a window (`:late()`): passes records through.
 M.late = M.union
+--- The side output of an operator with on_error = "skip" (`:failed()`).
+M.failed = M.union
+
+--- With node.on_error = "skip", inst's inputs skip a record its own code
+-- fails on (weir.errors.skipping): counted in env.stats.failed_records
+-- and passed on, as { record, error, operator = uid }, to the side output
+-- "failed" (`:failed()`). State the code changed before it raised stays
+-- changed. Returns inst.
+function M.skip_failures(inst, node, env)
+  if node.on_error ~= "skip" then return inst end
+  local stats, side = env.stats, env.side and env.side.failed
+  local function on_failed(record, message, ts)
+    stats.failed_records = stats.failed_records + 1
+    if side then
+      side({ record = record, error = message, operator = node.uid }, ts)
+    end
+  end
+  inst.push = errors.skipping(inst.push, node, on_failed)
+  for i, push in pairs(inst.inputs or {}) do
+    inst.inputs[i] = errors.skipping(push, node, on_failed)
+  end
+  return inst
+end
 
 --- with_timestamps: assigns each record its event timestamp fn(record)
 -- (ms) and generates bounded out-of-orderness watermarks, advanced per

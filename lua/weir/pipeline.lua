@@ -207,6 +207,42 @@ function Stream:late()
   return stream(self.pipeline, node)
 end
 
+-- Kinds whose user code on_error may skip past.
+local SKIPPABLE = { map = true, filter = true, flat_map = true,
+  with_timestamps = true, reduce = true, process = true, co_process = true }
+
+--- What the operator does when its code raises on a record: "fail" (the
+-- default: the job fails and restarts from its last checkpoint) or
+-- "skip" (the record is dropped, counted as a failed record, and goes
+-- with its error to :failed(), exactly once).
+-- @return the same stream; raises on another mode or operator
+function Stream:on_error(mode)
+  if mode ~= "fail" and mode ~= "skip" then
+    error("on_error: expected \"fail\" or \"skip\", got "
+      .. tostring(mode), 2)
+  end
+  if not SKIPPABLE[self.node.kind] then
+    error("on_error: " .. self.node.kind .. " runs no code of yours "
+      .. "(on_error applies to map, filter, flat_map, with_timestamps, "
+      .. "reduce and process)", 2)
+  end
+  self.node.on_error = mode
+  return self
+end
+
+--- The records the operator's code failed on (see Stream:on_error), as a
+-- stream of { record = the record, error = the message, operator = its
+-- uid } (dead letters, like :late()).
+function Stream:failed()
+  if self.node.on_error ~= "skip" then
+    error("failed: only an operator with :on_error(\"skip\") has failed "
+      .. "records", 2)
+  end
+  local node = self.pipeline:add("failed", { self.node })
+  node.side = "failed"
+  return stream(self.pipeline, node)
+end
+
 --- Partitions the stream by fn(record), the key (see weir.key).
 -- @return KeyedStream, which offers reduce and process
 function Stream:key_by(fn)

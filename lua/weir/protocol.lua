@@ -55,7 +55,7 @@ M.MESSAGES = {
   abort = { from = "coordinator", fields = { id = "number" } },
   commit = { from = "coordinator", fields = {} },
   ended = { from = "worker", fields = { task = "number",
-    late_records = "number" } },
+    late_records = "number", failed_records = "number?" } },
   metrics = { from = "worker", fields = { samples = "table" } },
   error = { from = "worker", fields = { worker = "number",
     message = "string", fatal = "boolean" } },

@@ -167,6 +167,7 @@ function Supervisor:on_message(wk, bytes)
     coord:decline(msg.id, msg.reason)
   elseif t == "ended" then
     wk.late_records = msg.late_records
+    wk.failed_records = msg.failed_records
     coord:task_ended(msg.task)
   elseif t == "error" then
     self:fail(msg.message, msg.fatal)
@@ -353,12 +354,14 @@ end
 --- The job's statistics once it ended (see weir.launch.run).
 function Supervisor:stats(start_ms)
   local coord = self.coord
-  local late_records = 0
+  local late_records, failed_records = 0, 0
   for _, wk in ipairs(self.attempt_state.workers or {}) do
     late_records = late_records + (wk.late_records or 0)
+    failed_records = failed_records + (wk.failed_records or 0)
   end
   return { name = self.job.name, checkpoints = coord.checkpoints,
-    late_records = late_records, restarts = self.restarts,
+    late_records = late_records, failed_records = failed_records,
+    restarts = self.restarts,
     records = coord:close_metrics(),
     last_checkpoint = coord.last_completed and
       checkpoint.path(self.job.job_dir, coord.last_completed),

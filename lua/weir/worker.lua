@@ -52,7 +52,8 @@ function Worker:coordinator_proxy()
     end,
     task_ended = function(_, task_id)
       self:send("ended", { task = task_id,
-        late_records = host.stats.late_records })
+        late_records = host.stats.late_records,
+        failed_records = host.stats.failed_records })
     end,
   }
 end
