@@ -155,6 +155,34 @@ describe("read_redis_stream and write_redis_stream", function()
       assert.same(reference(count), sums_out(server))
     end)
 
+  it("run the examples: a log pushed into a stream, counted per status per "
+    .. "minute into another, as examples/status_per_minute.lua counts it",
+    function()
+      local log = "spec/fixtures/apache_logs_slice.log"
+      local r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
+        "examples/redis_push_lines.lua", log, server.url, "access" })
+      assert.are.equal(0, r.status, r.stderr)
+      local lines = 0
+      for _ in io.lines(log) do lines = lines + 1 end
+      assert.are.equal(lines, #rh.entries(server, "access"))
+      r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
+        "examples/redis_status_per_minute.lua", server.url, "access",
+        "bounded" })
+      assert.are.equal(0, r.status, r.stderr)
+      local got = {}
+      for _, e in ipairs(rh.entries(server, "status_per_minute")) do
+        got[#got + 1] = e.fields.minute .. "\t" .. e.fields.status .. "\t"
+          .. e.fields.count
+      end
+      table.sort(got)
+      r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
+        "examples/status_per_minute.lua", log, dir .. "/spm" })
+      assert.are.equal(0, r.status, r.stderr)
+      local want = h.committed_lines(dir .. "/spm")
+      assert.is_true(#want > 10)
+      assert.same(want, got)
+    end)
+
   it("reconnect when the server restarts mid-run, losing and duplicating "
     .. "nothing", function()
       local count = 2000
