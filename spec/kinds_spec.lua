@@ -15,6 +15,8 @@ describe("weir.kinds", function()
     local b = p:read_lines("/dev/null")
     p:nexmark { events = 1 }:discard()
     p:read_redis_stream { stream = "s" }:write_redis_stream { stream = "t" }
+    p:read_kafka { brokers = "b:1", topic = "s" }:write_kafka {
+      brokers = "b:1", topic = "t" }
     local keyed = a:union(b):key_by(function(x) return x end)
     keyed:reduce(function(x) return x end):print()
     keyed:process(function() end):discard()

@@ -28,6 +28,7 @@ local sources = require "weir.sources"
 local sinks = require "weir.sinks"
 local windows = require "weir.windows"
 local redis_streams = require "weir.redis_streams"
+local kafka = require "weir.kafka"
 
 local M = {}
 
@@ -46,7 +47,7 @@ local STEP_DONE = {}
 
 local function factory(kind)
   return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
-    or redis_streams[kind]
+    or redis_streams[kind] or kafka[kind]
     or error("no runtime for operator kind " .. kind)
 end
 

@@ -68,6 +68,22 @@ function Sources:read_redis_stream(opts)
     require("weir.redis_streams").source_options(opts)))
 end
 
+--- Source: the messages of Kafka topics (weir.kafka), records { topic,
+-- partition, offset, key, value, timestamp } (key/value false when
+-- absent, timestamp in ms); its position is the next offset of each
+-- partition. Partition k of all of them, in (topic, partition) order, is
+-- read by subtask (k - 1) % parallelism.
+-- @param opts { brokers = "HOST:PORT[,...]", topic = name | topics = {
+--   names }, start = "earliest" (default) | "latest" (when the job first
+--   starts), bounded = true to end at the offsets the partitions had then
+--   (default false), properties = { librdkafka property = value } };
+--   raises on an unknown option
+-- @return Stream of records
+function Sources:read_kafka(opts)
+  return stream(self, self:add("read_kafka", {},
+    require("weir.kafka").source_options(opts)))
+end
+
 --- Source: the integers first, first+1, ..., last (for tests and
 -- benchmarks); its position is the next integer.
 function Sources:sequence(first, last)
@@ -117,6 +133,20 @@ end
 function Sinks:write_redis_stream(opts)
   return stream(self.pipeline, self.pipeline:add("write_redis_stream",
     { self.node }, require("weir.redis_streams").sink_options(opts)), Sink)
+end
+
+--- Sink: writes each record to a Kafka topic, exactly once through a
+-- Kafka transaction per checkpoint (committed when it completes; consumers
+-- with isolation.level=read_committed see each record once), or
+-- at-least-once with transactional = false (see weir.kafka).
+-- @param opts { brokers = "HOST:PORT[,...]", topic = name, key =
+--   function(record) -> string (default: no key), value =
+--   function(record) -> string (default: the record, a string),
+--   transactional = true (default) | false, properties = { librdkafka
+--   property = value } }
+function Sinks:write_kafka(opts)
+  return stream(self.pipeline, self.pipeline:add("write_kafka",
+    { self.node }, require("weir.kafka").sink_options(opts)), Sink)
 end
 
 --- Sink for specs: returns a table that holds every record once the
