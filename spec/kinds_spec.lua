@@ -17,6 +17,8 @@ describe("weir.kinds", function()
     p:read_redis_stream { stream = "s" }:write_redis_stream { stream = "t" }
     p:read_kafka { brokers = "b:1", topic = "s" }:write_kafka {
       brokers = "b:1", topic = "t" }
+    local parsed = p:sequence(1, 2):map(tostring):on_error("skip")
+    parsed:failed():discard()
     local keyed = a:union(b):key_by(function(x) return x end)
     keyed:reduce(function(x) return x end):print()
     keyed:process(function() end):discard()
