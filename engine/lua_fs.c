@@ -82,8 +82,8 @@ static int l_scandir(lua_State* L) {
 }
 
 /* core.stat(path) -> { size = bytes, type = "file"|"directory"|"other",
-** mtime_ms = ms, mode = permission bits (e.g. 0700), uid = owner } | nil,
-** message, code */
+** mtime_ms = ms, mode = permission bits (e.g. 0700), uid = owner, dev,
+** ino (the device and inode: which file it is) } | nil, message, code */
 static int push_stat(lua_State* L, int follow) {
   uv_fs_t req;
   int r = follow ? uv_fs_stat(NULL, &req, luaL_checkstring(L, 1), NULL)
@@ -92,7 +92,11 @@ static int push_stat(lua_State* L, int follow) {
     uv_fs_req_cleanup(&req);
     return wr__lua_push_error(L, r);
   }
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
+  lua_pushnumber(L, (double) req.statbuf.st_dev);
+  lua_setfield(L, -2, "dev");
+  lua_pushnumber(L, (double) req.statbuf.st_ino);
+  lua_setfield(L, -2, "ino");
   lua_pushnumber(L, (double) req.statbuf.st_size);
   lua_setfield(L, -2, "size");
   lua_pushstring(L, (req.statbuf.st_mode & S_IFMT) == S_IFDIR ? "directory"

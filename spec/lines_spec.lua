@@ -148,7 +148,7 @@ describe("weir.sources", function()
       local p = weir.pipeline {}
       assert.has_error(function()
         p:read_lines(dir .. "/nul.txt", { keepcr = true })
-      end, "read_lines: unknown option 'keepcr' (known: keep_cr)")
+      end, "read_lines: unknown option 'keepcr' (known: follow, keep_cr)")
       assert.has_error(function()
         p:read_lines(dir .. "/nul.txt", { keep_cr = "yes" })
       end, "read_lines: option 'keep_cr' must be a boolean, got string")

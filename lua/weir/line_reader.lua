@@ -56,8 +56,9 @@ end
 --- Opens a regular file for reading lines.
 -- @param path the file's path
 -- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends,
---   context = what read errors start with, e.g. "read_lines (job.lua:3)" }
---   (optional)
+--   context = what read errors start with, e.g. "read_lines (job.lua:3)",
+--   complete_lines = true for a file that may still grow: a last line
+--   without "\n" is not returned until its "\n" is there } (optional)
 -- @return a reader, whose size_bytes is the file's size in bytes; or nil
 --   and a message naming the path ("PATH: No such file or directory",
 --   "PATH is a directory, ...") if it cannot be opened or is not a file
@@ -78,6 +79,7 @@ function M.open(path, opts)
   local box = ffi.gc(ffi.new("int[1]", fd), close_box)
   return setmetatable({ path = path, size_bytes = st.size, box = box,
     keep_cr = opts and opts.keep_cr or false,
+    complete_lines = opts and opts.complete_lines or false,
     context = opts and opts.context and opts.context .. ": " or "",
     buf = ffi.new("uint8_t[?]", BUFFER_BYTES), cap = BUFFER_BYTES,
     pos = 0, len = 0, file_offset = 0 }, Reader)
@@ -137,7 +139,7 @@ function Reader:next()
     consumed = n + 1
   else
     n = self.len  -- the last line has no "\n"
-    if n == 0 then return nil end
+    if n == 0 or self.complete_lines then return nil end
     consumed = n
   end
   self.pos = pos + consumed

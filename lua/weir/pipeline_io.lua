@@ -17,8 +17,12 @@ local stream, check_fn, Sink  -- weir.pipeline's, given to M.install
 --   with ".", such as uncommitted ".part-*" output), expanded in name
 --   order when the job starts (no match is an error; a directory is an
 --   error)
--- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends }
---   (optional); raises on an unknown option or a mistyped one
+-- @param opts { keep_cr = true to keep the "\r" of "\r\n" line ends,
+--   follow = true to keep reading the files as they grow and to pick up
+--   new ones the glob matches (unbounded; positions per inode, rotation
+--   and truncation handled; a last line waits for its "\n"; see
+--   weir.follow) } (optional); raises on an unknown option or a mistyped
+--   one
 -- @return Stream of strings
 function Sources:read_lines(path, opts)
   if type(path) == "table" then
@@ -39,17 +43,20 @@ function Sources:read_lines(path, opts)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "keep_cr" then
+    if k ~= "keep_cr" and k ~= "follow" then
       error(string.format("read_lines: unknown option '%s' (known: "
-        .. "keep_cr)", tostring(k)), 2)
+        .. "follow, keep_cr)", tostring(k)), 2)
     end
   end
-  if opts.keep_cr ~= nil and type(opts.keep_cr) ~= "boolean" then
-    error("read_lines: option 'keep_cr' must be a boolean, got "
-      .. type(opts.keep_cr), 2)
+  for _, k in ipairs({ "keep_cr", "follow" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      error("read_lines: option '" .. k .. "' must be a boolean, got "
+        .. type(opts[k]), 2)
+    end
   end
   return stream(self, self:add("read_lines", {},
-    { path = path, keep_cr = opts.keep_cr == true }))
+    { path = path, keep_cr = opts.keep_cr == true,
+      follow = opts.follow == true }))
 end
 
 --- Source: the entries of Redis streams (weir.redis_streams), records

@@ -146,6 +146,9 @@ end
 -- weir.line_reader says they are, and offsets count every byte it
 -- consumed, so they are exact whatever bytes the lines hold.
 function M.read_lines(node, emit, env)
+  if node.follow then
+    return require("weir.follow").read_lines(node, emit, env, M.glob)
+  end
   local reader, ranges, r, offset, stop = nil, nil, 1, nil, nil
   local current  -- the file reader reads
   local inst = {}
