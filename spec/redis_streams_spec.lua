@@ -101,6 +101,25 @@ describe("read_redis_stream and write_redis_stream", function()
     end)
   end
 
+  it("write at least once as records come, with and without checkpoints",
+    function()
+      fill(server, "in", 5000)
+      for _, interval in ipairs({ 0, 10 }) do
+        rh.call(server, { "DEL", "out" })
+        local p = weir.pipeline { name = "alo" .. interval, parallelism = 1,
+          checkpoint_interval = interval, checkpoint_dir = dir .. "/ck" }
+        p:read_redis_stream({ url = server.url, stream = "in",
+          bounded = true })
+          :map(function(r) return { n = r.fields.n } end)
+          :write_redis_stream({ url = server.url, stream = "out",
+            delivery = "at_least_once" })
+        p:run()
+        local got = rh.entries(server, "out")
+        assert.are.equal(5000, #got)
+        for i = 1, 5000 do assert.are.equal(tostring(i), got[i].fields.n) end
+      end
+    end)
+
   it("start after a given entry id, and the fields a function gives",
     function()
       fill(server, "in", 10)

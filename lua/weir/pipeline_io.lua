@@ -136,7 +136,9 @@ end
 -- replayed after a crash adds nothing; see weir.redis_streams).
 -- @param opts { url = "redis://HOST[:PORT][/DB]" (default
 --   redis://127.0.0.1:6379), stream = name, fields = function(record) ->
---   { field = string or number } (default: the record itself) }
+--   { field = string or number } (default: the record itself), delivery
+--   = "exactly_once" (default) | "at_least_once" (entries added as records
+--   come; a restore writes again what was not acknowledged) }
 function Sinks:write_redis_stream(opts)
   return stream(self.pipeline, self.pipeline:add("write_redis_stream",
     { self.node }, require("weir.redis_streams").sink_options(opts)), Sink)

@@ -101,15 +101,21 @@ end
 -- the option that is wrong.
 function M.sink_options(opts)
   local m = "write_redis_stream"
-  check_known(m, opts, { url = true, stream = true, fields = true })
+  check_known(m, opts, { url = true, stream = true, fields = true,
+    delivery = true })
   if type(opts.stream) ~= "string" or opts.stream == "" then
     error(m .. ": option 'stream' must be the name of a stream", 3)
   end
   if opts.fields ~= nil and type(opts.fields) ~= "function" then
     error(m .. ": option 'fields' must be a function(record) -> table", 3)
   end
+  local delivery = opts.delivery or "exactly_once"
+  if delivery ~= "exactly_once" and delivery ~= "at_least_once" then
+    error(m .. ": option 'delivery' must be \"exactly_once\" or "
+      .. "\"at_least_once\"", 3)
+  end
   return { url = check_url(m, opts.url), stream = opts.stream,
-    fields = opts.fields }
+    fields = opts.fields, delivery = delivery }
 end
 
 -- The two numbers of a stream entry id "<ms>-<seq>".
@@ -407,9 +413,15 @@ function Writer:commit_txn(txn, chunk, at)
 end
 
 -- Commits the oldest due txn, one at a time, in order; a stopping sink
--- closes its connection when none is due.
+-- closes its connection when none is due. At least once, what came since
+-- the last write goes as soon as the one before is acknowledged (so
+-- records batch up while a write is in flight).
 function Writer:commit_next()
   if self.committing then return end
+  if self.node.delivery == "at_least_once" and #self.current > 0
+      and not self.txns[1] and self.client then
+    self:seal(true)
+  end
   local txn = self.txns[1]
   if txn and txn.ready then
     self.committing = true
@@ -426,13 +438,27 @@ function Writer:open()
   self:commit_next()  -- what a restore handed over
 end
 
--- Pre-commit at the barrier of checkpoint id: the entries since the last
--- one become a txn, kept (with those not committed yet) in the snapshot.
-function Writer:snapshot(id)
-  if #self.current > 0 then
+-- The entries since the last txn become one (for checkpoint id, or, at
+-- least once, the next write, due at once).
+function Writer:seal(id)
+  self.seq = self.seq + 1
+  if id == true then
+    self.txns[#self.txns + 1] = { id = 0, ready = true, entries =
+      self.current, token = self.prefix .. "w" .. self.seq .. ":" .. RUN }
+  else
     self.txns[#self.txns + 1] = { id = id, token = self.prefix .. id .. ":"
       .. RUN, entries = self.current }
-    self.current = {}
+  end
+  self.current = {}
+end
+
+-- Pre-commit at the barrier of checkpoint id: the entries since the last
+-- one become a txn, kept (with those not committed yet) in the snapshot.
+-- At least once, the snapshot keeps the writes not acknowledged yet.
+function Writer:snapshot(id)
+  if #self.current > 0 then
+    self:seal(self.node.delivery == "at_least_once" or id)
+    self:commit_next()
   end
   local st = {}
   for k, t in ipairs(self.txns) do
@@ -505,11 +531,15 @@ end
 -- { id, token, entries, ready }, oldest first.
 function M.write_redis_stream(node, _, env)
   local w = setmetatable({ node = node, env = env, current = {}, txns = {},
-    committing = false, closing = false,
+    committing = false, closing = false, seq = 0,
     prefix = string.format("weir:commit:%s:%s:%d:", env.job_name or "job",
       node.uid, env.subtask) }, Writer)
+  local eager = node.delivery == "at_least_once"
   return { open = function() w:open() end,
-    push = function(record) w:add(w.current, record) end,
+    push = function(record)
+      w:add(w.current, record)
+      if eager and not w.committing then w:commit_next() end
+    end,
     snapshot = function(id) return w:snapshot(id) end,
     notify_complete = function(id) w:notify_complete(id) end,
     restore = function(olds) w:restore(olds) end,
