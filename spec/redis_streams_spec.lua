@@ -120,6 +120,33 @@ describe("read_redis_stream and write_redis_stream", function()
       end
     end)
 
+  it("mark a subtask without a stream idle, so event-time windows fire at "
+    .. "parallelism 2", function()
+      -- One stream: subtask 1 reads none. Entries at event times 0..2999
+      -- ms; windows of 1 s; the watermark passes [0, 1000) and [1000,
+      -- 2000) once times past 2000 came (from subtask 0 alone).
+      for t = 0, 2999, 10 do
+        rh.call(server, { "XADD", "in", "*", "t", t })
+      end
+      local proc = h.spawn_weir({ "run", "--parallelism", "2",
+        "--checkpoint-interval", "20", "--checkpoint-dir", dir .. "/ck",
+        "spec/fixtures/redis_windows.lua", server.url })
+      local ok = pcall(h.wait_until, function()
+        return #rh.entries(server, "out") >= 2
+      end, 20000, "two windows")
+      local r = h.run_weir({ "cancel", "redis_windows", "--checkpoint-dir",
+        dir .. "/ck" })
+      assert.are.equal(0, r.status, r.stderr)
+      r = h.wait_exit(proc)
+      assert.is_true(ok, "no window fired: " .. r.stderr)
+      local counts = {}
+      for _, e in ipairs(rh.entries(server, "out")) do
+        counts[tonumber(e.fields.start)] = tonumber(e.fields.count)
+      end
+      assert.are.equal(100, counts[0])
+      assert.are.equal(100, counts[1000])
+    end)
+
   it("start after a given entry id, and the fields a function gives",
     function()
       fill(server, "in", 10)

@@ -125,6 +125,14 @@ function Follower:produce(n)
       self.files[id] = nil
     end
   end
+  if next(self.files) == nil then
+    if not self.idle then  -- no file of its own: idle, event time goes on
+      self.idle = true
+      env.emit_watermark(-math.huge, "idle")
+    end
+  else
+    self.idle = false
+  end
   if count == 0 then self:wait() end
   return false, count, count == 0
 end

@@ -196,6 +196,7 @@ function Reader:open()
   end
   local ok, aerr = consumer:assign(assign)
   if not ok then fail(node, "cannot assign partitions: %s", aerr) end
+
 end
 
 function Reader:done()
@@ -208,6 +209,11 @@ end
 
 function Reader:produce(n)
   local node, pos, emit, env = self.node, self.pos, self.emit, self.env
+  if #self.mine == 0 and not self.idle then
+    -- Nothing to read here: idle, so event time downstream goes on.
+    self.idle = true
+    env.emit_watermark(-math.huge, "idle")
+  end
   if node.bounded and self:done() then return true, 0 end
   local msgs, err = self.consumer:poll(math.min(n, 4096))
   if not msgs then fail(node, "reading from %s failed: %s", node.brokers, err) end

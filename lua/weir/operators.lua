@@ -99,7 +99,8 @@ end
 -- (ms) and generates bounded out-of-orderness watermarks, advanced per
 -- record so that the watermark a record meets downstream does not depend
 -- on batching: watermark = max timestamp seen - max_out_of_orderness - 1.
--- Upstream watermarks are ignored except the final one (end of input).
+-- Upstream watermarks are ignored except the final one (end of input)
+-- and an upstream source that says it is idle (it has nothing to read).
 -- After idle_timeout ms without a record the output is marked idle, so a
 -- downstream operator with several inputs stops waiting for it.
 function M.with_timestamps(node, emit, env)
@@ -130,8 +131,15 @@ function M.with_timestamps(node, emit, env)
       end
     end
   end, node)
-  function inst.watermark(w)
-    if w == math.huge and current < w then
+  -- A source subtask with nothing to read (no stream or partition of its
+  -- own) says so: until a record comes, this output is idle too.
+  function inst.watermark(w, status)
+    if status == "idle" then
+      if not idle and max_ts == NO_WATERMARK then
+        idle = true
+        emit_watermark(current, "idle")
+      end
+    elseif w == math.huge and current < w then
       current = w
       emit_watermark(w)
     end

@@ -251,6 +251,11 @@ function Reader:open()
 end
 
 function Reader:produce(n)
+  if #self.mine == 0 and not self.idle then
+    -- Nothing to read here: idle, so event time downstream goes on.
+    self.idle = true
+    self.env.emit_watermark(-math.huge, "idle")
+  end
   if not self.ready then return false, 0, true end
   local buffer, pos, emit, env = self.buffer, self.pos, self.emit, self.env
   local count, head = 0, self.head
