@@ -60,7 +60,10 @@ function Client:send(c)
   local ok, err = self.conn:command(c.args, function(reply, rerr, lost)
     self:on_reply(c, reply, rerr, lost)
   end)
-  if not ok then self.inflight[#self.inflight] = nil self:lost(err) end
+  if not ok then
+    self.inflight[#self.inflight] = nil
+    self:lost(err, self.conn)
+  end
 end
 
 -- The reply to c; lost: the connection went first (c stays in flight,
@@ -76,11 +79,12 @@ end
 
 function Client:connect()
   local a = self.addr
-  local conn, err = core.redis_connect(a.host, a.port, function(kind, why)
+  local conn, err
+  conn, err = core.redis_connect(a.host, a.port, function(kind, why)
     if kind == "connected" then
-      self:on_connected()
+      if self.conn == conn then self:on_connected() end
     else
-      self:lost(why)
+      self:lost(why, conn)
     end
   end)
   if not conn then return self:lost(err) end
@@ -105,9 +109,11 @@ function Client:on_connected()
   for _, c in ipairs(queue) do self:send(c) end
 end
 
--- The connection went (or never came): what was in flight waits in the
--- queue; a new connection after the backoff.
-function Client:lost(why)
+-- The connection conn went (or never came; conn nil: it could not even
+-- be made): what was in flight waits in the queue; a new connection after
+-- the backoff. News of a connection already given up is ignored.
+function Client:lost(why, conn)
+  if conn and conn ~= self.conn then return end
   self.up, self.conn = false, nil
   for i = #self.inflight, 1, -1 do
     table.insert(self.queue, 1, self.inflight[i])
