@@ -15,9 +15,15 @@ local STATELESS = { q0 = true, q1 = true, q2 = true, q14 = true,
   q21 = true, q22 = true }
 
 local events, parallelism, queries = 10000000, 2, {}
+local backend = "heap"
 local i = 1
 while i <= #arg do
-  if arg[i] == "--events" then
+  if arg[i] == "--state-backend" then
+    backend = assert(arg[i + 1], "--state-backend needs heap or rocksdb")
+    assert(backend == "heap" or backend == "rocksdb",
+      "--state-backend needs heap or rocksdb")
+    i = i + 2
+  elseif arg[i] == "--events" then
     events = assert(tonumber(arg[i + 1]), "--events needs a number")
     i = i + 2
   elseif arg[i] == "--parallelism" then
@@ -48,23 +54,31 @@ local function si(v)
 end
 
 print(string.format("%d events per query, parallelism %d, %d cores, "
-  .. "checkpoints every 10 s, results discarded", events, parallelism,
-  core.cpu_count()))
+  .. "checkpoints every 10 s, results discarded, stateful queries on the "
+  .. "%s state backend", events, parallelism, core.cpu_count(), backend))
 print("")
 print("| Query | Events | Cores | Time (s) | Cores x Time (s) | "
-  .. "Throughput/Cores | Flink | ratio | target |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+  .. "Throughput/Cores | Flink | ratio | target | max RSS MiB |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
 local failed = false
 for _, q in ipairs(queries) do
   local script = "examples/nexmark/" .. q .. ".lua"
   local err = dir .. "/" .. q .. ".err"
   local cpu0 = children_cpu()
-  local ok = os.execute(string.format("build/weir run --parallelism %d "
+  -- GNU time's %M: the largest resident set of weir and the workers it
+  -- waited for.
+  local rss_file = dir .. "/" .. q .. ".rss"
+  local ok = os.execute(string.format("/usr/bin/time -f %%M -o %s "
+    .. "build/weir run --parallelism %d --state-backend %s "
     .. "--checkpoint-interval 10000 --checkpoint-dir %s/ck %s %d - "
-    .. ">/dev/null 2>%s", parallelism, dir, script, events, err))
+    .. ">/dev/null 2>%s", rss_file, parallelism,
+    STATELESS[q] and "heap" or backend, dir, script, events, err))
   local cpu = children_cpu() - cpu0
   local f = io.open(err)
   local stderr = f and f:read("*a") or ""
+  if f then f:close() end
+  f = io.open(rss_file)
+  local rss_kb = f and tonumber(f:read("*a"):match("(%d+)%s*$")) or 0
   if f then f:close() end
   -- The job's own time, from its start to its last record's commit.
   local time = tonumber(stderr:match("finished after ([%d.]+) s"))
@@ -78,10 +92,10 @@ for _, q in ipairs(queries) do
     local flink = FLINK[q]
     local target = STATELESS[q] and 5 or 2
     print(string.format("| %s | %d | %.2f | %.3f | %.3f | %s | %s | %.2fx "
-      .. "| %s |", q, events, cores, time, cpu, si(per_core),
+      .. "| %s | %.0f |", q, events, cores, time, cpu, si(per_core),
       flink and si(flink) or "-", flink and per_core / flink or 0,
       flink and (per_core / flink >= target and "met (" or "missed (")
-        .. target .. "x)" or "-"))
+        .. target .. "x)" or "-", rss_kb / 1024))
   end
   io.stdout:flush()
 end
