@@ -21,6 +21,7 @@
 -- barrier (at-least-once).
 local core = require "weir.core"
 local errors = require "weir.errors"
+local options = require "weir.options"
 
 local M = {}
 
@@ -36,20 +37,7 @@ end
 --- Whether weir was built with librdkafka (librdkafka-dev).
 function M.available() return core.kafka_consumer ~= nil end
 
-local function check_known(method, opts, known)
-  if type(opts) ~= "table" then
-    error(method .. ": expected a table of options, got " .. type(opts), 4)
-  end
-  local names = {}
-  for k in pairs(known) do names[#names + 1] = k end
-  table.sort(names)
-  for k in pairs(opts) do
-    if not known[k] then
-      error(string.format("%s: unknown option '%s' (known: %s)", method,
-        tostring(k), table.concat(names, ", ")), 4)
-    end
-  end
-end
+local check_known = options.check_known
 
 -- librdkafka properties: { [name] = string }, raising on other shapes.
 local function check_properties(method, props)

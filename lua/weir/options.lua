@@ -90,6 +90,25 @@ local RULES = {
 local rule_of = {}
 for _, rule in ipairs(RULES) do rule_of[rule[1]] = rule end
 
+--- Raises, for a connector's options table opts, unless it is a table
+-- whose every key is in known (a set of option names); the message names
+-- method, the unknown option and the known ones, at the level of the
+-- script line that called the builder method (its caller's caller).
+function M.check_known(method, opts, known)
+  if type(opts) ~= "table" then
+    error(method .. ": expected a table of options, got " .. type(opts), 4)
+  end
+  local names = {}
+  for k in pairs(known) do names[#names + 1] = k end
+  table.sort(names)
+  for k in pairs(opts) do
+    if not known[k] then
+      error(string.format("%s: unknown option '%s' (known: %s)", method,
+        tostring(k), table.concat(names, ", ")), 4)
+    end
+  end
+end
+
 --- Checks one option's value (weir run checks its flags with it too).
 -- @param name an option of M.specs; value its value
 -- @return nil if the value is valid, else what it must be ("must be an

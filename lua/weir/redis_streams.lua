@@ -19,6 +19,7 @@
 local core = require "weir.core"
 local redis = require "weir.redis"
 local errors = require "weir.errors"
+local options = require "weir.options"
 
 local M = {}
 
@@ -33,22 +34,7 @@ end
 
 local DEFAULT_URL = "redis://127.0.0.1:6379"
 
--- Raises (at the caller's caller's level) unless every key of opts is
--- in known, a set of option names.
-local function check_known(method, opts, known)
-  if type(opts) ~= "table" then
-    error(method .. ": expected a table of options, got " .. type(opts), 4)
-  end
-  local names = {}
-  for k in pairs(known) do names[#names + 1] = k end
-  table.sort(names)
-  for k in pairs(opts) do
-    if not known[k] then
-      error(string.format("%s: unknown option '%s' (known: %s)", method,
-        tostring(k), table.concat(names, ", ")), 4)
-    end
-  end
-end
+local check_known = options.check_known
 
 local function check_url(method, url)
   if url == nil then return DEFAULT_URL end
@@ -59,7 +45,7 @@ local function check_url(method, url)
   return url
 end
 
---- The node fields of p:read_redis_stream(opts) (see weir.pipeline);
+--- The node fields of p:read_redis_stream(opts) (see weir.pipeline_io);
 -- raises naming the option that is wrong.
 function M.source_options(opts)
   local m = "read_redis_stream"
