@@ -30,8 +30,11 @@ end
 function M.start(opts)
   opts = opts or {}
   local dir = opts.dir or h.tmpdir()
-  for _ = 1, 20 do
-    local port = opts.port or 20000 + math.random(0, 40000)
+  -- Ports from this process and the time, so runs side by side (and
+  -- leftovers of killed ones) pick different ones.
+  local seed = core.getpid() * 7919 + math.floor(core.monotonic_ms())
+  for attempt = 1, 20 do
+    local port = opts.port or 20000 + (seed + attempt * 104729) % 40000
     if not answers(port) then
       local args = string.format("--port %d --bind 127.0.0.1 --dir %s "
         .. "--save '' --appendonly %s --appendfsync always "
