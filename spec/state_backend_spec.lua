@@ -110,6 +110,26 @@ describe("the rocksdb state backend", function()
       backend:close()
     end)
 
+  it("sizes its cache by what the values hold before anything was written "
+    .. "back", function()
+      local backend = state_backend.open({ state_backend = "rocksdb",
+        state_cache_mb = 1 })
+      local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
+        task_id = 1 }
+      local state = backend:new_state({ uid = "big", kind = "process",
+        defined_at = "spec" }, env, function() return {} end)
+      local blob = string.rep("x", 4096)
+      for i = 1, 2000 do state.get("k" .. i).state.blob = blob .. i end
+      -- 1 MiB holds some 230 of these entries (4 KB each), not the 2,000
+      -- (all of them: none written back yet) that small values would let
+      -- in.
+      assert.is_true(state.count <= 400, state.count .. " keys cached")
+      local n = 0
+      state:each(function() n = n + 1 end)
+      assert.are.equal(2000, n)
+      backend:close()
+    end)
+
   it("expires keys by time-to-live, cached or evicted, when met and in "
     .. "the background", function()
     local backend = state_backend.open({ state_backend = "rocksdb",

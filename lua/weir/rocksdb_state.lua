@@ -35,6 +35,8 @@ local SCAN_KEYS = 4096
 local ENTRY_OVERHEAD_BYTES = 420
 -- Keys a cache holds at least, whatever its budget.
 local MIN_CACHE_KEYS = 64
+-- Entries cached between two samples of a value's size.
+local SAMPLE_KEYS = 1024
 
 --- The first RocksDB key of key group kg: its 2 bytes, big-endian.
 function M.group_prefix(kg)
@@ -86,7 +88,7 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
   local self = setmetatable({ db = db, cf = cf,
     max_parallelism = max_parallelism, init = init, entries = {},
     groups = {}, count = 0, first = first, last = last,
-    cache_bytes = cache_bytes, where = where, value_bytes = 64,
+    cache_bytes = cache_bytes, where = where, value_bytes = 64, cached = 0,
     written = 0, buf = buffer.new(), dirty = {} }, RState)
   self.cache_keys = self:keys_for_budget()
   local entries = self.entries
@@ -159,10 +161,33 @@ function RState:put_entry(ops, e)
   end
   local v = buf:get()
   ops[n + 3] = v
+  self:count_value(#v)
+end
+
+-- A running mean of the size of values (bytes), for the cache's key
+-- budget.
+function RState:count_value(bytes)
   self.written = self.written + 1
-  -- A running mean of the value size, for the cache's key budget.
-  self.value_bytes = self.value_bytes + (#v - self.value_bytes)
+  self.value_bytes = self.value_bytes + (bytes - self.value_bytes)
     / math.min(self.written, 1000)
+end
+
+-- Every SAMPLE_KEYS entries cached, the encoded size of one changed entry
+-- (a changing one of them: entries grow after they are cached) counts too: the budget is right before anything was written back (the
+-- first eviction comes only once the cache holds its budget's keys).
+function RState:sample_value()
+  local dirty = self.dirty
+  if #dirty == 0 then return end
+  local e = dirty[(self.cached * 2654435761) % #dirty + 1]  -- any of them
+  if type(e.state) ~= "table" then return end
+  local buf = self.buf
+  buf:reset()
+  if pcall(buf.encode, buf, { e.key, e.state, e.timers, e.ptimers,
+      e.written }) then
+    self:count_value(#buf)
+    self.cache_keys = self:keys_for_budget()
+  end
+  buf:reset()
 end
 
 -- Writes ops (a db:write list) once it holds a batch's worth; returns
@@ -233,6 +258,8 @@ end
 function RState:cache(canon, e)
   self.entries[canon] = e
   self.count = self.count + 1
+  self.cached = self.cached + 1
+  if self.cached % SAMPLE_KEYS == 0 then self:sample_value() end
   local g = self.groups[e.kg]
   if not g then
     g = {}
