@@ -1,23 +1,28 @@
 /*
-** Lua binding of the libuv loop: timers, idle handles and core.run().
+** Lua binding of the libuv loop: timers, idle handles, signals and
+** core.run().
 ** Handles are long-lived: a timer or idle handle lives until its :close(),
 ** and its memory is reclaimed in the close callback. A Lua error raised by
 ** a callback stops the loop and is raised again by core.run().
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lua_aux.h"
 
 #define TIMER_MT "weir.timer"
 #define IDLE_MT "weir.idle"
+#define SIGNAL_MT "weir.signal"
 
 typedef struct {
   union {
     uv_handle_t handle;
     uv_timer_t timer;
     uv_idle_t idle;
+    uv_signal_t signal;
   } u;
   int fn_ref;   /* registry reference of the Lua callback */
 } lhandle_t;
@@ -108,6 +113,34 @@ static int l_idle_stop(lua_State* L) {
 }
 
 static int l_idle_close(lua_State* L) { return handle_close(L, IDLE_MT); }
+
+/* -- Signals: SIGTERM and SIGINT, delivered through the loop -------------- */
+
+static void signal_cb(uv_signal_t* s, int signum) {
+  lua_pushstring(wr__lua_state(), signum == SIGTERM ? "TERM" : "INT");
+  wr__lua_callback(((lhandle_t*) s)->fn_ref, 1);
+}
+
+/* core.signal(name, fn) -> handle: fn(name) runs from the loop each time
+** the process gets the signal name ("TERM" or "INT") instead of the
+** signal's default action, until handle:close(). The handle does not keep
+** the loop running. Raises on another name. */
+static int l_signal(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  int signum = strcmp(name, "TERM") == 0 ? SIGTERM
+             : strcmp(name, "INT") == 0 ? SIGINT : 0;
+  lhandle_t** box;
+  if (signum == 0) return luaL_error(L, "core.signal: TERM or INT, not %s",
+                                     name);
+  lua_remove(L, 1);
+  box = new_handle(L, SIGNAL_MT);
+  uv_signal_init(wr__lua_loop(), &(*box)->u.signal);
+  uv_signal_start(&(*box)->u.signal, signal_cb, signum);
+  uv_unref(&(*box)->u.handle);
+  return 1;
+}
+
+static int l_signal_close(lua_State* L) { return handle_close(L, SIGNAL_MT); }
 
 /* -- Running the loop ----------------------------------------------------- */
 
@@ -227,8 +260,13 @@ static const luaL_Reg idle_methods[] = {
   { "close", l_idle_close }, { NULL, NULL }
 };
 
+static const luaL_Reg signal_methods[] = {
+  { "close", l_signal_close }, { NULL, NULL }
+};
+
 static const luaL_Reg loop_functions[] = {
-  { "timer", l_timer }, { "idle", l_idle }, { "run", l_run },
+  { "timer", l_timer }, { "idle", l_idle }, { "signal", l_signal },
+  { "run", l_run },
   { "drain", l_drain }, { "stop", l_stop }, { "run_once", l_run_once },
   { "cwd", l_cwd },
   { "monotonic_ms", l_monotonic_ms },
@@ -241,5 +279,6 @@ static const luaL_Reg loop_functions[] = {
 void wr__lua_open_loop(lua_State* L) {
   wr__lua_new_class(L, TIMER_MT, timer_methods);
   wr__lua_new_class(L, IDLE_MT, idle_methods);
+  wr__lua_new_class(L, SIGNAL_MT, signal_methods);
   luaL_register(L, NULL, loop_functions);
 }

@@ -186,9 +186,41 @@ function M.serve(job_dir, run_dir, handlers)
   return control
 end
 
+-- SIGTERM and SIGINT stop the job as `weir cancel` does, but keep its
+-- checkpoints (--restore latest resumes it): cancel(cb) cancels it. A
+-- second signal ends the process at once. Returns a function that stops
+-- listening for them.
+local function stop_on_signals(job, cancel)
+  local stopping = false
+  local function on_signal(name)
+    if stopping then
+      errors.warn("SIG" .. name .. " again: exiting at once, without "
+        .. "stopping the job cleanly")
+      core.exit(name == "INT" and 130 or 143)
+    end
+    stopping = true
+    job.options.retain_on_cancel = true
+    errors.note(string.format("SIG%s: stopping job '%s'; its checkpoints "
+      .. "are kept (--restore latest resumes it); send it again to exit at "
+      .. "once", name, job.name))
+    cancel(function(err)
+      if err then
+        errors.warn("cannot stop the job: " .. err)
+        stopping = false
+      end
+    end)
+  end
+  local handles = { core.signal("TERM", on_signal),
+    core.signal("INT", on_signal) }
+  return function()
+    for _, s in ipairs(handles) do s:close() end
+  end
+end
+
 --- Serves the control socket of a running job (see M.serve; in
 -- job.run_dir, or in a run directory of its own, see weir.rundir):
--- status, metrics, savepoint and cancel requests.
+-- status, metrics, savepoint and cancel requests; SIGTERM and SIGINT
+-- stop the job as a cancel that keeps its checkpoints.
 -- @param job a prepared job (weir.launch.prepare)
 -- @param h { coordinator = fn() -> the job's checkpoint coordinator, or
 --   nil while the job restarts; info = fn() -> fields the status adds
@@ -262,7 +294,13 @@ function M.serve_job(job, h)
     return nil
   end
   local close = server.close
+  local unsignal = stop_on_signals(job, function(cb)
+    if not current() and h.cancel_idle then return h.cancel_idle(cb) end
+    local c = with_coord(cb)
+    if c then c:cancel(nil, cb) end
+  end)
   function server.close()
+    unsignal()
     close()
     if own_run_dir then rundir.remove(run_dir) end
     for _, dir in ipairs(made) do core.rmdir(dir) end

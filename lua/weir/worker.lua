@@ -196,9 +196,13 @@ function M.run(job, ctx)
     errors.warn("worker " .. w .. ": " .. attempt)
     core.exit(1)
   end
+  -- SIGINT (Ctrl-C reaches the whole process group) and SIGTERM are the
+  -- coordinator's to act on: it stops the workers as a cancel does.
+  local signals = { core.signal("INT", function() end),
+    core.signal("TERM", function() end) }
   local host = host_mod.new(job, w, ctx.workers)
   local self = setmetatable({ job = job, ctx = ctx, index = w, host = host,
-    secret = secret, attempt = attempt }, Worker)
+    secret = secret, attempt = attempt, signals = signals }, Worker)
   self.transport = transport.new(host, { worker = w, workers = ctx.workers,
     plan = job.plan })
   self.transport.on_connected = function() self:send_ready() end
