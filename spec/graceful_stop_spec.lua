@@ -1,7 +1,8 @@
 -- SIGTERM and SIGINT stop a running job as `weir cancel` does, but keep
 -- its checkpoints: the output up to the last completed checkpoint stays
 -- committed, the process exits 0, and --restore latest finishes the job
--- with exactly an uninterrupted run's output.
+-- with exactly an uninterrupted run's output; --savepoint-on-stop takes a
+-- savepoint first.
 local h = require "helpers"
 
 describe("a signal to weir run", function()
@@ -21,7 +22,13 @@ describe("a signal to weir run", function()
           "--checkpoint-interval", "50", "--checkpoint-dir", ck,
           "--restore", "latest", "spec/fixtures/paced_count.lua", input, out,
           "60" }
-        local proc = h.spawn_weir(args)
+        local sp = dir .. "/sp-" .. sig
+        local first = { unpack(args) }
+        if sig == "TERM" then
+          table.insert(first, 2, "--savepoint-on-stop")
+          table.insert(first, 3, sp)
+        end
+        local proc = h.spawn_weir(first)
         h.wait_until(function()
           return #h.complete_checkpoints(ck .. "/running_count") >= 2
         end, 30000, "two checkpoints")
@@ -31,6 +38,12 @@ describe("a signal to weir run", function()
         assert.matches("SIG" .. sig .. ": stopping job 'running_count'",
           r.stderr)
         assert.matches("was cancelled after", r.stderr)
+        if sig == "TERM" then  -- --savepoint-on-stop
+          local path = r.stderr:match(
+            "savepoint (%S+/savepoint%-running_count%-%d+)")
+          assert.is_truthy(path, r.stderr)
+          assert.is_truthy(require("weir.core").stat(path .. "/_manifest"))
+        end
         local kept = h.complete_checkpoints(ck .. "/running_count")
         assert.is_true(#kept >= 1, "no checkpoint kept")
         r = h.run_weir(args)

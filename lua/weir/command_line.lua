@@ -50,6 +50,9 @@ local RUN_OPTIONS = {
     .. "3)" },
   { "--retain-on-cancel", "flag", nil, nil, "keep them when the job is "
     .. "cancelled (weir cancel); by default they are removed" },
+  { "--savepoint-on-stop", "string", "DIR", nil, "when SIGTERM or SIGINT "
+    .. "stops the job (as a cancel that keeps the checkpoints), take a "
+    .. "savepoint into DIR first" },
   { "--max-parallelism", "number", "N", nil, "number of key groups "
     .. "(default: 128)" },
   { "--mode", "string", "MODE", { "exactly_once", "at_least_once" },

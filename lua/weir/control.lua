@@ -187,7 +187,8 @@ function M.serve(job_dir, run_dir, handlers)
 end
 
 -- SIGTERM and SIGINT stop the job as `weir cancel` does, but keep its
--- checkpoints (--restore latest resumes it): cancel(cb) cancels it. A
+-- checkpoints (--restore latest resumes it), after a savepoint into
+-- options.savepoint_on_stop if set: cancel(cb) cancels it. A
 -- second signal ends the process at once. Returns a function that stops
 -- listening for them.
 local function stop_on_signals(job, cancel)
@@ -203,10 +204,12 @@ local function stop_on_signals(job, cancel)
     errors.note(string.format("SIG%s: stopping job '%s'; its checkpoints "
       .. "are kept (--restore latest resumes it); send it again to exit at "
       .. "once", name, job.name))
-    cancel(function(err)
+    cancel(function(err, path)
       if err then
         errors.warn("cannot stop the job: " .. err)
         stopping = false
+      elseif path then
+        errors.note("savepoint " .. path)
       end
     end)
   end
@@ -297,7 +300,8 @@ function M.serve_job(job, h)
   local unsignal = stop_on_signals(job, function(cb)
     if not current() and h.cancel_idle then return h.cancel_idle(cb) end
     local c = with_coord(cb)
-    if c then c:cancel(nil, cb) end
+    local dir = job.options.savepoint_on_stop
+    if c then c:cancel(dir and M.absolute(dir) or nil, cb) end
   end)
   function server.close()
     unsignal()

@@ -15,6 +15,8 @@ M.specs = {
   retain = { 3, "number", "complete checkpoints kept" },
   retain_on_cancel = { false, "boolean",
     "keep the complete checkpoints when the job is cancelled" },
+  savepoint_on_stop = { false, "string", "directory for a savepoint taken "
+    .. "when SIGTERM or SIGINT stops the job (weir run)" },
   max_parallelism = { 128, "number", "number of key groups" },
   mode = { "exactly_once", "string",
     "exactly_once (aligned barriers) or at_least_once" },
