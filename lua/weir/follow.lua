@@ -130,8 +130,9 @@ function Follower:produce(n)
       self.idle = true
       env.emit_watermark(-math.huge, "idle")
     end
-  else
+  elseif self.idle then  -- files again: its watermarks count once more
     self.idle = false
+    env.emit_watermark(-math.huge, "active")
   end
   if count == 0 then self:wait() end
   return false, count, count == 0
