@@ -199,7 +199,8 @@ describe("weir.pipeline", function()
         .. "checkpoint_timeout, fork_snapshot_keys, gc_pause, "
         .. "heartbeat_timeout, max_parallelism, "
         .. "metrics, mode, name, parallelism, restart, restore, retain, "
-        .. "retain_on_cancel, savepoint_on_stop, state_backend, state_cache_mb, state_dir, "
+        .. "retain_on_cancel, savepoint_on_stop, state_backend, "
+        .. "state_cache_mb, state_dir, "
         .. "tolerable_failed_checkpoints, transport)")
     end)
 
