@@ -67,6 +67,13 @@ function M.describe(node)
   return node.kind .. " (" .. node.defined_at .. ")"
 end
 
+--- Raises "kind (file:line): message" for graph node (message formatted
+-- from fmt and its arguments, as string.format does), with no position
+-- added: what a source or sink says when its input or output fails.
+function M.fail(node, fmt, ...)
+  error(string.format("%s: " .. fmt, M.describe(node), ...), 0)
+end
+
 --- Returns a short, readable rendering of a value (at most max bytes).
 function M.repr(v, max)
   max = max or 80

@@ -15,9 +15,12 @@
 -- rules of weir.line_reader. File f goes to subtask inode % parallelism.
 local core = require "weir.core"
 local errors = require "weir.errors"
+local replay = require "weir.replay"
 local line_reader = require "weir.line_reader"
 
 local M = {}
+
+local resume_skip = replay.resume_skip
 
 M.POLL_MS = 200
 
@@ -110,10 +113,7 @@ function Follower:produce(n)
     while count < n do
       local line, consumed = file.reader:next()
       if line == nil then break end
-      if file.skip then
-        if env.skip_outputs then env.skip_outputs(file.skip) end
-        file.skip = nil
-      end
+      resume_skip(file, env)
       self.current = file
       emit(line)
       self.current = nil

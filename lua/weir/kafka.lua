@@ -21,18 +21,19 @@
 -- barrier (at-least-once).
 local core = require "weir.core"
 local errors = require "weir.errors"
+local replay = require "weir.replay"
 local options = require "weir.options"
 
 local M = {}
+
+local resume_skip = replay.resume_skip
 
 M.TIMEOUT_MS = 10000   -- metadata, offsets and transaction calls, at most
 M.POOL = 3             -- producers per sink subtask: transactions in flight
 
 local OFFSET_BEGINNING = -2
 
-local function fail(node, fmt, ...)
-  error(string.format("%s: " .. fmt, errors.describe(node), ...), 0)
-end
+local fail = errors.fail
 
 --- Whether weir was built with librdkafka (librdkafka-dev).
 function M.available() return core.kafka_consumer ~= nil end
@@ -212,10 +213,7 @@ function Reader:produce(n)
     local p = pos[key]
     if p and m.offset >= p.next and not (p.end_offset
         and m.offset >= p.end_offset) then
-      if p.skip then
-        if env.skip_outputs then env.skip_outputs(p.skip) end
-        p.skip = nil
-      end
+      resume_skip(p, env)
       self.current = key
       emit(m)
       self.current = nil

@@ -19,18 +19,19 @@
 local core = require "weir.core"
 local redis = require "weir.redis"
 local errors = require "weir.errors"
+local replay = require "weir.replay"
 local options = require "weir.options"
 
 local M = {}
+
+local resume_skip = replay.resume_skip
 
 M.BLOCK_MS = 100              -- how long one XREAD waits for entries
 M.MARKER_TTL_MS = 7 * 86400000
 M.COMMIT_ENTRIES = 4096       -- entries per commit script, at most
 M.STOP_TIMEOUT_MS = 30000     -- how long a stopping sink waits to commit
 
-local function fail(node, fmt, ...)
-  error(string.format("%s: " .. fmt, errors.describe(node), ...), 0)
-end
+local fail = errors.fail
 
 local DEFAULT_URL = "redis://127.0.0.1:6379"
 
@@ -251,10 +252,7 @@ function Reader:produce(n)
     head = head + 1
     self.head = head
     local p = pos[r.stream]
-    if p.skip then
-      if env.skip_outputs then env.skip_outputs(p.skip) end
-      p.skip = nil
-    end
+    resume_skip(p, env)
     self.current = r.stream
     emit(r)
     self.current = nil

@@ -104,6 +104,16 @@ function M.skip_outputs(task)
   end
 end
 
+--- A source goes on from position pos (a table) of a restored snapshot:
+-- if pos.skip is set, the outputs its next record already gave before the
+-- checkpoint are dropped (env.skip_outputs), once.
+function M.resume_skip(pos, env)
+  if pos.skip then
+    if env.skip_outputs then env.skip_outputs(pos.skip) end
+    pos.skip = nil
+  end
+end
+
 --- Starts a source's step: it may pass on STEP_RECORDS records.
 function M.start_step(task)
   local counter = task.counter

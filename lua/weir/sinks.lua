@@ -14,9 +14,7 @@ local fsutil = require "weir.fsutil"
 
 local M = {}
 
-local function fail(node, fmt, ...)
-  error(string.format("%s: " .. fmt, errors.describe(node), ...), 0)
-end
+local fail = errors.fail
 
 local function check(node, ok, err)
   if not ok then fail(node, "%s", err) end

@@ -21,6 +21,7 @@
 local core = require "weir.core"
 local ffi = require "ffi"
 local line_reader = require "weir.line_reader"
+local replay = require "weir.replay"
 
 local M = {}
 
@@ -40,12 +41,7 @@ end
 
 -- The source starts reading range: the outputs its first record already
 -- gave before a checkpoint (see snapshot's skip) are dropped.
-local function start_range(range, env)
-  if range.skip then
-    if env.skip_outputs then env.skip_outputs(range.skip) end
-    range.skip = nil
-  end
-end
+local start_range = replay.resume_skip
 
 -- Keeps skip with the first range of a snapshot's ranges.
 local function keep_skip(ranges, skip)
