@@ -27,5 +27,6 @@ void wr__lua_open_fork(lua_State* L);
 void wr__lua_open_rocksdb(lua_State* L);
 void wr__lua_open_redis(lua_State* L);
 void wr__lua_open_kafka(lua_State* L);
+void wr__lua_open_log(lua_State* L);
 
 #endif

@@ -1,7 +1,9 @@
 /*
 ** Lua binding of framed connections (frame.h) over Unix domain sockets and
 ** TCP: core.listen, core.connect, conn:on_frame, conn:send, conn:handle,
-** conn:close, and core.send_raw_fn for sending from memory through the FFI.
+** conn:close, and core.send_raw_fn for sending from memory through the FFI;
+** conn:on_data, conn:write, conn:pause, conn:resume and conn:peer for
+** connections that carry plain bytes (a socket source's clients).
 ** Addresses are a socket path, or "tcp:HOST:PORT" (address.h).
 ** A connection lives until conn:close() (or the peer's end of stream
 ** followed by close); its memory is reclaimed in the close callback.
@@ -33,6 +35,7 @@ typedef struct {
   wr_frame_reader_t reader;
   int frame_ref;    /* Lua callback for frames, or LUA_NOREF */
   int frame_raw;    /* frames go to it as (pointer, length), not strings */
+  int unframed;     /* on_data: reads go to frame_ref as they come */
   int other_ref;    /* on_connection (servers) or on_connect (connects) */
   int closing;
   int refused;      /* servers: a peer of another uid was refused (logged) */
@@ -120,6 +123,11 @@ static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     frame_cb(&c->reader, NULL, 0, (int) nread);
     return;
   }
+  if (c->unframed) {
+    lua_pushlstring(wr__lua_state(), buf->base, (size_t) nread);
+    wr__lua_callback(c->frame_ref, 1);
+    return;
+  }
   r = wr_frame_reader_feed(&c->reader, buf->base, (size_t) nread);
   if (r < 0 && !c->closing) {
     uv_read_stop(stream);
@@ -171,6 +179,56 @@ static int l_set_max_frame(lua_State* L) {
   return 0;
 }
 
+/* conn:on_data(fn) starts reading plain bytes: fn(bytes) per read (up
+** to 64 KiB, cut anywhere), then fn(nil, message, code) once at end of
+** stream (code "EOF") or on error, after which nothing more is read: fn
+** closes conn. */
+static int l_on_data(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
+  lua_pushvalue(L, 2);
+  c->frame_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  wr_frame_reader_init(&c->reader, frame_cb);
+  c->reader.data = c;
+  c->unframed = 1;
+  uv_read_start(&c->u.stream, alloc_cb, read_cb);
+  return 0;
+}
+
+/* conn:pause() stops reading (the peer's writes back up: TCP
+** backpressure) until conn:resume(). */
+static int l_pause(lua_State* L) {
+  uv_read_stop(&(*check_conn(L, CONN_MT))->u.stream);
+  return 0;
+}
+
+static int l_resume(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  if (c->frame_ref != LUA_NOREF)
+    uv_read_start(&c->u.stream, alloc_cb, read_cb);
+  return 0;
+}
+
+/* conn:peer() -> "tcp:HOST:PORT" of a TCP connection's peer, or "local"
+** for a Unix domain socket | nil, message, code. */
+static int l_peer(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  struct sockaddr_storage sa;
+  int len = sizeof(sa), r;
+  char address[WR_ADDRESS_TCP_MAX_BYTES];
+  if (c->u.handle.type != UV_TCP) {
+    lua_pushliteral(L, "local");
+    return 1;
+  }
+  r = uv_tcp_getpeername(&c->u.tcp, (struct sockaddr*) &sa, &len);
+  if (r == 0) r = wr_address_format((struct sockaddr*) &sa, address,
+                                    sizeof(address));
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushstring(L, address);
+  return 1;
+}
+
 /* -- Writing frames -------------------------------------------------------- */
 
 typedef struct {
@@ -206,6 +264,27 @@ static int l_send(lua_State* L) {
   const char* payload = luaL_checklstring(L, 2, &len);
   int r = send_frame(c, payload, len);
   if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* conn:write(bytes) queues plain bytes (copied), no frame header.
+** Returns true | nil, message, code. */
+static int l_write(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  size_t len;
+  const char* bytes = luaL_checklstring(L, 2, &len);
+  lwrite_t* w = malloc(sizeof(*w) + len);
+  uv_buf_t buf;
+  int r;
+  if (w == NULL) return wr__lua_push_error(L, WR_ENOMEM);
+  memcpy(w->bytes, bytes, len);
+  buf = uv_buf_init(w->bytes, (unsigned int) len);
+  r = uv_write(&w->req, &c->u.stream, &buf, 1, write_cb);
+  if (r < 0) {
+    free(w);
+    return wr__lua_push_error(L, r);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -449,6 +528,8 @@ static int l_connect(lua_State* L) {
 static const luaL_Reg conn_methods[] = {
   { "on_frame", l_on_frame }, { "send", l_send }, { "handle", l_handle },
   { "set_max_frame", l_set_max_frame },
+  { "on_data", l_on_data }, { "write", l_write }, { "pause", l_pause },
+  { "resume", l_resume }, { "peer", l_peer },
   { "shutdown", l_shutdown },
   { "close", l_conn_close },
   { NULL, NULL }

@@ -14,6 +14,7 @@ describe("weir.kinds", function()
       :with_timestamps(function() return 0 end)
     local b = p:read_lines("/dev/null")
     p:nexmark { events = 1 }:discard()
+    p:read_socket { listen = "127.0.0.1:0" }:discard()
     p:read_redis_stream { stream = "s" }:write_redis_stream { stream = "t" }
     p:read_kafka { brokers = "b:1", topic = "s" }:write_kafka {
       brokers = "b:1", topic = "t" }

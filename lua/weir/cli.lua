@@ -191,14 +191,17 @@ function M.savepoint(cmd)
   return 0
 end
 
---- weir cancel JOB [--savepoint DIR]: stops a job (after a savepoint).
+--- weir cancel JOB [--savepoint DIR] [--no-drain]: stops a job (after a
+-- savepoint; a job with a read_socket write-ahead log drains it first
+-- unless no_drain).
 -- @param cmd { job = name or job directory, savepoint = dir or nil,
---   checkpoint_dir = dir }
+--   checkpoint_dir = dir, no_drain = true|nil }
 function M.cancel(cmd)
   local control = require "weir.control"
   local dir = control.job_dir(cmd.job, cmd.checkpoint_dir)
   local r, rerr = control.request(dir, { t = "cancel",
-    dir = cmd.savepoint and control.absolute(cmd.savepoint) }, nil, true)
+    dir = cmd.savepoint and control.absolute(cmd.savepoint),
+    drain = not cmd.no_drain }, nil, true)
   if not r then return fail("cannot cancel " .. cmd.job .. ": " .. rerr) end
   if r.path then io.stdout:write(r.path, "\n") end
   return 0

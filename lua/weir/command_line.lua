@@ -255,15 +255,21 @@ local function add_job_verbs(p, state)
     :argname("DIR"):target("checkpoint_dir"):default("checkpoints")
 
   local cancel = verb(p, state,
-    "weir cancel JOB [--savepoint DIR] [--checkpoint-dir DIR]",
+    "weir cancel JOB [--savepoint DIR] [--no-drain] [--checkpoint-dir DIR]",
     "stop a running job",
     "Stops the job; with --savepoint, after a savepoint into DIR whose "
     .. "path it prints (output up to the savepoint is committed). The "
     .. "job's checkpoints are removed unless it runs with "
-    .. "--retain-on-cancel. " .. JOB_DESCRIPTION)
+    .. "--retain-on-cancel. A job that reads a socket with a write-ahead "
+    .. "log (read_socket{ wal = true }) drains it first: its sources stop "
+    .. "taking input, what the log holds goes through the job, which then "
+    .. "finishes with a final checkpoint (output committed); --no-drain "
+    .. "stops it at once. " .. JOB_DESCRIPTION)
   cancel:argument("JOB", "the job"):target("job")
   cancel:option("--savepoint", "take a savepoint into DIR first")
     :argname("DIR"):target("savepoint")
+  cancel:flag("--no-drain", "stop at once, without draining a "
+    .. "write-ahead log"):target("no_drain")
   cancel:option("--checkpoint-dir", "where the job runs")
     :argname("DIR"):target("checkpoint_dir"):default("checkpoints")
 

@@ -10,7 +10,8 @@
 --
 -- Requests and replies are tables encoded with string.buffer, one per
 -- frame. A request is { t = "status" | "metrics" | "savepoint" | "cancel",
--- dir = absolute savepoint directory (savepoint, cancel) }; a reply is
+-- dir = absolute savepoint directory (savepoint, cancel), drain = false
+-- (cancel: stop without draining a write-ahead log) }; a reply is
 -- { ok = true, ... } or { error = message }. After the reply to a cancel
 -- the connection stays open until the job's process is gone, so a client
 -- can wait for the job to end.
@@ -95,8 +96,9 @@ end
 --- Starts listening for control requests of the job in job_dir, on a
 -- socket in run_dir, with a pointer to it in job_dir.
 -- @param handlers { status = fn() -> table, metrics = fn() -> table,
---   savepoint = fn(dir, cb), cancel = fn(dir|nil, cb) } where cb(err, path)
---   reports the outcome (path of the savepoint, if one was taken)
+--   savepoint = fn(dir, cb), cancel = fn(dir|nil, cb, no_drain) } where
+--   cb(err, path) reports the outcome (path of the savepoint, if one was
+--   taken)
 -- @return server (close it with :close()) | nil, message when another
 --   process runs the job from this directory or the socket cannot be made
 --   (the job can run without one; the caller warns)
@@ -159,7 +161,7 @@ function M.serve(job_dir, run_dir, handlers)
       h(msg.dir, function(herr, spath)
         if herr then reply({ error = herr })
         else reply({ ok = true, path = spath }) end
-      end)
+      end, msg.drain == false)
     end), nil, M.MAX_REQUEST_BYTES)
   end))
   if not server then
@@ -281,12 +283,12 @@ function M.serve_job(job, h)
       end
       c:savepoint(dir, cb)
     end,
-    cancel = function(dir, cb)
+    cancel = function(dir, cb, no_drain)
       if not current() and not dir and h.cancel_idle then
         return h.cancel_idle(cb)
       end
       local c = with_coord(cb)
-      if c then c:cancel(dir, cb) end
+      if c then c:cancel(dir, cb, no_drain) end
     end,
   })
   if not server then

@@ -7,7 +7,8 @@
 --
 -- Hosts are the places tasks run: a weir.host in this process, or
 -- proxies of worker processes (weir.supervisor). A host offers
--- trigger(id, final), complete(id), commit() and stop(); it reports back
+-- trigger(id, final, savepoint), complete(id), commit(), drain() and
+-- stop(); it reports back
 -- through ack(task_id, id, files) and task_ended(task_id).
 local core = require "weir.core"
 local checkpoint = require "weir.checkpoint_storage"
@@ -183,7 +184,7 @@ function Coordinator:trigger(final)
     pending.timer:start(self.options.checkpoint_timeout, 0)
   end
   for _, host in ipairs(self.hosts) do
-    host:trigger(id, final, pending.savepoint ~= nil)
+    host:trigger(id, final, pending.savepoint and pending.savepoint.dir)
   end
 end
 
@@ -456,16 +457,36 @@ function Coordinator:complete_savepoint(pending)
   self:next_after_pending()
 end
 
+-- Whether the job reads a socket through a write-ahead log, which a
+-- cancel drains.
+function Coordinator:drains()
+  for _, chain in ipairs(self.job.plan.chains) do
+    local head = chain.head
+    if head.kind == "read_socket" and head.wal then return true end
+  end
+  return false
+end
+
 --- Cancels the job: stops every task now, or, with dir, after a savepoint
 -- into dir (see Coordinator:savepoint). Output not committed by then is
 -- not committed; checkpoints are removed once the job stopped unless
--- retain_on_cancel (see remove_checkpoints).
+-- retain_on_cancel (see remove_checkpoints). A job that reads a socket
+-- through a write-ahead log drains instead, unless no_drain: every host
+-- drains its sources (weir.host Host:drain) and the job finishes with a
+-- final checkpoint, its output committed.
 -- @param cb fn(err) when the cancellation failed (the job goes on),
 --   fn(nil, savepoint path|nil) once the job is stopping
-function Coordinator:cancel(dir, cb)
+function Coordinator:cancel(dir, cb, no_drain)
   if dir then return self:savepoint(dir, cb, true) end
-  if self.stopped or self.cancelled then
+  if self.stopped or self.cancelled or self.draining then
     return cb("the job is already stopping")
+  end
+  if not no_drain and self.started and self:drains() then
+    self.draining = true
+    errors.note("draining: the sources take no more input, and the job "
+      .. "finishes once what its write-ahead log holds went through")
+    for _, host in ipairs(self.hosts) do host:drain() end
+    return cb(nil)
   end
   self.cancelled = {}
   cb(nil)
@@ -483,6 +504,14 @@ function Coordinator:remove_checkpoints()
     if not (c.complete and self.options.retain_on_cancel) then
       checkpoint.remove(c.path)
     end
+  end
+  -- A write-ahead log (read_socket) goes with the checkpoints that
+  -- recorded how far the job read it.
+  if not self.options.retain_on_cancel then
+    for _, uid in ipairs(core.scandir(self.job_dir .. "/wal") or {}) do
+      fsutil.remove_dir(self.job_dir .. "/wal/" .. uid)
+    end
+    core.rmdir(self.job_dir .. "/wal")
   end
   core.rmdir(self.job_dir)  -- when nothing is left in it
 end

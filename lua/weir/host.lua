@@ -7,28 +7,20 @@
 -- A host runs the tasks of one process: all of them (weir.launch runs a
 -- job in this process), or those of one worker process (weir.worker),
 -- with channels to other workers over sockets (weir.transport). It
--- offers the checkpoint coordinator trigger(id, final), complete(id),
--- abort(id), commit(), stop() and metrics(), and reports through
--- host.coord: ack(task_id, id, files), decline(id, reason) and
--- task_ended(task_id). The task side of checkpoints is
--- weir.task_checkpoint; checkpoints in the middle of a source's record,
--- weir.replay.
+-- offers the checkpoint coordinator trigger(id, final, savepoint),
+-- complete(id), abort(id), commit(), drain(), stop() and metrics(), and
+-- reports through host.coord: ack(task_id, id, files), decline(id,
+-- reason) and task_ended(task_id). Building the tasks is
+-- weir.task_build; the task side of checkpoints is weir.task_checkpoint;
+-- checkpoints in the middle of a source's record, weir.replay.
 local core = require "weir.core"
 local channel = require "weir.channel"
 local errors = require "weir.errors"
 local fsutil = require "weir.fsutil"
-local kinds = require "weir.kinds"
-local plan = require "weir.plan"
 local replay = require "weir.replay"
-local router = require "weir.router"
 local state_backend = require "weir.state_backend"
+local task_build = require "weir.task_build"
 local task_checkpoint = require "weir.task_checkpoint"
-local operators = require "weir.operators"
-local sources = require "weir.sources"
-local sinks = require "weir.sinks"
-local windows = require "weir.windows"
-local redis_streams = require "weir.redis_streams"
-local kafka = require "weir.kafka"
 
 local M = {}
 
@@ -39,20 +31,13 @@ local END = { end_of_input = true }  -- in-band end-of-input event
 
 local guard = errors.guard
 local yield = coroutine.yield
-local fan_out = router.fan_out
-local SOURCES = kinds.with("source")
 local BLOCKED, PAUSED = channel.BLOCKED, replay.PAUSED
 -- What a task's coroutine yields when its step is done (see run_task).
 local STEP_DONE = {}
 
-local function factory(kind)
-  return operators[kind] or sources[kind] or sinks[kind] or windows[kind]
-    or redis_streams[kind] or kafka[kind]
-    or error("no runtime for operator kind " .. kind)
-end
-
 local Host = {}
 Host.__index = Host
+task_build.install(Host)
 
 --- Creates the host of worker `worker` (0-based) of `workers`, running
 -- every task whose subtask index modulo workers is worker.
@@ -73,151 +58,6 @@ end
 --- The worker that runs subtask `subtask` of any chain.
 function Host:worker_of(subtask)
   return subtask % self.workers
-end
-
--- The writer of channel cid to consumer subtask j: in memory when the
--- consumer runs here, else over the network (self.remote_writer, set by
--- weir.worker).
-function Host:writer(edge, i, j)
-  local cid = channel.id(edge, i, j)
-  if self:worker_of(j) == self.worker then
-    self.channels[cid] = self.channels[cid] or channel.new()
-    return channel.local_writer(self.channels[cid])
-  end
-  return self.remote_writer(cid, self:worker_of(j))
-end
-
---- Instantiates the operators of this worker's tasks, wiring each to its
--- consumers: direct calls within a task, channels between tasks.
-function Host:build()
-  for _, t in ipairs(self.plan.tasks) do
-    if self:worker_of(t.subtask) == self.worker then
-      self:build_task(t)
-    end
-  end
-  for _, task in ipairs(self.tasks) do self:connect_inputs(task) end
-end
-
--- The push and watermark of consumer c of node in task: a direct call
--- within the chain, else the router of the edge to c's chain (its
--- writers become the task's outputs).
-function Host:consumer_push(task, node, c)
-  if c.chain == task.chain then
-    return task.insts[c.id].push, task.insts[c.id].watermark
-  end
-  local push, watermark
-  for _, edge in ipairs(c.chain.inputs) do
-    if edge.from == node and edge.to == c then
-      local ws
-      push, watermark, ws = router.new(edge, task.subtask,
-        function(j) return self:writer(edge, task.subtask, j) end,
-        self.options.max_parallelism)
-      for _, w in ipairs(ws) do task.outputs[#task.outputs + 1] = w end
-    end
-  end
-  return push, watermark
-end
-
--- Instantiates node of task, wired to its consumers (built before it).
-function Host:build_node(task, node, is_head, prefix)
-  local targets, watermarks, sides = {}, {}, {}
-  for _, c in ipairs(node.consumers) do
-    local push, watermark = self:consumer_push(task, node, c)
-    if prefix and prefix[node] and not prefix[c] then
-      push = replay.boundary(task, push, c.chain == task.chain)
-    end
-    if c.side then
-      sides[c.side] = sides[c.side] or {}
-      table.insert(sides[c.side], push)
-    else
-      targets[#targets + 1] = push
-    end
-    watermarks[#watermarks + 1] = watermark
-  end
-  for side, pushes in pairs(sides) do sides[side] = fan_out(pushes) end
-  local env = { max_parallelism = self.options.max_parallelism,
-    subtask = task.subtask, parallelism = task.chain.parallelism,
-    emit_watermark = fan_out(watermarks), side = sides, stats = self.stats,
-    now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock,
-    state_backend = self.state_backend, task_id = task.id,
-    job_name = self.job.name, wake = function() self:wake() end }
-  local emit = fan_out(targets)
-  if is_head and prefix then
-    emit = replay.source_emit(task, emit)
-    env.skip_outputs = replay.skip_outputs(task)
-  end
-  local inst = operators.skip_failures(factory(node.kind)(node, emit, env),
-    node, env)
-  inst.node = node
-  inst.watermark = inst.watermark or env.emit_watermark
-  if inst.periodic then self.periodic[#self.periodic + 1] = inst end
-  if inst.notify_complete then self.sinks[#self.sinks + 1] = inst end
-  task.insts[node.id] = inst
-end
-
--- What receives the records of each input edge of task: the head's push
--- (an operator with several distinct inputs, like connect, has one per
--- input); the key of a record from key_by is computed again here.
-local function edge_pushes(task)
-  local head = task.insts[task.chain.head.id]
-  task.edge_push, task.edge_direct = {}, {}
-  for _, edge in ipairs(task.chain.inputs) do
-    local push = head.inputs and head.inputs[edge.input] or head.push
-    -- A record handed over directly from key_by comes with its key.
-    task.edge_direct[edge.id] = push
-    if edge.from.kind == "key_by" then
-      local keyed_push, keyfn = push, edge.from.fn
-      push = errors.register(function(record, ts)
-        keyed_push(record, ts, keyfn(record))
-      end, edge.from)
-    end
-    task.edge_push[edge.id] = push
-  end
-end
-
---- Builds the task of plan task t (weir.plan): its chain's operators,
--- last first, so each is wired to consumers that exist.
-function Host:build_task(t)
-  local chain = t.chain
-  local task = { id = t.id, chain = chain, subtask = t.subtask, insts = {},
-    outputs = {}, acked = 0, records_in = 0, backpressured_ms = 0,
-    alignment_ms = 0, entered = 0, suspended = false, hold = 0,
-    source = SOURCES[chain.head.kind] or false }
-  -- A source's task counts the records that leave its replay prefix.
-  local prefix = task.source and replay.prefix(chain)
-  if prefix then task.counter = replay.new_counter() end
-  local nodes = chain.nodes
-  for n = #nodes, 1, -1 do
-    self:build_node(task, nodes[n], n == 1, prefix)
-  end
-  edge_pushes(task)
-  task.head_watermark = task.insts[chain.head.id].watermark
-  self.tasks[#self.tasks + 1] = task
-end
-
--- The input channels of a task: per input edge, one per producer subtask.
-function Host:connect_inputs(task)
-  task.channels, task.channel_push, task.blocked = {}, {}, {}
-  for _, edge in ipairs(task.chain.inputs) do
-    for _, i in ipairs(plan.producers(edge, task.subtask)) do
-      local cid = channel.id(edge, i, task.subtask)
-      local ch = self.channels[cid] or channel.new()
-      self.channels[cid] = ch
-      task.channels[#task.channels + 1] = ch
-      task.channel_push[#task.channels] = task.edge_push[edge.id]
-      if self:worker_of(i) == self.worker then
-        ch.direct = self:direct_push(task, #task.channels,
-          task.edge_direct[edge.id], edge.from.kind == "key_by")
-      end
-    end
-  end
-  local n = #task.channels
-  if n > 0 then
-    task.handler = core.barrier_handler(n, self.options.mode)
-  end
-  task.watermarks, task.idle = {}, {}
-  for c = 1, n do task.watermarks[c] = -math.huge end
-  task.watermark = -math.huge
 end
 
 --- Hands each operator of this host its state from a loaded checkpoint
@@ -266,7 +106,7 @@ end
 -- -- Checkpoints (weir.task_checkpoint) --------------------------------------
 
 --- Checkpoint id was triggered (final: the job's last one; savepoint:
--- a savepoint, full and portable).
+-- the directory a savepoint, full and portable, goes to, or nil).
 function Host:trigger(id, final, savepoint)
   self.checkpoints:trigger(id, final, savepoint)
   self:wake()
@@ -280,6 +120,21 @@ function Host:complete(id) self.checkpoints:complete(id) end
 
 --- Checkpoints are off and the job ended: sinks commit everything.
 function Host:commit() self.checkpoints:commit() end
+
+--- The job is cancelled with drain (Flink's stop --drain): a source that
+-- can drain (its instance has drain(), e.g. read_socket's write-ahead
+-- log) takes no more input and ends once what it holds went out; every
+-- other source ends at its next step. The job then finishes as a bounded
+-- one does, with a final checkpoint.
+function Host:drain()
+  for _, task in ipairs(self.tasks) do
+    if task.source and not task.ended then
+      local head = task.insts[task.chain.head.id]
+      if head.drain then head.drain() else task.draining = true end
+    end
+  end
+  self:wake()
+end
 
 -- -- Running -----------------------------------------------------------------
 
@@ -357,6 +212,10 @@ end
 
 -- Each step returns whether it made progress.
 function Host:step_source(task)
+  if task.draining then
+    self:end_task(task)
+    return true
+  end
   if backpressured(task) then return false end
   replay.start_step(task)
   local ended, count, waiting =

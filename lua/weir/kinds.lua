@@ -19,6 +19,7 @@ M.kinds = {
   nexmark = { source = true, stateful = true },
   read_redis_stream = { source = true, stateful = true },
   read_kafka = { source = true, stateful = true },
+  read_socket = { source = true, stateful = true },
   map = { replayable = true },
   filter = { replayable = true },
   flat_map = { replayable = true },

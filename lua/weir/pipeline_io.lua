@@ -91,6 +91,25 @@ function Sources:read_kafka(opts)
     require("weir.kafka").source_options(opts)))
 end
 
+--- Source: newline-delimited records from any number of TCP clients
+-- (weir.socket_source), at parallelism 1; records are the lines, without
+-- "\n" (and one "\r" before it unless keep_cr).
+-- @param opts { listen = "HOST:PORT" (needed; port 0: one the system
+--   picks, announced on stderr), wal = true to put every line through a
+--   write-ahead log under the checkpoint directory before it enters the
+--   job and acknowledge it with "ok <n>\n" once durable (exactly-once;
+--   needs checkpoints), false (default: nothing acknowledged, what was
+--   received since the last checkpoint is lost on a failure:
+--   at-most-once), keep_cr = true to keep the "\r" of "\r\n",
+--   max_line_bytes = longest line (default 1 MiB; a longer one closes its
+--   connection), segment_bytes = size of the log's segment files
+--   (default 64 MiB) }; raises on an unknown option or a mistyped one
+-- @return Stream of strings
+function Sources:read_socket(opts)
+  return stream(self, self:add("read_socket", {},
+    require("weir.socket_source").options(opts)))
+end
+
 --- Source: the integers first, first+1, ..., last (for tests and
 -- benchmarks); its position is the next integer.
 function Sources:sequence(first, last)

@@ -16,13 +16,16 @@
 --   worker -> coordinator  ready      connected to every peer
 --   coordinator -> worker  start      every worker is ready: sources run
 --   coordinator -> worker  trigger    checkpoint id (final: the last one;
---                                     savepoint: a full, portable one)
+--                                     savepoint: the directory of a full,
+--                                     portable one)
 --   worker -> coordinator  ack        a task's files for checkpoint id,
 --                                     and its timing (ms)
 --   worker -> coordinator  decline    checkpoint id cannot complete
 --   coordinator -> worker  complete   checkpoint id is published
 --   coordinator -> worker  abort      checkpoint id was abandoned
 --   coordinator -> worker  commit     commit the sinks (no checkpoints)
+--   coordinator -> worker  drain      sources end once their input is
+--                                     through (a cancel that drains)
 --   worker -> coordinator  ended      a task reached the end of its input
 --   worker -> coordinator  metrics    the worker's metric samples
 --   worker -> coordinator  error      the worker failed (and exits)
@@ -45,7 +48,7 @@ M.MESSAGES = {
   ready = { from = "worker", fields = {} },
   start = { from = "coordinator", fields = {} },
   trigger = { from = "coordinator", fields = { id = "number",
-    final = "boolean?", savepoint = "boolean?" } },
+    final = "boolean?", savepoint = "string?" } },
   ack = { from = "worker", fields = { task = "number", id = "number",
     files = "table", sync_ms = "number?", async_ms = "number?",
     alignment_ms = "number?" } },
@@ -54,6 +57,7 @@ M.MESSAGES = {
   complete = { from = "coordinator", fields = { id = "number" } },
   abort = { from = "coordinator", fields = { id = "number" } },
   commit = { from = "coordinator", fields = {} },
+  drain = { from = "coordinator", fields = {} },
   ended = { from = "worker", fields = { task = "number",
     late_records = "number", failed_records = "number?" } },
   metrics = { from = "worker", fields = { samples = "table" } },

@@ -41,6 +41,7 @@ function Process:trigger(id, final, savepoint)
 end
 function Process:complete(id) self:send("complete", { id = id }) end
 function Process:commit() self:send("commit") end
+function Process:drain() self:send("drain") end
 function Process:abort(id) self:send("abort", { id = id }) end
 function Process:stop()
   self.stopping = true

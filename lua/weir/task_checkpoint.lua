@@ -301,7 +301,8 @@ function Checkpoints:snapshot_task(task, id)
     local inst = task.insts[node.id]
     if inst.snapshot and not taken[node] then
       local ok, state = pcall(inst.snapshot, id,
-        node == task.chain.head and skip or nil)
+        node == task.chain.head and skip or nil,
+        self.savepoint_id == id and self.savepoint_dir or nil)
       if not ok then snapshot_error(node, id, state) end
       writes = writes + 1
       -- A failed write declines; the barrier still goes on below, as
@@ -327,10 +328,15 @@ end
 
 --- Checkpoint id was triggered: source tasks and tasks that ended take
 -- their snapshot now (all tasks for the final checkpoint); the others
--- when barrier id reaches them.
+-- when barrier id reaches them. savepoint: the directory of a savepoint
+-- (sources that keep a log pin what it needs), or nil.
 function Checkpoints:trigger(id, final, savepoint)
   self.pending_id = id
-  if savepoint then self.savepoint_id = id end
+  if savepoint then
+    self.savepoint_id = id
+    -- Where it goes (a string), or true from a host that does not say.
+    self.savepoint_dir = type(savepoint) == "string" and savepoint or nil
+  end
   for _, task in ipairs(self.host.tasks) do
     if final or task.source or task.ended then
       self:snapshot_task(task, id)

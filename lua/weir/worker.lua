@@ -104,6 +104,8 @@ function Worker:on_control(bytes)
     host:complete(msg.id)
   elseif t == "commit" then
     host:commit()
+  elseif t == "drain" then
+    host:drain()
   elseif t == "abort" then
     host:abort(msg.id)
   elseif t == "stop" then
