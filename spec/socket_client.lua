@@ -9,9 +9,10 @@
 -- left to send. Exits 0 once all N are acknowledged, 1 after 60 s
 -- without that.
 --   luajit spec/socket_client.lua PORT N PROGRESS [BATCH [PACE_MS [GATE]]]
--- Or sends TEXT as it is, then (with "close") closes the connection, or
--- prints what it receives until the other side closes it (at most 10 s):
---   luajit spec/socket_client.lua PORT raw TEXT [close]
+-- Or sends TEXT as it is (@FILE: the file's bytes), then (with "close")
+-- closes the connection, or (with "acked N") waits for "ok N", or prints
+-- what it receives until the other side closes it (at most 10 s):
+--   luajit spec/socket_client.lua PORT raw TEXT [close | acked N]
 package.cpath = "build/lib/?.so;" .. package.cpath
 local core = require "weir.core"
 
@@ -21,12 +22,26 @@ if arg[2] == "raw" then
   t:start(10000, 0)
   core.connect("tcp:127.0.0.1:" .. arg[1], function(err, c)
     if err then io.stderr:write(err, "\n") os.exit(1) end
+    local want = arg[4] == "acked" and "ok " .. arg[5] .. "\n"
     c:on_data(function(bytes)
-      if bytes then got[#got + 1] = bytes return end
+      if bytes then
+        got[#got + 1] = bytes
+        if want and table.concat(got):find(want, 1, true) then
+          c:close()
+          done = true
+        end
+        return
+      end
       c:close()
       done = true
     end)
-    c:write(arg[3])
+    local text = arg[3]
+    if text:sub(1, 1) == "@" then
+      local f = assert(io.open(text:sub(2), "rb"))
+      text = f:read("*a")
+      f:close()
+    end
+    c:write(text)
     if arg[4] == "close" then
       c:shutdown()
       done = true

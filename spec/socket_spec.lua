@@ -283,6 +283,21 @@ describe("read_socket", function()
       assert.are.same({ "c1", "c2" }, h.committed_lines(out))
     end)
 
+  it("runs examples/socket_word_count.lua as the README shows", function()
+    local args = { "run", "--checkpoint-interval", "200", "--checkpoint-dir",
+      ck, "examples/socket_word_count.lua", "127.0.0.1:" .. port, out }
+    local proc = wait_listening(h.spawn_weir(args))
+    local text = "examples/data/tinyshakespeare.txt"
+    h.sh(string.format("luajit spec/socket_client.lua %d raw @%s acked 40000",
+      port, text))
+    local r = h.run_weir({ "cancel", "socket_word_count", "--checkpoint-dir",
+      ck })
+    assert.are.equal(0, r.status, r.stderr)
+    r = h.wait_exit(proc)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.same(h.wordcount_lines(text), h.committed_lines(out))
+  end)
+
   it("names what is wrong with its options", function()
     local weir = require "weir"
     local p = weir.pipeline { name = "bad" }
