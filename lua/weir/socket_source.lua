@@ -15,7 +15,8 @@
 -- checkpoint: at-most-once.
 --
 -- A line is the bytes up to "\n" (one "\r" before it stripped unless
--- keep_cr); a connection that ends mid-line loses that last partial line
+-- keep_cr); a connection the client ends is closed once its last lines
+-- are acknowledged; one that ends mid-line loses that last partial line
 -- (never acknowledged), and one that sends a line longer than
 -- max_line_bytes is told "error ...\n" and closed. While more than
 -- READY_BYTES of received lines wait to be processed, connections are not
@@ -77,6 +78,7 @@ function Source:received(c, lines, n)
     return self.env.wake()
   end
   local bytes = table.concat(lines, "\n", 1, n) .. "\n"
+  c.in_flight = c.in_flight + 1
   self.log:add(bytes, function(err, end_offset)
     if err then fail(self.node, "%s", err) end
     local at = end_offset - #bytes
@@ -85,7 +87,12 @@ function Source:received(c, lines, n)
       self:ready_line(lines[i], at)
     end
     c.durable = c.durable + n
-    if not c.closed then c.conn:write("ok " .. c.durable .. "\n") end
+    c.in_flight = c.in_flight - 1
+    if not c.closed then
+      c.conn:write("ok " .. c.durable .. "\n")
+      -- The client ended its side: it has its last acknowledgement.
+      if c.eof and c.in_flight == 0 then self:close_conn(c, true) end
+    end
     self.env.wake()
   end)
 end
@@ -110,7 +117,9 @@ function Source:data(c, bytes, err)
         .. "mid-line; its last %d bytes (no \"\\n\") are dropped",
         node.defined_at, c.peer, #c.partial))
     end
-    return self:close_conn(c)
+    c.eof = true
+    if c.in_flight > 0 then return end  -- closed after its last "ok"
+    return self:close_conn(c, true)
   end
   local data = c.partial .. bytes
   local lines, n, start = {}, 0, 1
@@ -148,7 +157,7 @@ end
 
 function Source:accept(conn)
   if self.draining then return conn:close() end
-  local c = { conn = conn, partial = "", durable = 0,
+  local c = { conn = conn, partial = "", durable = 0, in_flight = 0,
     peer = conn:peer() or "a client" }
   self.conns[c] = true
   conn:on_data(function(bytes, err) self:data(c, bytes, err) end)
