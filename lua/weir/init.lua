@@ -35,6 +35,11 @@ M.nexmark = require "weir.nexmark"
 -- (one line, object keys sorted; see weir.json).
 M.json = require "weir.json"
 
+--- CSV for records (RFC 4180, on LPeg): weir.csv.decode(line) -> {
+-- fields }, weir.csv.decoder{ columns, skip_header } -> fn(line) -> {
+-- column = field }, weir.csv.encode(fields) -> line (see weir.csv).
+M.csv = require "weir.csv"
+
 --- Reading snapshots: weir.snapshot.open(path) (see weir.snapshot).
 M.snapshot = require "weir.snapshot"
 
