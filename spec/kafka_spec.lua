@@ -83,6 +83,53 @@ describe("read_kafka and write_kafka", function()
       assert.same({ ["0"] = true, ["1"] = true, ["2"] = true }, partitions)
     end)
 
+  it("keep a watermark per partition, and an idle partition holds none back",
+    function()
+      -- Partition 0 has an event a second for 60 s, partition 1 five and
+      -- then nothing: a subtask reading both runs ahead on partition 0,
+      -- yet partition 1's events are not late; once partition 1 is idle
+      -- (200 ms) and partition 0 goes on (one more event later),
+      -- partition 0's watermark alone fires the windows.
+      local msgs = {}
+      for t = 1, 60 do msgs[#msgs + 1] = { "a", tostring(t * 1000), 0 } end
+      for t = 1, 5 do msgs[#msgs + 1] = { "b", tostring(t * 1000), 1 } end
+      kh.produce(cluster, "out", msgs)
+      local p = weir.pipeline { name = "kafka_windows", parallelism = 1,
+        checkpoint_interval = 0 }
+      local counted = p:read_kafka({ brokers = cluster.brokers,
+        topic = "out", watermarks = { idle_timeout = 200,
+          timestamp = function(m) return tonumber(m.value) end } }):uid("in")
+        :key_by(function(m) return m.partition end)
+        :window(weir.tumbling(10000))
+        :aggregate {
+          init = function() return 0 end,
+          add = function(n) return n + 1 end,
+          result = function(n, ctx)
+            return ctx.key .. " " .. ctx.window.start .. " " .. n
+          end,
+        }
+      local out, late = counted:collect(), counted:late():collect()
+      local job = p:start()
+      local started = core.monotonic_ms()
+      local deadline, more = started + 20000, false
+      while #out < 7 and core.monotonic_ms() < deadline do
+        if not more and core.monotonic_ms() > started + 300 then
+          kh.produce(cluster, "out", { { "a", "61000", 0 } })
+          more = true
+        end
+        local t = core.timer(function() end)
+        t:start(20, 0)
+        core.run_once()
+        t:close()
+      end
+      job:cancel()
+      job:wait()
+      table.sort(out)
+      assert.same({ "0 0 9", "0 10000 10", "0 20000 10", "0 30000 10",
+        "0 40000 10", "0 50000 10", "1 0 5" }, out)
+      assert.same({}, late)
+    end)
+
   it("give exactly the plain computation's output after kill -9, "
     .. "restoring the offsets at parallelism 2", function()
       -- A source emits up to 1024 records between barriers: at 60 us a

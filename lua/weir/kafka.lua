@@ -23,6 +23,7 @@ local core = require "weir.core"
 local errors = require "weir.errors"
 local replay = require "weir.replay"
 local options = require "weir.options"
+local split_watermarks = require "weir.split_watermarks"
 
 local M = {}
 
@@ -66,12 +67,38 @@ local function check_brokers(method, brokers)
   return brokers
 end
 
+-- The watermarks option: nil, or { timestamp = fn or nil, ooo, idle }.
+local function check_watermarks(method, w)
+  if w == nil then return nil end
+  if w == true then w = {} end
+  if type(w) ~= "table" then
+    error(method .. ": option 'watermarks' must be a table { timestamp, "
+      .. "max_out_of_orderness, idle_timeout } or true", 3)
+  end
+  check_known(method .. " watermarks", w, { timestamp = true,
+    max_out_of_orderness = true, idle_timeout = true })
+  if w.timestamp ~= nil and type(w.timestamp) ~= "function" then
+    error(method .. ": watermarks.timestamp must be a function(record) -> "
+      .. "ms", 3)
+  end
+  local ooo, idle = w.max_out_of_orderness or 0, w.idle_timeout
+  if type(ooo) ~= "number" or ooo < 0 then
+    error(method .. ": watermarks.max_out_of_orderness must be a number of "
+      .. "ms >= 0", 3)
+  end
+  if idle ~= nil and (type(idle) ~= "number" or idle <= 0) then
+    error(method .. ": watermarks.idle_timeout must be a number of ms > 0", 3)
+  end
+  return { timestamp = w.timestamp, max_out_of_orderness = ooo,
+    idle_timeout = idle }
+end
+
 --- The node fields of p:read_kafka(opts) (see weir.pipeline_io); raises
 -- naming the option that is wrong.
 function M.source_options(opts)
   local m = "read_kafka"
   check_known(m, opts, { brokers = true, topic = true, topics = true,
-    start = true, bounded = true, properties = true })
+    start = true, bounded = true, properties = true, watermarks = true })
   local topics = opts.topics or (opts.topic and { opts.topic })
   if opts.topic and opts.topics then
     error(m .. ": give 'topic' or 'topics', not both", 3)
@@ -93,7 +120,8 @@ function M.source_options(opts)
   end
   return { brokers = check_brokers(m, opts.brokers), topics = topics,
     start = start, bounded = opts.bounded == true,
-    properties = check_properties(m, opts.properties) }
+    properties = check_properties(m, opts.properties),
+    watermarks = check_watermarks(m, opts.watermarks) }
 end
 
 --- The node fields of stream:write_kafka(opts); raises naming the option
@@ -185,7 +213,13 @@ function Reader:open()
   end
   local ok, aerr = consumer:assign(assign)
   if not ok then fail(node, "cannot assign partitions: %s", aerr) end
-
+  if node.watermarks then
+    local w = node.watermarks
+    self.wm = split_watermarks.new(self.env.emit_watermark, {
+      max_out_of_orderness = w.max_out_of_orderness,
+      idle_timeout = w.idle_timeout, now_ms = self.env.now_ms })
+    for _, key in ipairs(self.mine) do self.wm:add(key, self.pos[key].max_ts) end
+  end
 end
 
 function Reader:done()
@@ -204,6 +238,8 @@ function Reader:produce(n)
     env.emit_watermark(-math.huge, "idle")
   end
   if node.bounded and self:done() then return true, 0 end
+  local wm = self.wm
+  if wm then wm:check() end
   local msgs, err = self.consumer:poll(math.min(n, 4096))
   if not msgs then fail(node, "reading from %s failed: %s", node.brokers, err) end
   local count = 0
@@ -215,21 +251,58 @@ function Reader:produce(n)
         and m.offset >= p.end_offset) then
       resume_skip(p, env)
       self.current = key
-      emit(m)
+      if wm then
+        local ts = self:timestamp(m)
+        emit(m, ts)
+        wm:record(key, ts)
+      else
+        emit(m)
+      end
       self.current = nil
       p.next = m.offset + 1
       count = count + 1
     end
   end
   if node.bounded and self:done() then return true, count end
+  if #msgs == 0 and wm then self:wake_for_idleness() end
   return false, count, #msgs == 0
+end
+
+-- Nothing came: the host sleeps until a message wakes it, or, for a
+-- partition to turn idle, idle_timeout ms from now.
+function Reader:wake_for_idleness()
+  local idle = self.node.watermarks.idle_timeout
+  if not idle or self.idle_armed then return end
+  if not self.idle_timer then
+    self.idle_timer = core.timer(function()
+      self.idle_armed = false
+      self.env.wake()
+    end)
+  end
+  self.idle_armed = true
+  self.idle_timer:start(idle, 0)
+end
+
+-- The event time of message m: watermarks.timestamp(m), or the
+-- message's own timestamp; raises on anything but a number.
+function Reader:timestamp(m)
+  local fn = self.node.watermarks.timestamp
+  local ts = m.timestamp
+  if fn then ts = fn(m) end
+  if type(ts) ~= "number" or ts ~= ts then
+    fail(self.node, "the timestamp of %s offset %d is %s, not a number of "
+      .. "ms", tp_key(m.topic, m.partition), m.offset,
+      ts ~= ts and "NaN" or type(ts))
+  end
+  return ts
 end
 
 function Reader:snapshot(skip)
   local st = {}
   for _, key in ipairs(self.mine) do
     local p = self.pos[key]
-    st[key] = { next = p.next, end_offset = p.end_offset, skip = p.skip }
+    st[key] = { next = p.next, end_offset = p.end_offset, skip = p.skip,
+      max_ts = self.wm and self.wm:max_ts(key) }
   end
   if skip and skip > 0 and self.current then st[self.current].skip = skip end
   return { partitions = st }
@@ -241,12 +314,13 @@ function Reader:restore(olds)
   for _, o in ipairs(olds) do
     for key, s in pairs(o.state.partitions or {}) do
       self.pos[key] = { next = s.next, end_offset = s.end_offset,
-        skip = s.skip }
+        skip = s.skip, max_ts = s.max_ts }
     end
   end
 end
 
 function Reader:stop()
+  if self.idle_timer then self.idle_timer:close() self.idle_timer = nil end
   if self.consumer then self.consumer:close() self.consumer = nil end
 end
 

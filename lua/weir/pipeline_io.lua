@@ -83,7 +83,13 @@ end
 -- @param opts { brokers = "HOST:PORT[,...]", topic = name | topics = {
 --   names }, start = "earliest" (default) | "latest" (when the job first
 --   starts), bounded = true to end at the offsets the partitions had then
---   (default false), properties = { librdkafka property = value } };
+--   (default false), properties = { librdkafka property = value },
+--   watermarks = { timestamp = function(record) -> ms (default: the
+--   message's timestamp), max_out_of_orderness = ms (default 0),
+--   idle_timeout = ms (a partition without a message that long holds no
+--   watermark back) } or true: records carry event time, with a watermark
+--   per partition, the subtask's the smallest of its partitions that are
+--   not idle (weir.split_watermarks; no with_timestamps needed) };
 --   raises on an unknown option
 -- @return Stream of records
 function Sources:read_kafka(opts)

@@ -85,9 +85,9 @@ end
 -- it, so timers and checkpoint triggers are not held up by a fan-out.
 function M.source_emit(task, out)
   local counter = task.counter
-  return function(record)
+  return function(record, ts)
     counter.mark, counter.in_record = counter.pushed, true
-    out(record)
+    out(record, ts)
     if counter.pushed >= counter.budget and may_wait() then
       yield(M.PAUSED)
     end
