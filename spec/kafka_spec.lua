@@ -23,7 +23,7 @@ describe("read_kafka and write_kafka", function()
     assert.has_error(function()
       p:read_kafka { brokers = "b:1", topic = "t", group = "g" }
     end, "read_kafka: unknown option 'group' (known: bounded, brokers, "
-      .. "properties, start, topic, topics)")
+      .. "properties, start, topic, topics, watermarks)")
     assert.has_error(function() p:read_kafka { brokers = "b:1" } end,
       "read_kafka: option 'topic' (a name) or 'topics' (a list) is needed")
     assert.has_error(function() p:read_kafka { brokers = "b:1",
