@@ -313,6 +313,35 @@ static int l_command(lua_State* L) {
   return 1;
 }
 
+/* conn:command_raw(bytes, cb) -> true | nil, message: sends a command
+** already in the Redis protocol (RESP: "*<n>\r\n" then n bulk strings),
+** as conn:command does otherwise. The bytes are copied; they are not
+** checked, so a malformed command is the server's to refuse. */
+static int l_command_raw(lua_State* L) {
+  lredis_t* c = luaL_checkudata(L, 1, REDIS_MT);
+  size_t len;
+  const char* bytes = luaL_checklstring(L, 2, &len);
+  int ref, ok;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (c->ctx == NULL || (c->ctx->c.flags & REDIS_DISCONNECTING)) {
+    lua_pushnil(L);
+    lua_pushstring(L, "redis: the connection is closed");
+    return 2;
+  }
+  lua_pushvalue(L, 3);
+  ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ok = redisAsyncFormattedCommand(c->ctx, on_reply, (void*) (intptr_t) ref,
+                                  bytes, len) == REDIS_OK;
+  if (!ok) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lua_pushnil(L);
+    lua_pushstring(L, "redis: cannot send the command");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* conn:close(): replies still due arrive, then the connection closes and
 ** on_event("disconnected", nil) is called. Safe to call more than once. */
 static int l_close(lua_State* L) {
@@ -333,7 +362,8 @@ static int l_connected(lua_State* L) {
 }
 
 static const luaL_Reg methods[] = {
-  { "command", l_command }, { "close", l_close },
+  { "command", l_command }, { "command_raw", l_command_raw },
+  { "close", l_close },
   { "connected", l_connected }, { NULL, NULL }
 };
 

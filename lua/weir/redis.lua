@@ -57,9 +57,15 @@ end
 -- Sends command c ({ args, cb }) on the connection.
 function Client:send(c)
   self.inflight[#self.inflight + 1] = c
-  local ok, err = self.conn:command(c.args, function(reply, rerr, lost)
+  local function on_reply(reply, rerr, lost)
     self:on_reply(c, reply, rerr, lost)
-  end)
+  end
+  local ok, err
+  if c.raw then
+    ok, err = self.conn:command_raw(c.raw, on_reply)
+  else
+    ok, err = self.conn:command(c.args, on_reply)
+  end
   if not ok then
     self.inflight[#self.inflight] = nil
     self:lost(err, self.conn)
@@ -144,6 +150,20 @@ end
 function Client:call(args, cb)
   local c = { args = args, cb = cb }
   if self.up then self:send(c) else self.queue[#self.queue + 1] = c end
+end
+
+--- Sends a command already in the Redis protocol (RESP bytes, see
+-- M.bulk), as call does otherwise.
+function Client:call_raw(bytes, cb)
+  local c = { raw = bytes, cb = cb }
+  if self.up then self:send(c) else self.queue[#self.queue + 1] = c end
+end
+
+--- Appends s (a string or number) to string.buffer buf as a RESP bulk
+-- string ("$<length>\r\n<bytes>\r\n").
+function M.bulk(buf, s)
+  s = tostring(s)
+  buf:put("$", #s, "\r\n", s, "\r\n")
 end
 
 --- Whether a command is queued or waits for its reply.

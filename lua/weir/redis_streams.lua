@@ -21,6 +21,7 @@ local redis = require "weir.redis"
 local errors = require "weir.errors"
 local replay = require "weir.replay"
 local options = require "weir.options"
+local redis_commit = require "weir.redis_commit"
 
 local M = {}
 
@@ -28,7 +29,7 @@ local resume_skip = replay.resume_skip
 
 M.BLOCK_MS = 100              -- how long one XREAD waits for entries
 M.MARKER_TTL_MS = 7 * 86400000
-M.COMMIT_ENTRIES = 4096       -- entries per commit script, at most
+M.COMMIT_IN_FLIGHT = 2        -- commit scripts sent ahead of their reply
 M.STOP_TIMEOUT_MS = 30000     -- how long a stopping sink waits to commit
 
 local fail = errors.fail
@@ -168,6 +169,12 @@ function Reader:read()
   self.client:call(args, function(reply, err) self:on_read(reply, err) end)
 end
 
+-- Reads ahead while fewer than two batches wait to be emitted, so the
+-- next entries are on their way while these go through the job.
+function Reader:prefetch()
+  if self.tail - self.head + 1 < 2 * self.node.batch then self:read() end
+end
+
 -- XREAD's reply: { { stream, { { id, { field, value, ... } } } } }, or
 -- false when BLOCK_MS passed without an entry.
 function Reader:on_read(reply, err)
@@ -188,7 +195,7 @@ function Reader:on_read(reply, err)
     end
     if p.end_id and p.fetched == p.end_id then p.fetched_all = true end
   end
-  if self.head > self.tail then self:read() end  -- nothing came
+  self:prefetch()
   self.env.wake()
 end
 
@@ -260,7 +267,10 @@ function Reader:produce(n)
     check_done(p)
     count = count + 1
   end
-  if head <= self.tail then return false, count end
+  if head <= self.tail then
+    self:prefetch()
+    return false, count
+  end
   self.buffer, self.head, self.tail = {}, 1, 0
   if self.node.bounded then
     local all_done = true
@@ -319,30 +329,14 @@ end
 
 -- -- write_redis_stream --------------------------------------------------
 
--- The commit script: KEYS[1] the stream, KEYS[2] the marker; ARGV[1] the
--- marker's time to live (ms), then per entry its number of fields and
--- its fields and values. Adds nothing when the marker exists.
-local COMMIT_SCRIPT = [[
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-local i, n = 2, #ARGV
-while i <= n do
-  local k = tonumber(ARGV[i])
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 1, i + 2 * k))
-  i = i + 2 * k + 1
-end
-return 1
-]]
-
 -- A token no other run of the job has: this process's pid and start time.
 local RUN = string.format("%d.%d", core.getpid(), core.time_ms())
 
 local Writer = {}
 Writer.__index = Writer
 
--- Appends the fields of record (or of fields(record)) to the flat list
--- out: their count, then name and value after name and value, by name.
+-- Adds the fields of record (or of fields(record)) to batch out (see
+-- weir.redis_commit), by name.
 function Writer:add(out, record)
   local node, f = self.node, record
   if node.fields then f = node.fields(record) end
@@ -360,11 +354,7 @@ function Writer:add(out, record)
   end
   if #names == 0 then fail(node, "a record has no fields to add") end
   table.sort(names)
-  out[#out + 1] = #names
-  for _, k in ipairs(names) do
-    out[#out + 1] = k
-    out[#out + 1] = f[k]
-  end
+  out:add(names, f)
 end
 
 -- Whether a pre-committed txn's checkpoint completed (it is due).
@@ -373,32 +363,42 @@ function Writer:due()
   return false
 end
 
--- Sends txn's scripts from entry index `at`, chunk after chunk; then the
--- next txn.
-function Writer:commit_txn(txn, chunk, at)
-  local e, node = txn.entries, self.node
-  if at > #e then
-    table.remove(self.txns, 1)
-    self.committing = false
-    return self:commit_next()
-  end
-  local args = { "EVAL", COMMIT_SCRIPT, 2, node.stream,
-    txn.token .. ":" .. chunk, M.MARKER_TTL_MS }
-  local entries = 0
-  while at <= #e and entries < M.COMMIT_ENTRIES do
-    local k = e[at]
-    for j = at, at + 2 * k do args[#args + 1] = e[j] end
-    at = at + 2 * k + 1
-    entries = entries + 1
-  end
-  self.client:call(args, function(_, err)
+-- Sends txn's scripts, one per chunk (weir.redis_commit), at most
+-- COMMIT_IN_FLIGHT at a time on the connection (Redis runs them in order,
+-- so the entries keep theirs, and the source's reads get their turn in
+-- between); once every one is acknowledged, the next txn.
+function Writer:commit_txn(txn)
+  local node, cmds, sent, waiting = self.node, {}, 0, 0
+  redis_commit.each_command(txn.batch, node.stream, txn.token,
+    M.MARKER_TTL_MS, function(k, bytes) cmds[k] = bytes end)
+  local send
+  local function done(_, err)
     if err then
       fail(node, "cannot commit checkpoint %d's entries to %s at %s: %s "
         .. "(they stay in the checkpoint; a restore commits them)",
         txn.id, node.stream, node.url, err)
     end
-    self:commit_txn(txn, chunk + 1, at)
-  end)
+    waiting = waiting - 1
+    if sent < #cmds then return send() end
+    if waiting == 0 then
+      table.remove(self.txns, 1)
+      self.committing = false
+      self:commit_next()
+    end
+  end
+  function send()
+    while sent < #cmds and waiting < M.COMMIT_IN_FLIGHT do
+      sent, waiting = sent + 1, waiting + 1
+      local bytes = cmds[sent]
+      cmds[sent] = false
+      self.client:call_raw(bytes, done)
+    end
+  end
+  if #cmds == 0 then
+    waiting = 1
+    return done()
+  end
+  send()
 end
 
 -- Commits the oldest due txn, one at a time, in order; a stopping sink
@@ -407,14 +407,14 @@ end
 -- records batch up while a write is in flight).
 function Writer:commit_next()
   if self.committing then return end
-  if self.node.delivery == "at_least_once" and #self.current > 0
+  if self.node.delivery == "at_least_once" and self.current.n > 0
       and not self.txns[1] and self.client then
     self:seal(true)
   end
   local txn = self.txns[1]
   if txn and txn.ready then
     self.committing = true
-    return self:commit_txn(txn, 1, 1)
+    return self:commit_txn(txn)
   end
   if self.closing then
     if self.stop_timer then self.stop_timer:close() self.stop_timer = nil end
@@ -431,27 +431,28 @@ end
 -- least once, the next write, due at once).
 function Writer:seal(id)
   self.seq = self.seq + 1
+  local batch = self.current:seal()
   if id == true then
-    self.txns[#self.txns + 1] = { id = 0, ready = true, entries =
-      self.current, token = self.prefix .. "w" .. self.seq .. ":" .. RUN }
+    self.txns[#self.txns + 1] = { id = 0, ready = true, batch = batch,
+      token = self.prefix .. "w" .. self.seq .. ":" .. RUN }
   else
     self.txns[#self.txns + 1] = { id = id, token = self.prefix .. id .. ":"
-      .. RUN, entries = self.current }
+      .. RUN, batch = batch }
   end
-  self.current = {}
+  self.current = redis_commit.new()
 end
 
 -- Pre-commit at the barrier of checkpoint id: the entries since the last
 -- one become a txn, kept (with those not committed yet) in the snapshot.
 -- At least once, the snapshot keeps the writes not acknowledged yet.
 function Writer:snapshot(id)
-  if #self.current > 0 then
+  if self.current.n > 0 then
     self:seal(self.node.delivery == "at_least_once" or id)
     self:commit_next()
   end
   local st = {}
   for k, t in ipairs(self.txns) do
-    st[k] = { id = t.id, token = t.token, entries = t.entries }
+    st[k] = { id = t.id, token = t.token, batch = t.batch }
   end
   return { txns = st }
 end
@@ -470,8 +471,10 @@ function Writer:restore(olds)
   for _, o in ipairs(olds) do
     if o.subtask % env.parallelism == env.subtask then
       for _, t in ipairs(o.state.txns or {}) do
+        -- Checkpoints of earlier versions hold a flat list of entries.
         self.txns[#self.txns + 1] = { id = t.id, token = t.token,
-          entries = t.entries, ready = true }
+          batch = t.batch or redis_commit.from_entries(t.entries or {}),
+          ready = true }
       end
     end
   end
@@ -480,10 +483,10 @@ end
 
 -- Checkpoints are off and the job ended: everything is committed now.
 function Writer:commit()
-  if #self.current > 0 then
+  if self.current.n > 0 then
     self.txns[#self.txns + 1] = { id = math.huge, token = self.prefix
-      .. "end:" .. RUN, entries = self.current, ready = true }
-    self.current = {}
+      .. "end:" .. RUN, batch = self.current:seal(), ready = true }
+    self.current = redis_commit.new()
   end
   self:commit_next()
 end
@@ -516,10 +519,12 @@ function Writer:stop()
 end
 
 --- write_redis_stream: exactly-once by two-phase commit (see the header).
--- current: the flat entries since the last barrier; txns: pre-committed
--- { id, token, entries, ready }, oldest first.
+-- current: the batch of entries since the last barrier
+-- (weir.redis_commit); txns: pre-committed { id, token, batch (sealed),
+-- ready }, oldest first.
 function M.write_redis_stream(node, _, env)
-  local w = setmetatable({ node = node, env = env, current = {}, txns = {},
+  local w = setmetatable({ node = node, env = env,
+    current = redis_commit.new(), txns = {},
     committing = false, closing = false, seq = 0,
     prefix = string.format("weir:commit:%s:%s:%d:", env.job_name or "job",
       node.uid, env.subtask) }, Writer)
