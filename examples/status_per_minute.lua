@@ -6,6 +6,13 @@
 --   weir run examples/status_per_minute.lua \
 --     spec/fixtures/apache_logs_slice.log out/status_per_minute
 --
+-- With "follow", LOGFILE may be a glob such as 'logs/*.log' whose files
+-- are read as they grow (a log directory with rotation), until
+-- `weir cancel status_per_minute`, which reads them to their ends, counts
+-- the minutes still open and finishes:
+--   weir run --checkpoint-interval 1000 examples/status_per_minute.lua \
+--     'logs/*.log' out/status_per_minute follow
+--
 -- OUTDIR/part-* holds one tab-separated line per minute (UTC) and status;
 -- on the 10,000-line log of elastic/examples, for instance:
 --   2015-05-17T10:05\t200\t73     73 requests answered 200 at 10:05
@@ -36,7 +43,8 @@ end
 -- reader (parallelism 1) reads the file in order; parallel readers would
 -- each read a part, and the slowest part would hold the watermark back.
 local p = weir.pipeline { name = "status_per_minute", parallelism = 1 }
-local counts = p:read_lines(arg[1]):uid("lines")
+local counts = p:read_lines(arg[1], { follow = arg[3] == "follow" })
+  :uid("lines")
   :filter(function(line) return line:match(COMBINED) ~= nil end)
   :map(function(line)
     local time, status = line:match(COMBINED)

@@ -245,6 +245,43 @@ describe("examples/status_per_minute.lua", function()
   end)
 end)
 
+describe("examples/status_per_minute.lua with follow", function()
+  it("counts a log directory read as it grows and rotates, as a plain loop "
+    .. "counts the whole log, once cancelled", function()
+      local dir = h.tmpdir()
+      finally(function() h.sh("rm -rf " .. h.quote(dir)) end)
+      local lines = {}
+      for line in io.lines(SLICE) do lines[#lines + 1] = line .. "\n" end
+      local logs, ck = dir .. "/logs", dir .. "/ck"
+      h.sh("mkdir " .. h.quote(logs))
+      local function part(from, to)
+        return table.concat(lines, "", from, to)
+      end
+      h.write_file(logs .. "/access.log", part(1, 400))
+      local proc = h.spawn_weir({ "run", "--checkpoint-interval", "100",
+        "--checkpoint-dir", ck, "examples/status_per_minute.lua",
+        logs .. "/*.log", dir .. "/out", "follow" })
+      h.wait_until(function()
+        return #h.complete_checkpoints(ck .. "/status_per_minute") >= 1
+      end, 20000, "a checkpoint of the running job")
+      -- The log grows, is rotated, and a new one starts; then the job is
+      -- cancelled at once: the cancel drains the files to their ends.
+      local f = assert(io.open(logs .. "/access.log", "ab"))
+      f:write(part(401, 700))
+      f:close()
+      os.rename(logs .. "/access.log", logs .. "/access.log.1")
+      h.write_file(logs .. "/access.log", part(701, #lines))
+      local r = h.run_weir({ "cancel", "status_per_minute",
+        "--checkpoint-dir", ck })
+      assert.are.equal(0, r.status, r.stderr)
+      r = h.wait_exit(proc)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("draining", r.stderr)
+      assert.same(status_reference(requests(SLICE)),
+        h.committed_lines(dir .. "/out"))
+    end)
+end)
+
 describe("examples/sessions.lua", function()
   for _, log in ipairs(LOGS) do
     describe("on " .. log.name, function()

@@ -192,8 +192,8 @@ function M.savepoint(cmd)
 end
 
 --- weir cancel JOB [--savepoint DIR] [--no-drain]: stops a job (after a
--- savepoint; a job with a read_socket write-ahead log drains it first
--- unless no_drain).
+-- savepoint; a job with a read_socket write-ahead log or followed files
+-- drains first unless no_drain).
 -- @param cmd { job = name or job directory, savepoint = dir or nil,
 --   checkpoint_dir = dir, no_drain = true|nil }
 function M.cancel(cmd)

@@ -261,15 +261,16 @@ local function add_job_verbs(p, state)
     .. "path it prints (output up to the savepoint is committed). The "
     .. "job's checkpoints are removed unless it runs with "
     .. "--retain-on-cancel. A job that reads a socket with a write-ahead "
-    .. "log (read_socket{ wal = true }) drains it first: its sources stop "
-    .. "taking input, what the log holds goes through the job, which then "
-    .. "finishes with a final checkpoint (output committed); --no-drain "
-    .. "stops it at once. " .. JOB_DESCRIPTION)
+    .. "log (read_socket{ wal = true }) or follows files (read_lines{ "
+    .. "follow = true }) drains first: its sources stop taking input, what "
+    .. "the log or the files hold goes through the job (pending windows "
+    .. "fire), which then finishes with a final checkpoint (output "
+    .. "committed); --no-drain stops it at once. " .. JOB_DESCRIPTION)
   cancel:argument("JOB", "the job"):target("job")
   cancel:option("--savepoint", "take a savepoint into DIR first")
     :argname("DIR"):target("savepoint")
   cancel:flag("--no-drain", "stop at once, without draining a "
-    .. "write-ahead log"):target("no_drain")
+    .. "write-ahead log or followed files"):target("no_drain")
   cancel:option("--checkpoint-dir", "where the job runs")
     :argname("DIR"):target("checkpoint_dir"):default("checkpoints")
 

@@ -457,12 +457,13 @@ function Coordinator:complete_savepoint(pending)
   self:next_after_pending()
 end
 
--- Whether the job reads a socket through a write-ahead log, which a
--- cancel drains.
+-- Whether the job reads a socket through a write-ahead log or follows
+-- files, which a cancel drains.
 function Coordinator:drains()
   for _, chain in ipairs(self.job.plan.chains) do
     local head = chain.head
     if head.kind == "read_socket" and head.wal then return true end
+    if head.kind == "read_lines" and head.follow then return true end
   end
   return false
 end
@@ -471,7 +472,7 @@ end
 -- into dir (see Coordinator:savepoint). Output not committed by then is
 -- not committed; checkpoints are removed once the job stopped unless
 -- retain_on_cancel (see remove_checkpoints). A job that reads a socket
--- through a write-ahead log drains instead, unless no_drain: every host
+-- through a write-ahead log or follows files drains instead, unless no_drain: every host
 -- drains its sources (weir.host Host:drain) and the job finishes with a
 -- final checkpoint, its output committed.
 -- @param cb fn(err) when the cancellation failed (the job goes on),
@@ -484,7 +485,8 @@ function Coordinator:cancel(dir, cb, no_drain)
   if not no_drain and self.started and self:drains() then
     self.draining = true
     errors.note("draining: the sources take no more input, and the job "
-      .. "finishes once what its write-ahead log holds went through")
+      .. "finishes once what its write-ahead log or followed files hold "
+      .. "went through")
     for _, host in ipairs(self.hosts) do host:drain() end
     return cb(nil)
   end

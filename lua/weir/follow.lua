@@ -13,6 +13,9 @@
 -- descriptor to its end, then dropped. A last line without "\n" waits
 -- for its "\n" (the writer may still be writing it). Lines follow the
 -- rules of weir.line_reader. File f goes to subtask inode % parallelism.
+-- A cancel with drain (weir.host Host:drain) expands the glob once more,
+-- reads every file to its current end and ends the source (a last line
+-- without "\n" stays unread: its position is the final checkpoint's).
 local core = require "weir.core"
 local errors = require "weir.errors"
 local replay = require "weir.replay"
@@ -134,8 +137,19 @@ function Follower:produce(n)
     self.idle = false
     env.emit_watermark(-math.huge, "active")
   end
-  if count == 0 then self:wait() end
+  if count == 0 then
+    if self.draining then return true, 0 end
+    self:wait()
+  end
   return false, count, count == 0
+end
+
+-- The job is cancelled with drain: the next step scans the glob once
+-- more, and the source ends once every file is read to its end.
+function Follower:drain()
+  self.draining = true
+  self.scanned = -math.huge
+  self.env.wake()
 end
 
 -- Nothing to read: the host is woken for the next scan.
@@ -196,6 +210,7 @@ function M.read_lines(node, emit, env, glob)
     produce = function(n) return f:produce(n) end,
     snapshot = function(_, skip) return f:snapshot(skip) end,
     restore = function(olds) f:restore(olds) end,
+    drain = function() f:drain() end,
     stop = function() f:stop() end, close = function() f:stop() end }
 end
 
