@@ -108,11 +108,21 @@ end
 
 --- Waits (bounded) for a spawned process to exit; returns its exit status
 -- (128 + signal number if a signal killed it), stdout and stderr.
+-- A process still running at the bound is killed with its workers (so a
+-- failed spec leaves nothing running), and the wait raises.
 function M.wait_exit(proc, timeout_ms)
-  local status = M.wait_until(function()
+  local ok, status = pcall(M.wait_until, function()
     local s = read_file(proc.dir .. "/status")
     return s and s:match("%d+") and tonumber(s:match("%d+"))
   end, timeout_ms or 60000, "weir to exit")
+  if not ok then
+    for _, w in ipairs(M.workers_of(proc.pid)) do
+      os.execute("kill -KILL " .. w .. " 2>/dev/null")
+    end
+    M.kill(proc, "KILL")
+    error(tostring(status) .. "; its stderr:\n"
+      .. (read_file(proc.dir .. "/err") or ""), 0)
+  end
   local r = { status = status, stdout = read_file(proc.dir .. "/out"),
               stderr = read_file(proc.dir .. "/err") }
   M.sh("rm -rf " .. M.quote(proc.dir))

@@ -253,6 +253,23 @@ describe("read_socket", function()
       assert_output({}, 0)
     end)
 
+  it("drains on cancel across a worker killed as the cancel comes",
+    function()
+      -- No checkpoint completes in this run (an hour between them): only
+      -- the drain's final checkpoint commits the lines.
+      local proc = start("100000", false, 3600000)
+      local progress, status = client(500, 0)
+      wait_client(status)
+      assert.are.equal(N, read_number(progress))
+      local workers = h.workers_of(proc.pid)
+      assert.is_true(#workers > 0, "the job runs workers")
+      os.execute("kill -KILL " .. workers[1])
+      local r = cancel(proc)
+      assert.matches("draining", r.stderr)
+      assert.matches("restart", r.stderr)
+      assert_output({}, 0)
+    end)
+
   it("drops a line cut off by a closed connection, refuses a too long one",
     function()
       local proc = start("1000")

@@ -230,8 +230,10 @@ end
 -- @param h { coordinator = fn() -> the job's checkpoint coordinator, or
 --   nil while the job restarts; info = fn() -> fields the status adds
 --   (parallelism, workers, restarts); metrics = fn() -> per-task samples
---   (weir.host Host:metrics); cancel_idle = fn(cb), optional: cancels the
---   job while it has no coordinator (between a failure and its restart) }
+--   (weir.host Host:metrics); cancel_idle = fn(cb, no_drain), optional:
+--   cancels the job while it has no coordinator (between a failure and
+--   its restart; a job that drains, unless no_drain, drains once
+--   restarted) }
 -- @return the control server (close it with .close()), or nil after a
 --   warning when there cannot be one; raises when another process runs
 --   the job from the same directory, or when the job directory cannot be
@@ -285,7 +287,7 @@ function M.serve_job(job, h)
     end,
     cancel = function(dir, cb, no_drain)
       if not current() and not dir and h.cancel_idle then
-        return h.cancel_idle(cb)
+        return h.cancel_idle(cb, no_drain)
       end
       local c = with_coord(cb)
       if c then c:cancel(dir, cb, no_drain) end

@@ -157,6 +157,9 @@ function Coordinator:start()
     self.timer = core.timer(errors.guard(function() self:trigger(false) end))
     self.timer:start(self.interval_ms, self.interval_ms)
   end
+  if self.draining then  -- cancelled with drain while starting
+    for _, host in ipairs(self.hosts) do host:drain() end
+  end
 end
 
 --- Triggers checkpoint n on every host: the timer's, a savepoint that was
@@ -474,7 +477,9 @@ end
 -- retain_on_cancel (see remove_checkpoints). A job that reads a socket
 -- through a write-ahead log or follows files drains instead, unless no_drain: every host
 -- drains its sources (weir.host Host:drain) and the job finishes with a
--- final checkpoint, its output committed.
+-- final checkpoint, its output committed. A job still starting drains
+-- once it started (see Coordinator:start), and so does the next attempt
+-- after a failure meanwhile (on_drain tells its runner).
 -- @param cb fn(err) when the cancellation failed (the job goes on),
 --   fn(nil, savepoint path|nil) once the job is stopping
 function Coordinator:cancel(dir, cb, no_drain)
@@ -482,12 +487,15 @@ function Coordinator:cancel(dir, cb, no_drain)
   if self.stopped or self.cancelled or self.draining then
     return cb("the job is already stopping")
   end
-  if not no_drain and self.started and self:drains() then
+  if not no_drain and self:drains() then
     self.draining = true
+    if self.on_drain then self.on_drain() end
     errors.note("draining: the sources take no more input, and the job "
       .. "finishes once what its write-ahead log or followed files hold "
       .. "went through")
-    for _, host in ipairs(self.hosts) do host:drain() end
+    if self.started then
+      for _, host in ipairs(self.hosts) do host:drain() end
+    end
     return cb(nil)
   end
   self.cancelled = {}

@@ -237,6 +237,9 @@ function Supervisor:start_attempt(restoring)
   local coord = coordinator.new(self.job)
   self.coord = coord
   coord.on_failure = function(message) self:fail(message) end
+  -- A cancel with drain holds across failures: each attempt drains.
+  coord.draining = self.draining
+  coord.on_drain = function() self.draining = true end
   if restoring then self.job.lineage.restarts = self.restarts end
   local loaded = coord:restore_point(true)
   local restore_path = loaded and loaded.path
@@ -325,9 +328,15 @@ function Supervisor:serve_control()
       end
       return out
     end,
-    -- Cancelled between attempts: no restart comes.
-    cancel_idle = function(cb)
+    -- Cancelled between attempts: no restart comes, unless the job
+    -- drains (the next attempt does).
+    cancel_idle = function(cb, no_drain)
       if self.outcome then return cb("the job is already stopping") end
+      if not no_drain and self.coord:drains() then
+        self.draining = true
+        errors.note("draining: the job drains once it restarted")
+        return cb(nil)
+      end
       local st = self.attempt_state
       if st.delay_timer then st.delay_timer:close() st.delay_timer = nil end
       self.coord.cancelled = {}
