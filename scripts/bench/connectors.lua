@@ -11,7 +11,7 @@ local redis = require "weir.redis"
 local rh = require "redis_helper"
 local h = require "helpers"
 
-local entries, runs = tonumber(arg[1]) or 200000, tonumber(arg[2]) or 3
+local entries, runs = tonumber(arg[1]) or 1000000, tonumber(arg[2]) or 3
 
 local ok, why = rh.available()
 if not ok then
@@ -74,11 +74,11 @@ local function job(delivery, interval)
   h.write_file(script, string.format([[
 local weir = require "weir"
 local p = weir.pipeline { name = "bench_connectors" }
-p:read_redis_stream({ url = %q, stream = "in", bounded = %s }):uid("in")
+p:read_redis_stream({ url = %q, stream = "in", bounded = true }):uid("in")
   :map(function(r) return r.fields end)
   :write_redis_stream({ url = %q, stream = "out", delivery = %q }):uid("out")
 p:run()
-]], server.url, arg[3] or "true", server.url, delivery))
+]], server.url, server.url, delivery))
   local t0 = core.monotonic_ms()
   local r = h.run_weir({ "run", "--parallelism", "1", "--checkpoint-interval",
     tostring(interval), "--checkpoint-dir", dir .. "/ck", script })
