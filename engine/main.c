@@ -1,7 +1,8 @@
 /*
 ** The weir executable: LuaJIT with the engine linked in. It finds the Lua
-** library beside itself (<dir>/lua in the build tree, <dir>/../share/weir/lua
-** when installed), preloads `weir.core` and hands argv to weir.cli.main,
+** library beside itself (<dir>/lua in the build tree), else where it was
+** installed (WEIR_INSTALLED_LUA_DIR, LuaJIT's share/lua/5.1 under the
+** prefix, or <dir>/../share/lua/5.1 for a prefix moved as a whole), preloads `weir.core` and hands argv to weir.cli.main,
 ** whose return value is the exit status.
 */
 #include <signal.h>
@@ -24,11 +25,9 @@ static int file_exists(const char* path) {
 
 /* Writes the Lua library's directory into out; returns 0 or -1. */
 static int find_lua_dir(char* out, size_t size) {
-  static const char* const candidates[] = { "/lua", "/../share/weir/lua" };
   char exe[4096], probe[4200 + 64];
   size_t len = sizeof(exe);
   char* slash;
-  size_t i;
   const char* env = getenv("WEIR_LUA_DIR");
   if (env != NULL) {
     snprintf(out, size, "%s", env);
@@ -38,12 +37,22 @@ static int find_lua_dir(char* out, size_t size) {
   slash = strrchr(exe, '/');
   if (slash == NULL) return -1;
   *slash = '\0';
-  for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-    snprintf(probe, sizeof(probe), "%s%s/weir/init.lua", exe, candidates[i]);
-    if (file_exists(probe)) {
-      snprintf(out, size, "%s%s", exe, candidates[i]);
-      return 0;
-    }
+  snprintf(probe, sizeof(probe), "%s/lua/weir/init.lua", exe);
+  if (file_exists(probe)) {
+    snprintf(out, size, "%s/lua", exe);
+    return 0;
+  }
+#ifdef WEIR_INSTALLED_LUA_DIR
+  snprintf(probe, sizeof(probe), "%s/weir/init.lua", WEIR_INSTALLED_LUA_DIR);
+  if (file_exists(probe)) {
+    snprintf(out, size, "%s", WEIR_INSTALLED_LUA_DIR);
+    return 0;
+  }
+#endif
+  snprintf(probe, sizeof(probe), "%s/../share/lua/5.1/weir/init.lua", exe);
+  if (file_exists(probe)) {
+    snprintf(out, size, "%s/../share/lua/5.1", exe);
+    return 0;
   }
   return -1;
 }
@@ -61,7 +70,8 @@ int main(int argc, char** argv) {
 
   if (find_lua_dir(lua_dir, sizeof(lua_dir)) < 0) {
     fprintf(stderr, "weir: cannot find the weir Lua library beside the "
-                    "executable (looked for lua/ and ../share/weir/lua); "
+                    "executable (looked for lua/, ../share/lua/5.1 and "
+                    "the install directory); "
                     "set WEIR_LUA_DIR\n");
     return 2;
   }
