@@ -157,10 +157,23 @@ local function duration(ms)
   return string.format("%dh%02dm", s / 3600, s / 60 % 60)
 end
 
---- weir jobs: the running jobs under --checkpoint-dir.
--- @param cmd { checkpoint_dir = dir }
+--- weir jobs: the running jobs under --checkpoint-dir, as a table or
+-- with json as a JSON array (see weir.command_line for its fields).
+-- @param cmd { checkpoint_dir = dir, json = true|nil }
 function M.jobs(cmd)
   local list = require("weir.control").jobs(cmd.checkpoint_dir)
+  if cmd.json then
+    local out = {}
+    for i, j in ipairs(list) do
+      out[i] = { name = j.job, pid = j.pid, state = j.state,
+        parallelism = j.parallelism, workers = j.workers,
+        uptime_ms = j.uptime_ms, checkpoints = j.checkpoints,
+        last_checkpoint = j.last_checkpoint, restarts = j.restarts or 0,
+        job_dir = j.job_dir }
+    end
+    io.stdout:write(require("weir.json").encode(out), "\n")
+    return 0
+  end
   if #list == 0 then
     io.stdout:write("no running jobs in ", cmd.checkpoint_dir, "\n")
     return 0

@@ -234,11 +234,14 @@ local function add_job_verbs(p, state)
     :epilog("Exit status: 0 at the end of input; 1 if the input ends "
       .. "inside an unfinished chunk.")
 
-  local jobs = verb(p, state, "weir jobs [--checkpoint-dir DIR]",
+  local jobs = verb(p, state, "weir jobs [--json] [--checkpoint-dir DIR]",
     "list the running jobs",
     "Lists the running jobs under --checkpoint-dir: name, pid, state, "
-    .. "parallelism, uptime, checkpoints completed, restarts. "
-    .. SOCKET_DESCRIPTION)
+    .. "parallelism, uptime, checkpoints completed, restarts; with --json "
+    .. "as a JSON array of { name, pid, state, parallelism, workers, "
+    .. "uptime_ms, checkpoints, last_checkpoint, restarts, job_dir } ([] "
+    .. "when none runs). " .. SOCKET_DESCRIPTION)
+  jobs:flag("--json", "print a JSON array"):target("json")
   jobs:option("--checkpoint-dir", "where the jobs run")
     :argname("DIR"):target("checkpoint_dir"):default("checkpoints")
 
