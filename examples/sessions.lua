@@ -17,45 +17,13 @@
 -- Each request opens a session window [t, t + 30 min); windows that
 -- overlap or touch merge, so a request exactly 30 minutes after the
 -- previous one continues its session.
+-- The logic lives in examples/sessions_logic.lua, tested by
+-- examples/sessions_spec.lua.
 local weir = require "weir"
-
--- host ident user [time] "request" status bytes "referer" "user agent".
-local COMBINED = '^(%S+) %S+ %S+ %[([^%]]*)%] "[^"]*" %d%d%d %S+ '
-  .. '"[^"]*" "[^"]*"$'
-
-local MINUTE = 60 * 1000
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local sessions = dofile(here .. "sessions_logic.lua")
 
 local p = weir.pipeline { name = "sessions" }
-p:read_lines(arg[1]):uid("lines")
-  :filter(function(line) return line:match(COMBINED) ~= nil end)
-  :map(function(line)
-    local ip, time = line:match(COMBINED)
-    return { ip = ip, ts = weir.time.parse_clf(time) }
-  end)
-  -- The log is in order by minute but not within a minute, so the
-  -- watermark trails the latest time seen by a minute.
-  :with_timestamps(function(request) return request.ts end,
-    { max_out_of_orderness = MINUTE }):uid("timestamps")
-  :key_by(function(request) return request.ip end)
-  :window(weir.session(30 * MINUTE))
-  :aggregate {
-    init = function()
-      return { n = 0, first = math.huge, last = -math.huge }
-    end,
-    add = function(s, request)
-      return { n = s.n + 1, first = math.min(s.first, request.ts),
-               last = math.max(s.last, request.ts) }
-    end,
-    -- A request that bridges two sessions joins them into one.
-    merge = function(a, b)
-      return { n = a.n + b.n, first = math.min(a.first, b.first),
-               last = math.max(a.last, b.last) }
-    end,
-    result = function(s, ctx)
-      return string.format("%s\t%s\t%d\t%d", ctx.key,
-        os.date("!%Y-%m-%dT%H:%M:%S", s.first / 1000), s.n,
-        (s.last - s.first) / 1000)
-    end,
-  }:uid("sessions")
+sessions.from_lines(p:read_lines(arg[1]):uid("lines"))
   :write_lines(arg[2]):uid("output")
 p:run()

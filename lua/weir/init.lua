@@ -40,6 +40,11 @@ M.json = require "weir.json"
 -- column = field }, weir.csv.encode(fields) -> line (see weir.csv).
 M.csv = require "weir.csv"
 
+--- Testing pipelines from busted: weir.testing.harness(build) drives one
+-- keyed operator by hand, weir.testing.run(build, { inputs }) runs a
+-- pipeline over in-memory inputs (see weir.testing).
+M.testing = require "weir.testing"
+
 --- Reading snapshots: weir.snapshot.open(path) (see weir.snapshot).
 M.snapshot = require "weir.snapshot"
 
