@@ -45,16 +45,29 @@ function M.tmpdir()
   return (out:gsub("%s+$", ""))
 end
 
+-- The time and level that start each of weir run's log lines.
+local LOG_PREFIX = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ %u+ +"
+
+--- text (a weir run's stderr) with the time and level taken off the start
+-- of every log line, so specs compare what the lines say ("weir: ...").
+function M.log_text(text)
+  if not text then return text end
+  text = text:gsub("^" .. LOG_PREFIX, ""):gsub("\n" .. LOG_PREFIX, "\n")
+  return text
+end
+
 --- Runs `weir` with the given arguments (a list, each quoted). Returns
--- { status = exit status, stdout = text, stderr = text }.
+-- { status = exit status, stdout = text, stderr = text with the time and
+-- level of each log line taken off (M.log_text), log = stderr as it was }.
 function M.run_weir(args, env)
   local dir = M.tmpdir()
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = M.quote(a) end
   local _, status = M.sh(string.format("%s %s %s >%s/out 2>%s/err",
     env or "", M.quote(M.weir), table.concat(quoted, " "), dir, dir))
+  local log = read_file(dir .. "/err")
   local r = { status = status, stdout = read_file(dir .. "/out"),
-              stderr = read_file(dir .. "/err") }
+              stderr = M.log_text(log), log = log }
   M.sh("rm -rf " .. M.quote(dir))
   return r
 end
@@ -107,7 +120,8 @@ function M.kill(proc, sig)
 end
 
 --- Waits (bounded) for a spawned process to exit; returns its exit status
--- (128 + signal number if a signal killed it), stdout and stderr.
+-- (128 + signal number if a signal killed it), stdout, stderr and log (as
+-- M.run_weir).
 -- A process still running at the bound is killed with its workers (so a
 -- failed spec leaves nothing running), and the wait raises.
 function M.wait_exit(proc, timeout_ms)
@@ -123,8 +137,9 @@ function M.wait_exit(proc, timeout_ms)
     error(tostring(status) .. "; its stderr:\n"
       .. (read_file(proc.dir .. "/err") or ""), 0)
   end
+  local log = read_file(proc.dir .. "/err")
   local r = { status = status, stdout = read_file(proc.dir .. "/out"),
-              stderr = read_file(proc.dir .. "/err") }
+              stderr = M.log_text(log), log = log }
   M.sh("rm -rf " .. M.quote(proc.dir))
   return r
 end

@@ -9,7 +9,7 @@ local errors = require "weir.errors"
 local M = {}
 
 local function fail(msg)
-  errors.warn(msg)
+  errors.log("error", msg)
   return 1
 end
 
@@ -40,7 +40,7 @@ local function report(stats)
     msg = msg .. string.format("; %d failed records skipped",
       stats.failed_records)
   end
-  errors.warn(msg)
+  errors.note(msg)
 end
 
 local function traceback_handler(err)
@@ -69,6 +69,10 @@ function M.run(cmd)
       default_parallelism = require("weir.core").cpu_count(),
       report = report }
   end
+  -- A job's log lines carry their time and level; --log-level applies
+  -- from here on (weir.launch applies a pipeline's log_level option).
+  errors.configure_log({ timestamps = true,
+    level = cmd.overrides.log_level })
   errors.name_chunk(script)
   local chunk, err = loadfile(script)
   if not chunk then

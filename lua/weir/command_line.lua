@@ -75,6 +75,10 @@ local RUN_OPTIONS = {
     .. "disk, for state larger than memory" },
   { "--state-cache-mb", "number", "MIB", nil, "the rocksdb backend's cache "
     .. "of decoded keys per process (default: 256)" },
+  { "--log-level", "string", "LEVEL", { "error", "warn", "info", "debug" },
+    "the least severe log lines written on stderr (each with its UTC time "
+    .. "and level): error, warn, info (default: what the job does) or "
+    .. "debug" },
   { "--state-dir", "string", "DIR", nil, "where the rocksdb backend keeps "
     .. "its working files (default: /tmp; avoid tmpfs, which holds them in "
     .. "memory)" },

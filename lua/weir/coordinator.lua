@@ -140,11 +140,15 @@ end
 function Coordinator:start()
   self.started = true
   local o = self.options
-  local status_line = core.isatty(2) and not os.getenv("WEIR_NO_STATUS")
-    and not self.job.quiet
-  if (o.metrics or status_line) and not self.reporter then
+  -- The status: a live line on a terminal, else (weir run) a log line
+  -- every STATUS_LOG_MS.
+  local status
+  if not os.getenv("WEIR_NO_STATUS") and not self.job.quiet then
+    status = core.isatty(2) and "line" or self.job.cli and "log" or nil
+  end
+  if (o.metrics or status) and not self.reporter then
     self.reporter = metrics.reporter(self.job.name, o.metrics or nil,
-      status_line)
+      status)
     self.metrics_timer = core.timer(errors.guard(function()
       for _, host in ipairs(self.hosts) do
         if host.metrics then self.reporter:update(host, host:metrics()) end
@@ -347,6 +351,10 @@ function Coordinator:complete(pending)
   self.last_completed = pending.id
   self.job.lineage.last = pending.path
   self.checkpoints = self.checkpoints + 1
+  errors.debug(string.format("checkpoint %d complete: %.0f ms (sync %.0f, "
+    .. "async %.0f), %d bytes, %s", pending.id,
+    self.last_checkpoint.duration_ms, pending.sync_ms or 0,
+    pending.async_ms or 0, size, pending.path))
   for _, host in ipairs(self.hosts) do host:complete(pending.id) end
   checkpoint.apply_retention(self.job_dir, self.options.retain, pending.id)
   if pending.final then self:finish() else self:next_after_pending() end

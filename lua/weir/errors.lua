@@ -165,18 +165,52 @@ function M.handler(err)
     internal = true })
 end
 
---- Reports something the user should know that is not a failure (a
--- damaged checkpoint skipped, a restart, an expired checkpoint) on stderr
--- as one line "weir: message". Replaceable, e.g. by specs.
-function M.warn(msg)
-  io.stderr:write("weir: ", msg, "\n")
+-- -- Log lines ---------------------------------------------------------------
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+local TAGS = { "ERROR", "WARN ", "INFO ", "DEBUG" }
+local log = { level = LEVELS.info, timestamps = false }
+
+--- Configures the log lines on stderr.
+-- @param opts { level = "error" | "warn" | "info" | "debug" (lines less
+--   severe are not written; default info), timestamps = true (each line
+--   starts with its UTC time to the ms and its level, as
+--   "2026-12-07T07:05:01.123Z WARN  weir: ...") }; raises on an unknown
+--   level
+function M.configure_log(opts)
+  if opts.level ~= nil then
+    log.level = LEVELS[opts.level]
+      or error("unknown log level '" .. tostring(opts.level) .. "'", 2)
+  end
+  if opts.timestamps ~= nil then log.timestamps = opts.timestamps end
 end
 
---- Tells the user what the job does (which checkpoint it restores, ...)
--- on stderr, as one "weir: " line like a warning.
-function M.note(msg)
-  io.stderr:write("weir: ", msg, "\n")
+--- Writes one log line "weir: message" on stderr at level ("error",
+-- "warn", "info", "debug"), if the configured level lets it through.
+function M.log(level, msg)
+  local rank = LEVELS[level]
+  if rank > log.level then return end
+  if log.timestamps then
+    local ms = require("weir.core").time_ms()
+    io.stderr:write(os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)),
+      string.format(".%03dZ ", math.floor(ms % 1000)), TAGS[rank],
+      " weir: ", msg, "\n")
+  else
+    io.stderr:write("weir: ", msg, "\n")
+  end
 end
+
+--- Reports something the user should know that is not a failure (a
+-- damaged checkpoint skipped, a restart, an expired checkpoint) on stderr
+-- as one line "weir: message" at level warn. Replaceable, e.g. by specs.
+function M.warn(msg) M.log("warn", msg) end
+
+--- Tells the user what the job does (which checkpoint it restores, ...)
+-- on stderr, as one "weir: " line at level info.
+function M.note(msg) M.log("info", msg) end
+
+--- A line for whoever looks into the job's workings, at level debug.
+function M.debug(msg) M.log("debug", msg) end
 
 -- The innermost operator whose registered function is on the stack
 -- (level and up), or nil.

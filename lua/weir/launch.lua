@@ -60,7 +60,9 @@ end
 -- @param parallelism the default parallelism of its operators
 function M.prepare(p, parallelism)
   local o = p.options
-  return { pipeline = p, options = o, name = o.name,
+  -- Under weir run the pipeline's log_level (or --log-level) holds.
+  if context then errors.configure_log({ level = o.log_level }) end
+  return { pipeline = p, options = o, name = o.name, cli = context ~= nil,
     job_dir = o.checkpoint_dir .. "/" .. o.name,
     plan = plan.plan(p, parallelism),
     lineage = { restarts = 0, run_id = string.format("%x-%x",

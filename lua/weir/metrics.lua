@@ -4,6 +4,7 @@
 -- JSON line (weir.json) to the metrics file (--metrics FILE) and, on a
 -- terminal, keeps a live status line on stderr.
 local core = require "weir.core"
+local errors = require "weir.errors"
 local json = require "weir.json"
 
 local M = {}
@@ -13,11 +14,16 @@ M.INTERVAL_MS = 1000  -- time between samples
 local Reporter = {}
 Reporter.__index = Reporter
 
+M.STATUS_LOG_MS = 10000  -- time between status log lines
+
 --- Creates a reporter for job `name`: path of the JSON-lines file (or
--- nil), and whether to draw a status line on stderr.
-function M.reporter(name, path, status_line)
+-- nil), and the status on stderr: "line" (a live status line, on a
+-- terminal), "log" (the same as a log line every STATUS_LOG_MS) or nil.
+function M.reporter(name, path, status)
+  local now = core.monotonic_ms()
   local r = setmetatable({ name = name, samples = {}, last = {},
-    status_line = status_line, start_ms = core.monotonic_ms() }, Reporter)
+    status_line = status == "line", status_log = status == "log",
+    logged_ms = now, start_ms = now }, Reporter)
   if path then
     local f, err = io.open(path, "ab")
     if not f then error("--metrics: cannot open " .. err, 0) end
@@ -61,14 +67,17 @@ function Reporter:tick(checkpoint)
       tasks = tasks, last_checkpoint = checkpoint }), "\n")
     self.file:flush()
   end
+  local status = string.format("%s  %.0f records/s from sources  "
+    .. "backpressure %.0f%%  %s", self.name, source_rate, backpressure * 100,
+    checkpoint and string.format("last checkpoint chk-%d (%.0f ms: sync "
+    .. "%.0f, async %.0f; %d bytes)", checkpoint.id, checkpoint.duration_ms,
+    checkpoint.sync_ms or 0, checkpoint.async_ms or 0, checkpoint.size_bytes)
+    or "no checkpoint yet")
   if self.status_line then
-    io.stderr:write(string.format("\r\27[Kweir: %s  %.0f records/s from "
-      .. "sources  backpressure %.0f%%  %s", self.name, source_rate,
-      backpressure * 100, checkpoint and string.format("last checkpoint "
-      .. "chk-%d (%.0f ms: sync %.0f, async %.0f; %d bytes)", checkpoint.id,
-      checkpoint.duration_ms, checkpoint.sync_ms or 0,
-      checkpoint.async_ms or 0, checkpoint.size_bytes)
-      or "no checkpoint yet"))
+    io.stderr:write("\r\27[Kweir: ", status)
+  elseif self.status_log and now - self.logged_ms >= M.STATUS_LOG_MS then
+    self.logged_ms = now
+    errors.note(status)
   end
 end
 

@@ -49,6 +49,8 @@ M.specs = {
     .. "larger than memory)" },
   state_cache_mb = { 256, "number", "MiB of decoded keys the rocksdb "
     .. "state backend caches per process" },
+  log_level = { "info", "string", "the least severe log lines written on "
+    .. "stderr: error, warn, info (what the job does; default) or debug" },
   state_dir = { false, "string", "directory for the rocksdb state "
     .. "backend's working files (default: /tmp); a directory of each "
     .. "process's own is made in it and removed at its end" },
@@ -85,6 +87,9 @@ local RULES = {
   { "state_backend", function(v) return v == "heap" or v == "rocksdb" end,
     "must be \"heap\" or \"rocksdb\"" },
   { "state_cache_mb", function(v) return v > 0 end, "must be > 0 (MiB)" },
+  { "log_level", function(v)
+      return v == "error" or v == "warn" or v == "info" or v == "debug"
+    end, "must be \"error\", \"warn\", \"info\" or \"debug\"" },
   { "tolerable_failed_checkpoints", function(v)
       return v >= 0 and integer(v)
     end, "must be an integer >= 0" },

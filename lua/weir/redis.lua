@@ -6,6 +6,7 @@
 -- a marker). Reconnects with exponential backoff (100 ms doubling to 5 s),
 -- like Flink's and Kafka's clients, and says so on stderr.
 local core = require "weir.core"
+local errors = require "weir.errors"
 
 local M = {}
 
@@ -97,8 +98,10 @@ function Client:connect()
   self.conn = conn
   if a.db ~= 0 then
     self:send({ args = { "SELECT", a.db }, cb = function(_, serr)
-      if serr then io.stderr:write(self.where .. ": cannot select database "
-        .. a.db .. ": " .. serr .. "\n") end
+      if serr then
+        errors.log("error", self.where .. ": cannot select database "
+          .. a.db .. ": " .. serr)
+      end
     end })
   end
 end
@@ -106,8 +109,8 @@ end
 function Client:on_connected()
   self.up = true
   if self.failures > 0 then
-    io.stderr:write(string.format("weir: %s: reconnected to %s\n",
-      self.where, self.url))
+    errors.note(string.format("%s: reconnected to %s", self.where,
+      self.url))
   end
   self.failures, self.backoff = 0, M.BACKOFF_MIN_MS
   local queue = self.queue
@@ -128,9 +131,9 @@ function Client:lost(why, conn)
   if self.closed then return end
   self.failures = self.failures + 1
   if self.failures == 1 or self.failures % 10 == 0 then
-    io.stderr:write(string.format("weir: %s: lost %s (%s); reconnecting "
-      .. "every %d ms at most\n", self.where, self.url,
-      tostring(why or "closed"), M.BACKOFF_MAX_MS))
+    errors.warn(string.format("%s: lost %s (%s); reconnecting every %d ms "
+      .. "at most", self.where, self.url, tostring(why or "closed"),
+      M.BACKOFF_MAX_MS))
   end
   local timer
   timer = core.timer(function()

@@ -506,9 +506,9 @@ function Writer:stop()
     timer:close()
     self.stop_timer = nil
     if self:due() then
-      io.stderr:write(string.format("weir: %s: could not commit checkpoint "
+      errors.warn(string.format("%s: could not commit checkpoint "
         .. "%s's entries to %s within %d ms; they stay in the checkpoint: "
-        .. "restore it (--restore) to commit them\n",
+        .. "restore it (--restore) to commit them",
         errors.describe(self.node), tostring(self.txns[1].id), self.node.url,
         M.STOP_TIMEOUT_MS))
     end
