@@ -242,6 +242,20 @@ static int l_redis_connect(lua_State* L) {
   return 1;
 }
 
+/* What conn:command and conn:command_raw return once hiredis took the
+** command (ok) or refused it; a refused command's callback (ref) is
+** released, for no reply will come. */
+static int push_sent(lua_State* L, int ok, int ref) {
+  if (!ok) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lua_pushnil(L);
+    lua_pushstring(L, "redis: cannot send the command");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* conn:command(args, callback) -> true | nil, message
 ** Sends the command args (an array of strings and numbers, e.g.
 ** { "XADD", "s", "*", "f", "v" }; numbers in it are replaced by their
@@ -303,14 +317,7 @@ static int l_command(lua_State* L) {
     free(argv);
     free(lens);
   }
-  if (!ok) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    lua_pushnil(L);
-    lua_pushstring(L, "redis: cannot send the command");
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_sent(L, ok, ref);
 }
 
 /* conn:command_raw(bytes, cb) -> true | nil, message: sends a command
@@ -332,14 +339,7 @@ static int l_command_raw(lua_State* L) {
   ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ok = redisAsyncFormattedCommand(c->ctx, on_reply, (void*) (intptr_t) ref,
                                   bytes, len) == REDIS_OK;
-  if (!ok) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    lua_pushnil(L);
-    lua_pushstring(L, "redis: cannot send the command");
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_sent(L, ok, ref);
 }
 
 /* conn:close(): replies still due arrive, then the connection closes and

@@ -132,7 +132,8 @@ describe("running jobs", function()
       r = h.wait_exit(proc, 20000)
       assert.are.equal(0, r.status, r.stderr)
       assert.matches("job 'running_count' was cancelled after [%d.]+ s; "
-        .. "savepoint " .. sp:gsub("%p", "%%%0"), r.stderr)
+        .. "%d+ records from sources; savepoint " .. sp:gsub("%p", "%%%0"),
+        r.stderr)
       -- The job's checkpoints went with it.
       assert.are.same({}, h.complete_checkpoints(ck("cancel")
         .. "/running_count"))

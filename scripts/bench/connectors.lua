@@ -96,10 +96,7 @@ local function sleep(ms)
   t:close()
 end
 
-local function median(xs)
-  table.sort(xs)
-  return xs[math.ceil(#xs / 2)]
-end
+local median = dofile("scripts/bench/common.lua").median
 
 print(string.format("$ scripts/bench-connectors %d %d", entries, runs))
 print(string.format("%d entries of 2 fields, Redis %s, parallelism 1, "

@@ -91,10 +91,7 @@ p:run()
   return ms
 end
 
-local function median(xs)
-  table.sort(xs)
-  return xs[math.ceil(#xs / 2)]
-end
+local median = dofile("scripts/bench/common.lua").median
 
 fill()
 print("")
