@@ -14,7 +14,7 @@ static const opener_t openers[] = {
   wr__lua_open_net, wr__lua_open_process, wr__lua_open_heartbeat,
   wr__lua_open_auth, wr__lua_open_editline, wr__lua_open_fork,
   wr__lua_open_rocksdb, wr__lua_open_redis,
-  wr__lua_open_kafka, wr__lua_open_log, NULL
+  wr__lua_open_kafka, wr__lua_open_log, wr__lua_open_http, NULL
 };
 
 int luaopen_weir_core(lua_State* L) {

@@ -28,5 +28,6 @@ void wr__lua_open_rocksdb(lua_State* L);
 void wr__lua_open_redis(lua_State* L);
 void wr__lua_open_kafka(lua_State* L);
 void wr__lua_open_log(lua_State* L);
+void wr__lua_open_http(lua_State* L);
 
 #endif

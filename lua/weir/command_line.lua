@@ -75,6 +75,9 @@ local RUN_OPTIONS = {
     .. "disk, for state larger than memory" },
   { "--state-cache-mb", "number", "MIB", nil, "the rocksdb backend's cache "
     .. "of decoded keys per process (default: 256)" },
+  { "--http", "string", "[ADDR:]PORT|off", nil, "serve the job's HTTP API "
+    .. "(/api/v1/jobs, Prometheus /metrics) there (default: 127.0.0.1:8081, "
+    .. "or the next free port up to 8090; off: none)" },
   { "--log-level", "string", "LEVEL", { "error", "warn", "info", "debug" },
     "the least severe log lines written on stderr (each with its UTC time "
     .. "and level): error, warn, info (default: what the job does) or "

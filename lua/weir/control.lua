@@ -263,7 +263,8 @@ function M.serve_job(job, h)
   local run_dir = job.run_dir
   local own_run_dir = not run_dir
   if own_run_dir then run_dir = rundir.create() end
-  local server, serr, code = M.serve(job.job_dir, run_dir, {
+  local handlers
+  handlers = {
     status = function()
       local c = current()
       local r = h.info()
@@ -292,7 +293,8 @@ function M.serve_job(job, h)
       local c = with_coord(cb)
       if c then c:cancel(dir, cb, no_drain) end
     end,
-  })
+  }
+  local server, serr, code = M.serve(job.job_dir, run_dir, handlers)
   if not server then
     if own_run_dir then rundir.remove(run_dir) end
     if code == "running" then error("cannot run job '" .. job.name .. "': "
@@ -301,6 +303,7 @@ function M.serve_job(job, h)
     return nil
   end
   local close = server.close
+  local web = require("weir.http_api").start(job, handlers, current)
   local unsignal = stop_on_signals(job, function(cb)
     if not current() and h.cancel_idle then return h.cancel_idle(cb) end
     local c = with_coord(cb)
@@ -309,6 +312,7 @@ function M.serve_job(job, h)
   end)
   function server.close()
     unsignal()
+    if web then web.close() end
     close()
     if own_run_dir then rundir.remove(run_dir) end
     for _, dir in ipairs(made) do core.rmdir(dir) end

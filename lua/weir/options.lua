@@ -49,6 +49,8 @@ M.specs = {
     .. "larger than memory)" },
   state_cache_mb = { 256, "number", "MiB of decoded keys the rocksdb "
     .. "state backend caches per process" },
+  http = { false, "string", "\"[ADDR:]PORT\" or \"off\": serve the "
+    .. "job's HTTP API (weir run: on 127.0.0.1:8081 unless off)" },
   log_level = { "info", "string", "the least severe log lines written on "
     .. "stderr: error, warn, info (what the job does; default) or debug" },
   state_dir = { false, "string", "directory for the rocksdb state "
@@ -87,6 +89,8 @@ local RULES = {
   { "state_backend", function(v) return v == "heap" or v == "rocksdb" end,
     "must be \"heap\" or \"rocksdb\"" },
   { "state_cache_mb", function(v) return v > 0 end, "must be > 0 (MiB)" },
+  { "http", function(v) return v == "off" or v:match("^.-:?%d+$") ~= nil end,
+    "must be [ADDR:]PORT or off" },
   { "log_level", function(v)
       return v == "error" or v == "warn" or v == "info" or v == "debug"
     end, "must be \"error\", \"warn\", \"info\" or \"debug\"" },
