@@ -45,6 +45,11 @@ function M.tmpdir()
   return (out:gsub("%s+$", ""))
 end
 
+-- The jobs specs run serve no HTTP API unless a spec asks (--http, or
+-- WEIR_HTTP in env / prefix, which comes after this and wins): many run
+-- at once; spec/http_spec.lua tests the API.
+local NO_HTTP = "WEIR_HTTP=off "
+
 -- The time and level that start each of weir run's log lines.
 local LOG_PREFIX = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ %u+ +"
 
@@ -63,8 +68,9 @@ function M.run_weir(args, env)
   local dir = M.tmpdir()
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = M.quote(a) end
-  local _, status = M.sh(string.format("%s %s %s >%s/out 2>%s/err",
-    env or "", M.quote(M.weir), table.concat(quoted, " "), dir, dir))
+  local _, status = M.sh(string.format("%s%s %s %s >%s/out 2>%s/err",
+    NO_HTTP, env or "", M.quote(M.weir), table.concat(quoted, " "), dir,
+    dir))
   local log = read_file(dir .. "/err")
   local r = { status = status, stdout = read_file(dir .. "/out"),
               stderr = M.log_text(log), log = log }
@@ -102,8 +108,8 @@ function M.spawn_weir(args, prefix)
   local dir = M.tmpdir()
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = M.quote(a) end
-  local cmd = string.format("%s%s %s >%s/out 2>%s/err & echo $! >%s/pid; "
-    .. "wait $!; echo $? >%s/status", prefix or "", M.quote(M.weir),
+  local cmd = string.format("%s%s%s %s >%s/out 2>%s/err & echo $! >%s/pid; "
+    .. "wait $!; echo $? >%s/status", NO_HTTP, prefix or "", M.quote(M.weir),
     table.concat(quoted, " "), dir, dir, dir, dir)
   os.execute("sh -c " .. M.quote(cmd) .. " >/dev/null 2>&1 &")
   local pid = M.wait_until(function()

@@ -1,5 +1,6 @@
 -- The HTTP API of a running job: weir run --http, GET /api/v1/jobs and
--- Prometheus GET /metrics, the default port and its fallback, --http off.
+-- Prometheus GET /metrics, the default port and its fallback, --http off
+-- and WEIR_HTTP.
 local h = require "helpers"
 local core = require "weir.core"
 local json = require "weir.json"
@@ -151,6 +152,7 @@ describe("weir run's HTTP API", function()
 
   it("takes the next free port when 8081 is taken, and none with --http off",
     function()
+      local spare = free_port()  -- before 8081 is held: that runs the loop
       local held = core.listen("tcp:127.0.0.1:8081", function() end)
       finally(function() if held then held:close() core.run() end end)
       h.write_file(dir .. "/job.lua", [[
@@ -159,17 +161,22 @@ local p = weir.pipeline { name = "short" }
 p:sequence(1, 10):uid("n"):discard()
 p:run()
 ]])
+      -- WEIR_HTTP empty: the default, as a user's shell has it.
       local r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
-        dir .. "/job.lua" })
+        dir .. "/job.lua" }, "WEIR_HTTP=")
       assert.are.equal(0, r.status, r.stderr)
       local port = tonumber(r.stderr:match("weir: http://127%.0%.0%.1:(%d+)/"))
       assert.is_truthy(port, r.stderr)
       assert.is_true(port >= 8081 and port <= 8090, r.stderr)
       if held then assert.are_not.equal(8081, port) end
       r = h.run_weir({ "run", "--http", "off", "--checkpoint-dir",
-        dir .. "/ck", dir .. "/job.lua" })
+        dir .. "/ck", dir .. "/job.lua" }, "WEIR_HTTP=")
       assert.are.equal(0, r.status, r.stderr)
       assert.is_nil(r.stderr:find("http://"), r.stderr)
+      r = h.run_weir({ "run", "--checkpoint-dir", dir .. "/ck",
+        dir .. "/job.lua" }, "WEIR_HTTP=127.0.0.1:" .. spare)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("weir: http://127%.0%.0%.1:%d+/", r.stderr)
       r = h.run_weir({ "run", "--http", "nonsense", "--checkpoint-dir",
         dir .. "/ck", dir .. "/job.lua" })
       assert.are.equal(1, r.status)

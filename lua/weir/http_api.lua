@@ -116,23 +116,25 @@ function M.handler(handlers, coordinator)
 end
 
 --- Serves a job's HTTP API when its options ask for it (option http:
--- "[ADDR:]PORT" or "off"; under weir run the default is
--- 127.0.0.1:8081, the next free port up to 8090 if it is taken), and
--- announces it with one line "weir: http://ADDR:PORT/".
+-- "[ADDR:]PORT" or "off"; under weir run the default is $WEIR_HTTP if
+-- set, else 127.0.0.1:8081, the next free port up to 8090 if it is
+-- taken), and announces it with one line "weir: http://ADDR:PORT/".
 -- @return the server (:close()) or nil (off, or it could not listen:
---   after a warning)
+--   after a warning); raises on a malformed address
 function M.start(job, handlers, coordinator)
-  local spec = job.options.http
-  local default = not spec
-  if default then
+  local spec, try_next = job.options.http, false
+  if not spec then
     if not job.cli then return nil end
-    spec = http.DEFAULT_HOST .. ":" .. http.DEFAULT_PORT
+    spec = os.getenv("WEIR_HTTP")
+    if not spec or spec == "" then
+      spec, try_next = http.DEFAULT_HOST .. ":" .. http.DEFAULT_PORT, true
+    end
   end
   local addr, err = http.parse(spec)
   if addr == false then return nil end
   if not addr then error(err, 0) end
   local server, where = http.listen(addr, M.handler(handlers, coordinator),
-    default)
+    try_next)
   if not server then
     errors.warn("the HTTP API is off: " .. where)
     return nil
