@@ -47,8 +47,9 @@ end
 
 -- The jobs specs run serve no HTTP API unless a spec asks (--http, or
 -- WEIR_HTTP in env / prefix, which comes after this and wins): many run
--- at once; spec/http_spec.lua tests the API.
-local NO_HTTP = "WEIR_HTTP=off "
+-- at once; spec/http_spec.lua tests the API. Exported, so that it holds
+-- when env or prefix is a command of its own (ulimit ...; timeout ...).
+local NO_HTTP = "export WEIR_HTTP=off; "
 
 -- The time and level that start each of weir run's log lines.
 local LOG_PREFIX = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ %u+ +"
