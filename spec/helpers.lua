@@ -39,6 +39,21 @@ function M.sh(cmd)
   return body, tonumber(status)
 end
 
+--- A loopback TCP port no one listens on now (a spec's servers take it).
+function M.free_port()
+  local seed = core.getpid() * 7919 + math.floor(core.monotonic_ms())
+  for attempt = 1, 50 do
+    local port = 20000 + (seed + attempt * 104729) % 40000
+    local s = core.listen("tcp:127.0.0.1:" .. port, function() end)
+    if s then
+      s:close()
+      core.run()
+      return port
+    end
+  end
+  error("no free loopback port")
+end
+
 --- Creates a fresh temporary directory and returns its path.
 function M.tmpdir()
   local out = M.sh("mktemp -d /tmp/weir-spec-XXXXXX")

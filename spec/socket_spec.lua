@@ -7,19 +7,7 @@ local h = require "helpers"
 local N = 6000  -- lines the resending client sends
 
 -- A loopback port nothing listens on.
-local function free_port()
-  local seed = core.getpid() * 7919 + math.floor(core.monotonic_ms())
-  for attempt = 1, 50 do
-    local port = 20000 + (seed + attempt * 104729) % 40000
-    local s = core.listen("tcp:127.0.0.1:" .. port, function() end)
-    if s then
-      s:close()
-      core.run()
-      return port
-    end
-  end
-  error("no free loopback port")
-end
+local free_port = h.free_port
 
 local function read_number(path)
   local f = io.open(path, "rb")
