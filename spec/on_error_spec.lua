@@ -68,7 +68,7 @@ describe("on_error", function()
       local ck = dir .. "/ck"
       local args = { "run", "--parallelism", "2", "--checkpoint-interval",
         "30", "--checkpoint-dir", ck, "--restore", "latest",
-        "spec/fixtures/skip_bad_lines.lua", input, dir .. "/out", "250" }
+        "spec/fixtures/skip_bad_lines.lua", input, dir .. "/out", "1000" }
       local r = h.kill_after_checkpoints(args, ck .. "/skip_bad_lines",
         { 2, 2 })
       assert.are.equal(0, r.status, r.stderr)
