@@ -302,4 +302,51 @@ function M.complete_checkpoints(job_dir)
   return out
 end
 
+-- -- HTTP ----------------------------------------------------------------------
+
+--- Sends raw request bytes to a loopback port and returns everything the
+-- server sent until it closed the connection (bounded: 10 s).
+function M.http_exchange(port, bytes)
+  local got, done = {}, false
+  core.connect("tcp:127.0.0.1:" .. port, function(err, c)
+    if err then got[1], done = "connect failed: " .. err, true return end
+    c:on_data(function(b)
+      if not b then done = true c:close() return end
+      got[#got + 1] = b
+    end)
+    c:write(bytes)
+  end)
+  M.wait_until(function() return done end, 10000, "the HTTP response")
+  return table.concat(got)
+end
+
+--- An HTTP/1.1 request to a loopback port: method (default GET), path,
+-- body (optional) and headers (optional, { name = value }).
+-- @return status, content type, body, the response's head
+function M.http_request(port, path, method, body, headers)
+  local head = { (method or "GET") .. " " .. path .. " HTTP/1.1",
+    "Host: 127.0.0.1:" .. port, "Connection: close",
+    "Content-Length: " .. #(body or "") }
+  for k, v in pairs(headers or {}) do head[#head + 1] = k .. ": " .. v end
+  local r = M.http_exchange(port, table.concat(head, "\r\n") .. "\r\n\r\n"
+    .. (body or ""))
+  local status, rhead, rbody = r:match("^HTTP/1%.1 (%d+) [^\r]*\r\n(.-)\r\n"
+    .. "\r\n(.*)$")
+  assert(status, "not an HTTP response: " .. r)
+  return tonumber(status), rhead:match("Content%-Type: ([^\r]+)"), rbody,
+    rhead
+end
+
+--- Waits for a spawned job's "weir: http://127.0.0.1:PORT/" line; returns
+-- the port.
+function M.http_announced(proc)
+  local port
+  M.wait_until(function()
+    local err = read_file(proc.dir .. "/err") or ""
+    port = err:match("weir: http://127%.0%.0%.1:(%d+)/\n")
+    return port
+  end, 20000, "the job to announce its HTTP API")
+  return tonumber(port)
+end
+
 return M

@@ -7,41 +7,12 @@ local json = require "weir.json"
 
 local free_port = h.free_port
 
--- Sends raw request bytes to port and returns everything the server sent
--- until it closed the connection (bounded).
-local function exchange(port, bytes)
-  local got, done = {}, false
-  core.connect("tcp:127.0.0.1:" .. port, function(err, c)
-    if err then got[1], done = "connect failed: " .. err, true return end
-    c:on_data(function(b)
-      if not b then done = true c:close() return end
-      got[#got + 1] = b
-    end)
-    c:write(bytes)
-  end)
-  h.wait_until(function() return done end, 10000, "the HTTP response")
-  return table.concat(got)
-end
+local exchange, announced = h.http_exchange, h.http_announced
 
 -- GET (or method) path: status, content type, body.
 local function request(port, path, method)
-  local r = exchange(port, (method or "GET") .. " " .. path
-    .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-  local status, head, body = r:match("^HTTP/1%.1 (%d+) [^\r]*\r\n(.-)\r\n"
-    .. "\r\n(.*)$")
-  assert(status, "not an HTTP response: " .. r)
-  return tonumber(status), head:match("Content%-Type: ([^\r]+)"), body
-end
-
--- Waits for the job's "http://ADDR:PORT/" line; returns the port.
-local function announced(proc)
-  local port
-  h.wait_until(function()
-    local err = h.read_file(proc.dir .. "/err") or ""
-    port = err:match("weir: http://127%.0%.0%.1:(%d+)/\n")
-    return port
-  end, 20000, "the job to announce its HTTP API")
-  return tonumber(port)
+  local status, ctype, body = h.http_request(port, path, method)
+  return status, ctype, body
 end
 
 describe("weir run's HTTP API", function()

@@ -94,8 +94,9 @@ function Channel:size() return self.tail - self.head + 1 end
 -- direct(record, ts, key), if given, may hand a record straight to the
 -- consumer (returning true) when no batch is filling, so order is kept.
 -- @return { push(record, ts, key), event(ev), watermark(wm, status),
---   release(), blocked(), records = records written, closed = true once
---   the end of input went out }
+--   release(), blocked(), records = records written, watermark_ms = the
+--   last watermark sent (event time, ms), closed = true once the end of
+--   input went out }
 function M.writer(deliver, blocked, direct)
   -- The batch is set up here, not by calling reset(): a closure that
   -- LuaJIT compiles while an upvalue it stores into is still open (its
@@ -145,6 +146,7 @@ function M.writer(deliver, blocked, direct)
     if ev.end_of_input then w.closed = true end
   end
   function w.watermark(wm, status)
+    w.watermark_ms = wm
     if n > 0 and not status then
       pending_wm = wm
     else

@@ -10,6 +10,7 @@ local buffer = require "string.buffer"
 local core = require "weir.core"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
+local fsutil = require "weir.fsutil"
 local incremental = require "weir.incremental"
 
 local M = {}
@@ -571,6 +572,27 @@ function M.describe(job_dir, warn)
     end
   end
   return out
+end
+
+--- Moves a complete snapshot (a savepoint from the job directory) to
+-- target: a rename, or across file systems a copy (manifest last) and
+-- removal.
+-- @return true | nil, message
+function M.move(from, target)
+  local ok, err, code = core.rename(from, target)
+  if ok then
+    core.fsync_parent(target)
+    core.fsync_parent(from)
+    return true
+  end
+  if code ~= "EXDEV" then return nil, err end
+  ok, err = fsutil.copy_files(from, target, M.MANIFEST)
+  if not ok then
+    fsutil.remove_dir(target)
+    return nil, err
+  end
+  M.remove(from)
+  return true
 end
 
 return M

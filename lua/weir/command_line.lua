@@ -76,8 +76,11 @@ local RUN_OPTIONS = {
   { "--state-cache-mb", "number", "MIB", nil, "the rocksdb backend's cache "
     .. "of decoded keys per process (default: 256)" },
   { "--http", "string", "[ADDR:]PORT|off", nil, "serve the job's HTTP API "
-    .. "(/api/v1/jobs, Prometheus /metrics) there (default: 127.0.0.1:8081, "
-    .. "or the next free port up to 8090; off: none)" },
+    .. "(REST /api/v1/jobs, Prometheus /metrics, a dashboard at /) there (default: 127.0.0.1:8081, "
+    .. "or the next free port up to 8090; off: none; see README)" },
+  { "--http-token-file", "string", "FILE", nil, "the token HTTP requests "
+    .. "must carry (its first line): every request on a non-loopback "
+    .. "--http address; on loopback, savepoint and cancel from other users" },
   { "--log-level", "string", "LEVEL", { "error", "warn", "info", "debug" },
     "the least severe log lines written on stderr (each with its UTC time "
     .. "and level): error, warn, info (default: what the job does) or "

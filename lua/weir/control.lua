@@ -65,14 +65,11 @@ local function write_pointer(job_dir, socket)
   return true
 end
 
-local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  return assert(core.cwd()) .. "/" .. path
-end
+local absolute = fsutil.absolute
 
 --- Makes a path absolute against this process's working directory (a
 -- savepoint directory is created by the job's process, which may run
--- elsewhere).
+-- elsewhere): weir.fsutil.absolute.
 M.absolute = absolute
 
 -- Connects to path and waits (running the loop) for the outcome.
@@ -303,7 +300,14 @@ function M.serve_job(job, h)
     return nil
   end
   local close = server.close
-  local web = require("weir.http_api").start(job, handlers, current)
+  local started, web = pcall(require("weir.http_api").start, job, handlers,
+    current)
+  if not started then  -- a bad --http setting: nothing stays open
+    close()
+    if own_run_dir then rundir.remove(run_dir) end
+    for _, dir in ipairs(made) do core.rmdir(dir) end
+    error(web, 0)
+  end
   local unsignal = stop_on_signals(job, function(cb)
     if not current() and h.cancel_idle then return h.cancel_idle(cb) end
     local c = with_coord(cb)

@@ -15,6 +15,7 @@ local checkpoint = require "weir.checkpoint_storage"
 local errors = require "weir.errors"
 local failpoint = require "weir.failpoint"
 local incremental = require "weir.incremental"
+local job_history = require "weir.job_history"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
 
@@ -25,8 +26,11 @@ Coordinator.__index = Coordinator
 
 local function warn(msg) errors.warn(msg) end
 
---- Creates the coordinator of a job (see weir.launch.prepare).
+--- Creates the coordinator of a job (see weir.launch.prepare); the job
+-- gets a history (weir.job_history) if it has none.
 function M.new(job)
+  -- The job's history outlives its attempts' coordinators.
+  job.history = job.history or job_history.new()
   return setmetatable({ job = job, options = job.options,
     job_dir = job.job_dir, interval_ms = job.options.checkpoint_interval,
     total = #job.plan.tasks, ended = {}, ended_count = 0, hosts = {},
@@ -181,6 +185,7 @@ function Coordinator:trigger(final)
                    acked = {}, acks = 0, files = {}, final = final,
                    savepoint = savepoint or nil }
   self.pending = pending
+  self.job.history:triggered(pending)
   local ok, err = checkpoint.make_dir(path)
   if not ok then return self:decline(id, err) end
   -- The final checkpoint has no timeout: the job cannot end without it.
@@ -350,6 +355,7 @@ function Coordinator:complete(pending)
     sync_ms = pending.sync_ms, async_ms = pending.async_ms }
   self.last_completed = pending.id
   self.job.lineage.last = pending.path
+  self.job.history:completed(pending, pending.path)
   self.checkpoints = self.checkpoints + 1
   errors.debug(string.format("checkpoint %d complete: %.0f ms (sync %.0f, "
     .. "async %.0f), %d bytes, %s", pending.id,
@@ -378,6 +384,7 @@ function Coordinator:abort_pending(reason, all)
   if pending and pending.timer then pending.timer:close() end
   if pending and not pending.completed then
     self.abandoned[#self.abandoned + 1] = pending.path
+    self.job.history:failed(pending, reason)
   end
   self.pending = nil
   reason = reason or "the job stopped before the savepoint completed"
@@ -390,25 +397,6 @@ function Coordinator:abort_pending(reason, all)
 end
 
 -- -- Savepoints and cancellation ---------------------------------------------
-
--- Moves a complete savepoint from the job directory to target: a rename,
--- or across file systems a copy (manifest last) and removal.
-local function move_snapshot(from, target)
-  local ok, err, code = core.rename(from, target)
-  if ok then
-    core.fsync_parent(target)
-    core.fsync_parent(from)
-    return true
-  end
-  if code ~= "EXDEV" then return nil, err end
-  ok, err = fsutil.copy_files(from, target, checkpoint.MANIFEST)
-  if not ok then
-    fsutil.remove_dir(target)
-    return nil, err
-  end
-  checkpoint.remove(from)
-  return true
-end
 
 --- Takes a savepoint of the running job into directory dir (created if
 -- missing): a snapshot like a checkpoint -- triggered by a barrier, with
@@ -451,13 +439,16 @@ function Coordinator:complete_savepoint(pending)
   if core.stat(target) then
     target = string.format("%s-%d", target, math.floor(core.time_ms()))
   end
-  local ok, err = move_snapshot(pending.path, target)
+  local ok, err = checkpoint.move(pending.path, target)
   if not ok then
     checkpoint.remove(pending.path)
-    req.cb(string.format("savepoint %d could not be moved to %s: %s",
-      pending.id, target, err))
+    err = string.format("savepoint %d could not be moved to %s: %s",
+      pending.id, target, err)
+    self.job.history:failed(pending, err)
+    req.cb(err)
     return self:next_after_pending()
   end
+  self.job.history:completed(pending, target)
   if req.stop then
     for _, host in ipairs(self.hosts) do host:complete(pending.id) end
     self.cancelled = { savepoint = target }

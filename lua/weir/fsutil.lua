@@ -74,4 +74,11 @@ function M.copy_files(from, to, last)
   return core.fsync_parent(to .. "/" .. (last or "."))
 end
 
+--- path made absolute against this process's working directory.
+-- @return path
+function M.absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  return assert(core.cwd()) .. "/" .. path
+end
+
 return M

@@ -369,20 +369,33 @@ end
 
 --- Per-task metrics: { { task, operator (uid of the chain's head),
 -- subtask, source, records_in, records_out, backpressured_ms (total),
--- alignment_ms (last alignment) } }.
+-- alignment_ms (last alignment), watermark_ms (the task's output
+-- watermark, event time in ms; its input watermark when it has no
+-- outputs; nil before the first or once it is final), bytes_read and
+-- bytes_total (of a bounded file input: the bytes of the source subtask's
+-- share read and in all; nil for other tasks and sources), sample_ms
+-- (when it was taken, core.monotonic_ms) } }.
 function Host:metrics()
-  local out = {}
+  local out, now = {}, core.monotonic_ms()
   for _, task in ipairs(self.tasks) do
-    local records_out = 0
+    local records_out, wm = 0, nil
     for _, w in ipairs(task.outputs) do
       records_out = records_out + w.records
+      if w.watermark_ms then wm = math.min(wm or math.huge, w.watermark_ms) end
+    end
+    if #task.outputs == 0 then wm = task.watermark end
+    local head, bytes_read, bytes_total = task.insts[task.chain.head.id]
+    if task.source and head.progress then
+      bytes_read, bytes_total = head.progress()
     end
     backpressured(task)
     out[#out + 1] = { task = task.id, operator = task.chain.head.uid,
       subtask = task.subtask, source = task.source,
       records_in = task.records_in,
       records_out = records_out, backpressured_ms = task.backpressured_ms,
-      alignment_ms = task.alignment_ms }
+      alignment_ms = task.alignment_ms,
+      watermark_ms = wm and wm > -math.huge and wm < math.huge and wm or nil,
+      bytes_read = bytes_read, bytes_total = bytes_total, sample_ms = now }
   end
   return out
 end

@@ -174,6 +174,10 @@ local function run_local(job, restarts)
     if state.coord then state.coord:remove_abandoned() end
     local delay = not ok and state.running and strategy
       and strategy:next_delay(core.monotonic_ms())
+    if not ok and state.running and job.history then
+      job.history:exception(tostring(err.message),
+        delay and lineage.restarts + 1 or nil)
+    end
     if not delay then
       if not ok and state.running and strategy then
         err.message = restart.give_up_message(tostring(err.message),

@@ -51,6 +51,10 @@ M.specs = {
     .. "state backend caches per process" },
   http = { false, "string", "\"[ADDR:]PORT\" or \"off\": serve the "
     .. "job's HTTP API (weir run: on 127.0.0.1:8081 unless off)" },
+  http_token_file = { false, "string", "file whose first line is the "
+    .. "token HTTP requests must carry (Authorization: Bearer TOKEN): every "
+    .. "request on a non-loopback address, savepoint and cancel requests "
+    .. "of other users on loopback" },
   log_level = { "info", "string", "the least severe log lines written on "
     .. "stderr: error, warn, info (what the job does; default) or debug" },
   state_dir = { false, "string", "directory for the rocksdb state "

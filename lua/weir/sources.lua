@@ -15,6 +15,9 @@
 --   (a range's `skip`, when the source starts reading the range, goes to
 --   env.skip_outputs(skip): the chain drops that many of what it passes on)
 --   stop(), close()     the job stops / its files close (optional)
+--   progress() -> bytes_read, bytes_total
+--                       how far a bounded input is read (optional; cheap
+--                       enough to call once a second, no system call)
 --   restore(olds)       takes the ranges of the old subtasks j with
 --                       j % parallelism == this subtask (olds: { { subtask,
 --                       state } } of every old subtask)
@@ -37,6 +40,33 @@ local function restored_ranges(olds, env)
     end
   end
   return ranges
+end
+
+-- The bytes a subtask restored from olds (see restored_ranges) counts as
+-- already read of an input of total bytes: what the old subtasks had read
+-- (the input less the bytes their ranges left, left_bytes(range) each),
+-- shared among the new subtasks in proportion to the bytes each took over.
+-- Every subtask computes the same cumulative shares, so that they add up
+-- to what was read exactly.
+local function restored_read(olds, env, total, left_bytes)
+  local p, left, all = env.parallelism, {}, 0
+  for k = 0, p - 1 do left[k] = 0 end
+  for _, o in ipairs(olds) do
+    local k = o.subtask % p
+    for _, range in ipairs(o.state.ranges) do
+      local n = left_bytes(range)
+      left[k], all = left[k] + n, all + n
+    end
+  end
+  local read = math.max(0, total - all)
+  if all == 0 then return env.subtask == 0 and read or 0 end
+  local function share(upto)
+    if upto >= all then return read end
+    return math.floor(read * upto / all)
+  end
+  local before = 0
+  for k = 0, env.subtask - 1 do before = before + left[k] end
+  return share(before + left[env.subtask]) - share(before)
 end
 
 -- The source starts reading range: the outputs its first record already
@@ -134,6 +164,37 @@ function M.splits(total, i, p)
   return parts
 end
 
+-- The ranges { from, to, file } a fresh subtask reads of files (of sizes
+-- bytes each): its splits (M.splits) of all their bytes, cut where files
+-- end, each from the first line that starts in it (first_line(path, byte)
+-- gives its offset). Also returns, for the progress count, the bytes of
+-- its splits before their first line (all of a split in which no line
+-- starts): the subtask with the line before reads them.
+local function fresh_ranges(files, sizes, env, first_line)
+  local total = 0
+  for _, size in ipairs(sizes) do total = total + size end
+  local ranges, before_lines = {}, 0
+  for _, part in ipairs(M.splits(total, env.subtask, env.parallelism)) do
+    local base = 0
+    for k, path in ipairs(files) do
+      local first, to = part[1] - base, part[2] - base
+      if first < sizes[k] and to > 0 then
+        first = math.max(first, 0)
+        local from = first_line(path, first)
+        if to >= sizes[k] then to = math.huge end
+        if from < sizes[k] and from < to then
+          ranges[#ranges + 1] = { from, to, path }
+          before_lines = before_lines + from - first
+        else
+          before_lines = before_lines + math.min(to, sizes[k]) - first
+        end
+      end
+      base = base + sizes[k]
+    end
+  end
+  return ranges, before_lines
+end
+
 --- read_lines: ranges { from, to, file } of byte offsets in a file (to
 -- exclusive; lines that start before `to` belong to the range). The input
 -- is one file, several, or a glob; a fresh subtask reads the lines that
@@ -148,6 +209,16 @@ function M.read_lines(node, emit, env)
   local reader, ranges, r, offset, stop = nil, nil, 1, nil, nil
   local current  -- the file reader reads
   local inst = {}
+  -- The progress count: bytes_done counts the ranges left behind and the
+  -- bytes counted as read at the start (see fresh_ranges and
+  -- restored_read); the rest is the bytes of the ranges, each from its
+  -- first line to its end (span), so that it is what a checkpoint's
+  -- ranges leave at any time.
+  local size_of, restored = {}, nil
+  local bytes_done, bytes_total = 0, 0
+  local function span(range)
+    return math.max(0, math.min(range[2], size_of[range[3]]) - range[1])
+  end
   local function open_file(path)
     if reader and current == path then return end
     if reader then reader:close() end
@@ -161,6 +232,7 @@ function M.read_lines(node, emit, env)
     current = path
   end
   local function enter(k)
+    if k > 1 then bytes_done = bytes_done + span(ranges[k - 1]) end
     r = k
     local range = ranges[k]
     if range then
@@ -193,28 +265,39 @@ function M.read_lines(node, emit, env)
     for k, path in ipairs(files) do
       open_file(path)
       sizes[k] = reader.size_bytes
+      size_of[path] = sizes[k]
       total = total + sizes[k]
     end
-    if not ranges then
-      ranges = {}
-      for _, part in ipairs(M.splits(total, env.subtask, env.parallelism)) do
-        local first, last = part[1], part[2]
-        local base = 0
-        for k, path in ipairs(files) do
-          local from, to = first - base, last - base
-          if from < sizes[k] and to > 0 then
-            open_file(path)
-            from = line_start(math.max(from, 0))
-            if to >= sizes[k] then to = math.huge end
-            if from < sizes[k] and from < to then
-              ranges[#ranges + 1] = { from, to, path }
-            end
-          end
-          base = base + sizes[k]
+    if ranges then
+      bytes_done = restored_read(restored, env, total, function(range)
+        -- A restored range may name a file the input no longer matches.
+        local path = range[3]
+        if not size_of[path] then
+          local st = core.stat(path)
+          size_of[path] = st and st.size or 0
         end
-      end
+        return span(range)
+      end)
+    else
+      ranges, bytes_done = fresh_ranges(files, sizes, env,
+        function(path, byte)
+          open_file(path)
+          return line_start(byte)
+        end)
+    end
+    bytes_total = bytes_done
+    for _, range in ipairs(ranges) do
+      bytes_total = bytes_total + span(range)
     end
     enter(1)
+  end
+  -- The bytes of this subtask's share of the input read, and in all. The
+  -- range being read counts up to the line being emitted, and at most up
+  -- to its end (its last line may end past it).
+  function inst.progress()
+    if not offset then return bytes_done, bytes_total end
+    local range = ranges[r]
+    return bytes_done + math.min(offset - range[1], span(range)), bytes_total
   end
   -- `offset` is the start of the line being emitted until emit returns;
   -- it advances past the line's bytes right after, here and nowhere else.
@@ -258,6 +341,7 @@ function M.read_lines(node, emit, env)
       end
     end
     ranges = restored_ranges(olds, env)
+    restored = olds
   end
   function inst.close()
     if reader then reader:close() reader = nil end

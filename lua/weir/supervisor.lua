@@ -112,6 +112,7 @@ function Supervisor:fail(cause, fatal)
   coord:abort_pending(reason)
   coord:close(reason)
   local delay = not fatal and self.strategy:next_delay(core.monotonic_ms())
+  self.job.history:exception(cause, delay and self.restarts + 1 or nil)
   self:kill_all(function()
     -- Nothing writes into the failed attempt's checkpoints any more.
     coord:remove_abandoned()
