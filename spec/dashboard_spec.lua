@@ -74,10 +74,8 @@ describe("the dashboard", function()
     h.write_file(dir .. "/logs/a.log", "one\ntwo\nthree\n")
     port = h.free_port()
     url = "http://127.0.0.1:" .. port .. "/"
-    proc = h.spawn_weir({ "run", "--parallelism", "2",
-      "--checkpoint-interval", "100", "--checkpoint-dir", dir .. "/ck",
-      "--http", "127.0.0.1:" .. port, "spec/fixtures/follow_copy.lua",
-      dir .. "/logs/*.log", dir .. "/out" })
+    proc = h.spawn_followed("spec/fixtures/follow_copy.lua", dir,
+      { "--http", "127.0.0.1:" .. port })
     assert.are.equal(port, h.http_announced(proc))
     h.wait_until(function()
       return next(completed_ids(get_json(port, base .. "/checkpoints")))

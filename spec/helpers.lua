@@ -135,6 +135,20 @@ function M.spawn_weir(args, prefix)
   return { pid = pid, dir = dir }
 end
 
+--- Starts a job over followed files in the background (see M.spawn_weir):
+-- `weir run --parallelism 2 --checkpoint-interval 100 --checkpoint-dir
+-- DIR/ck EXTRA... FIXTURE DIR/logs/*.log DIR/out`; it runs until
+-- cancelled.
+function M.spawn_followed(fixture, dir, extra)
+  local args = { "run", "--parallelism", "2", "--checkpoint-interval",
+    "100", "--checkpoint-dir", dir .. "/ck" }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  for _, a in ipairs({ fixture, dir .. "/logs/*.log", dir .. "/out" }) do
+    args[#args + 1] = a
+  end
+  return M.spawn_weir(args)
+end
+
 --- Sends a signal ("KILL", "TERM", ...) to a spawned process.
 function M.kill(proc, sig)
   os.execute(string.format("kill -%s %d 2>/dev/null", sig or "KILL",

@@ -42,14 +42,7 @@ describe("weir run's REST API", function()
   -- The word-count job over followed files, at parallelism 2, serving
   -- HTTP at a free port (or as extra says): it runs until cancelled.
   local function start(extra)
-    local args = { "run", "--parallelism", "2", "--checkpoint-interval",
-      "100", "--checkpoint-dir", dir .. "/ck" }
-    for _, a in ipairs(extra) do args[#args + 1] = a end
-    for _, a in ipairs({ "spec/fixtures/follow_count.lua",
-      dir .. "/logs/*.log", dir .. "/out" }) do
-      args[#args + 1] = a
-    end
-    return h.spawn_weir(args)
+    return h.spawn_followed("spec/fixtures/follow_count.lua", dir, extra)
   end
 
   it("describes the job, its plan, subtasks and checkpoints, and takes a "

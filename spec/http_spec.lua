@@ -25,14 +25,7 @@ describe("weir run's HTTP API", function()
 
   -- An unbounded job (followed files): it runs until cancelled.
   local function start(extra)
-    local args = { "run", "--parallelism", "2", "--checkpoint-interval",
-      "100", "--checkpoint-dir", dir .. "/ck" }
-    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    for _, a in ipairs({ "spec/fixtures/follow_copy.lua",
-      dir .. "/logs/*.log", dir .. "/out" }) do
-      args[#args + 1] = a
-    end
-    return h.spawn_weir(args)
+    return h.spawn_followed("spec/fixtures/follow_copy.lua", dir, extra)
   end
 
   local function cancel(proc)
