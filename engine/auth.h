@@ -28,7 +28,8 @@
 typedef enum {
   WR_AUTH_DATA = 1,       /* a worker's data connection to another worker */
   WR_AUTH_CONTROL = 2,    /* a worker's control connection to the coordinator */
-  WR_AUTH_HEARTBEAT = 3   /* a worker's heartbeat connection */
+  WR_AUTH_HEARTBEAT = 3,  /* a worker's heartbeat connection */
+  WR_AUTH_AGENT = 4       /* a coordinator's connection to a weir agent */
 } wr_auth_role_t;
 
 typedef struct {

@@ -1,16 +1,18 @@
 /*
 ** Lua binding of peer authentication (auth.h): core.random_bytes,
-** core.auth_respond and core.auth_verify. Roles are named "data",
-** "control" and "heartbeat" on the Lua side.
+** core.auth_respond, core.auth_verify and core.sha256. Roles are named "data",
+** "control", "heartbeat" and "agent" on the Lua side.
 */
 #include <string.h>
+
+#include <openssl/sha.h>
 
 #include "auth.h"
 #include "error.h"
 #include "lua_aux.h"
 
 static const char* const role_names[] = { "data", "control", "heartbeat",
-                                          NULL };
+                                          "agent", NULL };
 
 /* The bytes of argument idx: a string, or a light userdata followed by
 ** its length in bytes (a frame received with on_frame's "pointer"). */
@@ -78,7 +80,7 @@ static int l_auth_verify(lua_State* L) {
   wr_auth_claim_t claim;
   int r = wr_auth_verify(secret, secret_len, nonce, response, len, &claim);
   if (r < 0) return wr__lua_push_error(L, r);
-  if (claim.role < WR_AUTH_DATA || claim.role > WR_AUTH_HEARTBEAT)
+  if (claim.role < WR_AUTH_DATA || claim.role > WR_AUTH_AGENT)
     return wr__lua_push_error(L, WR_EAUTH);
   lua_pushstring(L, role_names[claim.role - 1]);
   lua_pushnumber(L, (lua_Number) claim.worker);
@@ -86,8 +88,27 @@ static int l_auth_verify(lua_State* L) {
   return 3;
 }
 
+/* core.sha256(bytes) -> the SHA-256 digest of bytes (a string) as 64
+** lower-case hex digits: the content address of a file shipped to an
+** agent. */
+static int l_sha256(lua_State* L) {
+  static const char hex[] = "0123456789abcdef";
+  size_t len, i;
+  const char* bytes = luaL_checklstring(L, 1, &len);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  char out[2 * SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char*) bytes, len, digest);
+  for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    out[2 * i] = hex[digest[i] >> 4];
+    out[2 * i + 1] = hex[digest[i] & 15];
+  }
+  lua_pushlstring(L, out, sizeof(out));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   { "random_bytes", l_random_bytes },
+  { "sha256", l_sha256 },
   { "auth_respond", l_auth_respond },
   { "auth_verify", l_auth_verify },
   { NULL, NULL }

@@ -229,6 +229,26 @@ static int l_peer(lua_State* L) {
   return 1;
 }
 
+/* conn:local_address() -> "tcp:HOST:PORT" this end of a TCP connection
+** is bound to (the address of the interface that reaches the peer), or
+** "local" for a Unix domain socket | nil, message, code. */
+static int l_local_address(lua_State* L) {
+  lconn_t* c = *check_conn(L, CONN_MT);
+  struct sockaddr_storage sa;
+  int len = sizeof(sa), r;
+  char address[WR_ADDRESS_TCP_MAX_BYTES];
+  if (c->u.handle.type != UV_TCP) {
+    lua_pushliteral(L, "local");
+    return 1;
+  }
+  r = uv_tcp_getsockname(&c->u.tcp, (struct sockaddr*) &sa, &len);
+  if (r == 0) r = wr_address_format((struct sockaddr*) &sa, address,
+                                    sizeof(address));
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushstring(L, address);
+  return 1;
+}
+
 /* -- Writing frames -------------------------------------------------------- */
 
 typedef struct {
@@ -530,6 +550,7 @@ static const luaL_Reg conn_methods[] = {
   { "set_max_frame", l_set_max_frame },
   { "on_data", l_on_data }, { "write", l_write }, { "pause", l_pause },
   { "resume", l_resume }, { "peer", l_peer },
+  { "local_address", l_local_address },
   { "shutdown", l_shutdown },
   { "close", l_conn_close },
   { NULL, NULL }

@@ -56,12 +56,14 @@ static char** string_array(lua_State* L, int idx, const char* first) {
   return out;
 }
 
-/* core.spawn(file, args, env, fn) -> process | nil, message, code.
+/* core.spawn(file, args, env, fn [, cwd]) -> process | nil, message, code.
 ** args: list of arguments (after argv[0] = file); env: list of "K=V"
-** (nil: inherit); fn(exit_status, term_signal) once the process exited.
-** stdin is closed; stdout and stderr are the caller's. */
+** (nil: inherit); fn(exit_status, term_signal) once the process exited;
+** cwd: the directory it starts in (nil: this process's). stdin is
+** closed; stdout and stderr are the caller's. */
 static int l_spawn(lua_State* L) {
   const char* file = luaL_checkstring(L, 1);
+  const char* cwd = luaL_optstring(L, 5, NULL);
   uv_process_options_t opts;
   uv_stdio_container_t stdio[3];
   lproc_t** box;
@@ -78,6 +80,7 @@ static int l_spawn(lua_State* L) {
   opts.args = args;
   opts.env = env;
   opts.exit_cb = exit_cb;
+  opts.cwd = cwd;
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = 1;

@@ -195,12 +195,12 @@ describe("weir.pipeline", function()
     it("rejects an unknown option, listing the known ones", function()
       assert.has_error(function() weir.pipeline { checkpoint_intervall = 5 } end,
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
-        .. "allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
+        .. "agents, allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
         .. "checkpoint_timeout, fork_snapshot_keys, gc_pause, "
         .. "heartbeat_timeout, http, http_token_file, log_level, "
         .. "max_parallelism, "
         .. "metrics, mode, name, parallelism, restart, restore, retain, "
-        .. "retain_on_cancel, savepoint_on_stop, state_backend, "
+        .. "retain_on_cancel, savepoint_on_stop, secret_file, state_backend, "
         .. "state_cache_mb, state_dir, "
         .. "tolerable_failed_checkpoints, transport)")
     end)

@@ -28,8 +28,8 @@ end
 -- signal; a spec makes one exit with proc:exit(status, signal).
 local function fake_spawner()
   local procs = {}
-  local function spawn(index, args, env, on_exit)
-    local proc = { index = index, args = args, kills = {} }
+  local function spawn(index, cmd, on_exit)
+    local proc = { index = index, cmd = cmd, kills = {} }
     function proc:kill(signal) self.kills[#self.kills + 1] = signal end
     function proc:exit(status, signal) on_exit(status, signal or 0) end
     procs[#procs + 1] = proc
@@ -75,7 +75,10 @@ describe("weir.supervisor", function()
     local sup, procs, job = new_supervisor(dir)
     sup:start_attempt(false)
     assert.are.equal(2, #procs)
-    assert.are.equal("worker", procs[2].args[1])
+    -- Each is started as `weir worker` of the script, with its index.
+    assert.are.equal("job.lua", procs[2].cmd.script)
+    assert.same({ "--coordinator", dir .. "/coordinator.sock", "--worker",
+      "1" }, { unpack(procs[2].cmd.args, 1, 4) })
     local a, b = connect(sup, 0, 0), connect(sup, 1, 0)
     a.say("hello", { worker = 0, address = "a.sock" })
     assert.same({}, b.sent)

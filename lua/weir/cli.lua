@@ -233,6 +233,12 @@ local verbs = {
   savepoint = M.savepoint,
   cancel = M.cancel,
   repl = function() return require("weir.repl").main() end,
+  agent = function(cmd)
+    errors.configure_log({ timestamps = true })
+    local ok, err = pcall(require("weir.agent").run, cmd)
+    if not ok then return fail(tostring(err)) end
+    return err
+  end,
   completion = function(cmd)
     io.stdout:write(command_line.completion(cmd.shell))
     return 0

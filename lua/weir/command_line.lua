@@ -85,6 +85,13 @@ local RUN_OPTIONS = {
     "the least severe log lines written on stderr (each with its UTC time "
     .. "and level): error, warn, info (default: what the job does) or "
     .. "debug" },
+  { "--agents", "string", "HOST:PORT,...", nil, "run the worker processes "
+    .. "on these weir agents (weir agent), spread over their slots; the "
+    .. "default parallelism is their slots in all; inputs, outputs and "
+    .. "checkpoints on a file system every host sees" },
+  { "--secret-file", "string", "FILE", nil, "the secret shared with the "
+    .. "agents, its first line (default: ~/.config/weir/secret, created "
+    .. "when missing)" },
   { "--state-dir", "string", "DIR", nil, "where the rocksdb backend keeps "
     .. "its working files (default: /tmp; avoid tmpfs, which holds them in "
     .. "memory)" },
@@ -98,6 +105,7 @@ local WORKER_OPTIONS = {
   { "--workers", "number", "N" },
   { "--run-dir", "string", "DIR" },
   { "--restore-path", "string", "PATH" },
+  { "--data-host", "string", "HOST" },
 }
 
 local SOCKET_DESCRIPTION = "A running job's coordinator listens on a "
@@ -326,6 +334,29 @@ local function build(state, no_worker)
   end)
   add_run(p, state, no_worker)
   add_job_verbs(p, state)
+  local agent = verb(p, state,
+    "weir agent --listen HOST:PORT --slots N [--work-dir DIR] "
+      .. "[--secret-file FILE]",
+    "offer this host's slots to jobs (weir run --agents)",
+    "Runs until SIGTERM or SIGINT, starting and stopping the worker "
+    .. "processes of jobs whose coordinator (weir run --agents HOST:PORT) "
+    .. "proves it knows the shared secret, at most N at once. The "
+    .. "coordinator ships the job's script; a worker starts in the "
+    .. "coordinator's working directory, which must be on a file system "
+    .. "this host sees too. When a coordinator's connection ends, its "
+    .. "workers are killed. Connections are authenticated, not "
+    .. "encrypted: use a private network or a tunnel.")
+  agent:option("--listen", "the address to accept coordinators on (an "
+    .. "interface's address, e.g. 10.0.0.2:6123)"):argname("HOST:PORT")
+    :target("listen"):count(1)
+  agent:option("--slots", "worker processes it runs at once")
+    :argname("N"):target("slots"):count(1)
+    :convert(function(text) return number("--slots", text) end)
+  agent:option("--work-dir", "where shipped scripts are kept (default: "
+    .. "~/.cache/weir)"):argname("DIR"):target("work_dir")
+  agent:option("--secret-file", "the secret shared with coordinators, its "
+    .. "first line (default: ~/.config/weir/secret, created when missing)")
+    :argname("FILE"):target("secret_file")
   verb(p, state, "weir version", "print weir's version",
     "Prints weir's version.")
 

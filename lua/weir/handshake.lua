@@ -30,6 +30,13 @@ function M.new_secret()
   return assert(core.random_bytes(M.SECRET_BYTES))
 end
 
+--- bytes (a string) in lower-case hex, two digits a byte.
+function M.hex(bytes)
+  return (bytes:gsub(".", function(c)
+    return string.format("%02x", c:byte())
+  end))
+end
+
 --- The environment entries ("NAME=VALUE") that hand secret and attempt
 -- to a worker, added to this process's own environment.
 function M.worker_env(secret, attempt)
@@ -40,9 +47,7 @@ function M.worker_env(secret, attempt)
       env[#env + 1] = entry
     end
   end
-  env[#env + 1] = M.SECRET_ENV .. "=" .. secret:gsub(".", function(c)
-    return string.format("%02x", c:byte())
-  end)
+  env[#env + 1] = M.SECRET_ENV .. "=" .. M.hex(secret)
   env[#env + 1] = M.ATTEMPT_ENV .. "=" .. attempt
   return env
 end
@@ -90,6 +95,51 @@ local function frame_string(b, len)
   return ffi.string(ffi.cast("const char *", b), len)
 end
 
+--- The secret agents and the coordinators that use them share (weir
+-- agent, weir run --agents): the first line of path (--secret-file), or
+-- without one of ~/.config/weir/secret, which is created (mode 0600, 32
+-- random bytes in hex) when missing, so a user's own hosts that share a
+-- home directory need no set-up.
+-- @param path the secret file, or nil for the default
+-- @return the secret (a string of at least 16 bytes) | nil, message
+--   naming the file and what is wrong with it
+function M.shared_secret(path)
+  local default = not path
+  if default then
+    local home = os.getenv("HOME")
+    if not home or home == "" then
+      return nil, "HOME is not set: name a secret file with --secret-file"
+    end
+    core.mkdir(home .. "/.config", tonumber("700", 8))
+    core.mkdir(home .. "/.config/weir", tonumber("700", 8))
+    path = home .. "/.config/weir/secret"
+  end
+  local f = io.open(path, "rb")
+  if not f and default then
+    -- Written empty, made private, filled, then renamed into place: no
+    -- other user ever reads it, and no reader sees a short secret.
+    local tmp = path .. ".tmp." .. core.getpid()
+    local out = io.open(tmp, "wb")
+    if not out then return nil, "cannot create the secret file " .. path end
+    core.chmod(tmp, tonumber("600", 8))
+    out:write(M.hex(M.new_secret()), "\n")
+    out:close()
+    local ok, err = core.rename(tmp, path)
+    if not ok then return nil, "cannot create " .. path .. ": " .. err end
+    f = io.open(path, "rb")
+  end
+  if not f then
+    return nil, "cannot read the secret file " .. path .. " (--secret-file)"
+  end
+  local secret = (f:read("*l") or ""):gsub("%s+$", "")
+  f:close()
+  if #secret < 16 then
+    return nil, string.format("the secret file %s must hold at least 16 "
+      .. "characters on its first line", path)
+  end
+  return secret
+end
+
 --- Challenges a connection just accepted, and decodes nothing of it
 -- until it answered (see the module's comment).
 -- @param conn the accepted connection
@@ -99,8 +149,10 @@ end
 -- @param admit fn(role, worker, attempt, conn) -> handler | nil, reason:
 --   decides on an authenticated claim; handler(b, len, code) then gets
 --   every later frame as on_frame would
+-- @param secret_name what the secret is called in the log (default
+--   "job's secret")
 -- Runs in a loop callback; raises nothing for what the peer sends.
-function M.accept(conn, secret, mode, where, admit)
+function M.accept(conn, secret, mode, where, admit, secret_name)
   local nonce = assert(core.random_bytes(M.NONCE_BYTES))
   local handler
   local function refuse(reason)
@@ -122,7 +174,8 @@ function M.accept(conn, secret, mode, where, admit)
     local role, worker, attempt = core.auth_verify(secret, nonce, b,
       type(b) == "string" and #b or len)
     if not role then
-      return refuse("it did not prove it knows the job's secret")
+      return refuse(string.format("it did not prove it knows the %s",
+        secret_name or "job's secret"))
     end
     local h, reason = admit(role, worker, attempt, conn)
     if not h then

@@ -10,6 +10,7 @@
 -- as the script runs (M.with_context); a pipeline run from plain LuaJIT,
 -- the REPL or a spec has none.
 local core = require "weir.core"
+local agents_mod = require "weir.agents"
 local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 local coordinator = require "weir.coordinator"
@@ -231,11 +232,16 @@ function M.run(p)
       ctx.worker.parallelism), ctx.worker)
   end
   local parallelism = p.options.parallelism or ctx.default_parallelism or 1
+  -- weir run --agents: the workers run on the agents, by default one
+  -- subtask per slot they offer.
+  local agents = ctx.script and p.options.agents
+    and agents_mod.connect(p.options.agents, p.options.secret_file)
+  if agents then parallelism = p.options.parallelism or agents.slots end
   local job = M.prepare(p, parallelism)
   if ctx.script then warn_uids(p) end
   local stats
-  if job.plan.max_parallelism > 1 and ctx.script then
-    stats = supervisor.run(job, ctx)
+  if (agents or job.plan.max_parallelism > 1) and ctx.script then
+    stats = supervisor.run(job, ctx, agents)
   else
     stats = run_local(job, ctx.script or p.options.restart)
   end

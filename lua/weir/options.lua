@@ -57,6 +57,10 @@ M.specs = {
     .. "of other users on loopback" },
   log_level = { "info", "string", "the least severe log lines written on "
     .. "stderr: error, warn, info (what the job does; default) or debug" },
+  agents = { false, "string", "\"HOST:PORT,...\": run the job's worker "
+    .. "processes on these weir agents (weir run only)" },
+  secret_file = { false, "string", "file whose first line is the secret "
+    .. "shared with the agents (default: ~/.config/weir/secret)" },
   state_dir = { false, "string", "directory for the rocksdb state "
     .. "backend's working files (default: /tmp); a directory of each "
     .. "process's own is made in it and removed at its end" },
@@ -95,6 +99,12 @@ local RULES = {
   { "state_cache_mb", function(v) return v > 0 end, "must be > 0 (MiB)" },
   { "http", function(v) return v == "off" or v:match("^.-:?%d+$") ~= nil end,
     "must be [ADDR:]PORT or off" },
+  { "agents", function(v)
+      for a in (v .. ","):gmatch("([^,]*),") do
+        if not a:match("^.+:%d+$") then return false end
+      end
+      return true
+    end, "must be HOST:PORT[,HOST:PORT...]" },
   { "log_level", function(v)
       return v == "error" or v == "warn" or v == "info" or v == "debug"
     end, "must be \"error\", \"warn\", \"info\" or \"debug\"" },

@@ -31,6 +31,16 @@
 --   worker -> coordinator  error      the worker failed (and exits)
 --   coordinator -> worker  stop       stop every task and exit
 --   worker -> coordinator  hb         heartbeat (its own thread)
+--
+-- Between a coordinator and a weir agent (weir.agent, weir.agents), on
+-- a connection both ends authenticated with the agents' shared secret:
+--   agent -> coordinator   offer      its slots and the host its workers
+--                                     listen on
+--   coordinator -> agent   ship       the job's script (content-addressed)
+--   coordinator -> agent   spawn      start worker process `worker`
+--   coordinator -> agent   kill       send a signal to one
+--   agent -> coordinator   exited     one ended (status, signal), or could
+--                                     not start (message)
 local buffer = require "string.buffer"
 
 local M = {}
@@ -65,11 +75,23 @@ M.MESSAGES = {
     message = "string", fatal = "boolean" } },
   stop = { from = "coordinator", fields = {} },
   hb = { from = "worker", fields = { worker = "number" } },
+
+  offer = { from = "agent", fields = { slots = "number", host = "string" } },
+  ship = { from = "coordinator", to = "agent", fields = { sha = "string",
+    bytes = "string" } },
+  spawn = { from = "coordinator", to = "agent", fields = {
+    worker = "number", args = "table", script_sha = "string",
+    script_args = "table", cwd = "string", secret = "string",
+    attempt = "number" } },
+  kill = { from = "coordinator", to = "agent", fields = { worker = "number",
+    signal = "string" } },
+  exited = { from = "agent", fields = { worker = "number",
+    status = "number", signal = "number", message = "string?" } },
 }
 
 -- nil when msg is a well-formed message of type t from side `from`, else
 -- what is wrong with it.
-local function check(msg, from)
+local function check(msg, from, to)
   if type(msg) ~= "table" then return "not a message" end
   local spec = M.MESSAGES[msg.t]
   if not spec then
@@ -78,6 +100,10 @@ local function check(msg, from)
   if from and spec.from ~= from then
     return string.format("a %q message comes from the %s, not the %s", msg.t,
       spec.from, from)
+  end
+  if from and spec.to ~= to then
+    return string.format("a %q message is not for the %s", msg.t,
+      to or "worker")
   end
   for name, want in pairs(spec.fields) do
     local optional = want:sub(-1) == "?"
@@ -107,13 +133,15 @@ end
 
 --- Decodes and checks a message that side `from` sent.
 -- @param bytes the frame (a string)
--- @param from "worker" or "coordinator": who may send it
+-- @param from "worker", "coordinator" or "agent": who may send it
+-- @param to nil (a message between a coordinator and its workers) or
+--   "agent" (from a coordinator to an agent)
 -- @return the message table, or nil and what is wrong with it (bytes
 --   string.buffer cannot decode, an unknown type, a bad field)
-function M.decode(bytes, from)
+function M.decode(bytes, from, to)
   local ok, msg = pcall(decode, bytes)
   if not ok then return nil, "undecodable message: " .. tostring(msg) end
-  local bad = check(msg, from)
+  local bad = check(msg, from, to)
   if bad then return nil, bad end
   return msg
 end

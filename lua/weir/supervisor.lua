@@ -53,24 +53,33 @@ end
 local Supervisor = {}
 Supervisor.__index = Supervisor
 
--- Starts worker process `index` with args: the weir executable itself.
-local function spawn_process(index, args, env, on_exit)
-  return core.spawn(core.exepath(), args, env, on_exit)
+-- Starts worker process `index` on this host: the weir executable
+-- itself, as `weir worker`, with cmd (see Supervisor:worker_command).
+local function spawn_process(_, cmd, on_exit)
+  local args = { "worker", "--coordinator-pid", tostring(core.getpid()),
+    "--run-dir", cmd.run_dir }
+  for _, a in ipairs(cmd.args) do args[#args + 1] = a end
+  args[#args + 1] = cmd.script
+  for _, a in ipairs(cmd.script_args) do args[#args + 1] = a end
+  return core.spawn(core.exepath(), args,
+    handshake.worker_env(cmd.secret, cmd.attempt), on_exit)
 end
 
 --- The supervisor of job (weir.launch.prepare) for the launch context ctx
 -- of `weir run` (script, script_args and flags, which every worker runs
 -- with). Nothing starts until start_attempt (M.run does it all).
--- @param opts { spawn = fn(index, args, env, on_exit(status, signal)) ->
---   process (with kill(signal)) or nil, error; run_dir = directory of the
---   sockets } (both defaults are real: spec tests pass fakes)
+-- @param opts { spawn = fn(index, cmd (see worker_command),
+--   on_exit(status, signal, cause)) -> process (with kill(signal)) or nil,
+--   error; run_dir = directory of the sockets; agents = a pool of weir
+--   agents (weir.agents) to start the workers on }
 function M.new(job, ctx, opts)
   opts = opts or {}
   local run_dir = opts.run_dir or rundir.create()
   job.run_dir = run_dir
   return setmetatable({ job = job, ctx = ctx, options = job.options,
     workers = job.plan.max_parallelism, run_dir = run_dir,
-    spawn = opts.spawn or spawn_process,
+    spawn = opts.spawn or spawn_process, agents = opts.agents,
+    coordinator_address = run_dir .. "/coordinator.sock",
     strategy = restart.strategy(job.options.restart),
     coord = coordinator.new(job),
     attempt_state = {},  -- the current attempt's workers and counts
@@ -88,6 +97,8 @@ function Supervisor:finish(result)
   if self.watchdog then self.watchdog:close() self.watchdog = nil end
   if self.server then self.server:close() self.server = nil end
   if self.control then self.control.close() self.control = nil end
+  -- The agents kill whatever of the job still runs when it closes.
+  if self.agents then self.agents:close() end
 end
 
 --- Kills every worker of the attempt; calls then_fn() once all exited.
@@ -179,27 +190,29 @@ function Supervisor:on_message(wk, bytes)
   end
 end
 
--- The command line of worker w (see weir.cli's `weir worker`).
-function Supervisor:worker_args(w, restore_path)
+-- What starts worker w (see weir.cli's `weir worker`): { args = its
+-- options (those of the host it runs on, --coordinator-pid, --run-dir
+-- and --data-host, come from whoever starts it), script, script_args,
+-- run_dir, secret, attempt }.
+function Supervisor:worker_command(w, restore_path)
   local ctx = self.ctx
-  local args = { "worker",
-    "--coordinator", self.run_dir .. "/coordinator.sock",
-    "--coordinator-pid", tostring(core.getpid()),
+  local args = { "--coordinator", self.coordinator_address,
     "--worker", tostring(w), "--workers", tostring(self.workers),
-    "--parallelism", tostring(self.job.plan.default_parallelism),
-    "--run-dir", self.run_dir }
+    "--parallelism", tostring(self.job.plan.default_parallelism) }
   if restore_path then
     args[#args + 1] = "--restore-path"
     args[#args + 1] = restore_path
   end
   for _, a in ipairs(ctx.flags or {}) do args[#args + 1] = a end
-  args[#args + 1] = ctx.script
-  for _, a in ipairs(ctx.script_args or {}) do args[#args + 1] = a end
-  return args
+  -- Workers on other hosts reach each other over TCP.
+  if self.agents then args[#args + 1] = "--transport=tcp" end
+  return { args = args, script = ctx.script,
+    script_args = ctx.script_args or {}, run_dir = self.run_dir,
+    secret = self.secret, attempt = self.attempt }
 end
 
 -- Worker process wk of attempt st exited with status or signal.
-function Supervisor:on_exit(st, wk, status, signal)
+function Supervisor:on_exit(st, wk, status, signal, cause)
   wk.exited = true
   st.exited = st.exited + 1
   if st.dead then
@@ -212,9 +225,9 @@ function Supervisor:on_exit(st, wk, status, signal)
     if st.exited == #st.workers then self:finish({ ok = true }) end
     return
   end
-  local cause = signal ~= 0 and string.format("worker %d was killed by "
-    .. "signal %d", wk.index, signal) or string.format("worker %d exited "
-    .. "with status %d", wk.index, status)
+  cause = cause or (signal ~= 0 and string.format("worker %d was killed "
+    .. "by signal %d", wk.index, signal) or string.format("worker %d "
+    .. "exited with status %d", wk.index, status))
   -- A worker that fails says why on its control connection before it
   -- exits (a fatal set-up error is not restarted): read that first; the
   -- connection's end comes after it.
@@ -245,14 +258,21 @@ function Supervisor:start_attempt(restoring)
   local loaded = coord:restore_point(true)
   local restore_path = loaded and loaded.path
   self.restored_path = restore_path or self.restored_path
-  local env = handshake.worker_env(self.secret, self.attempt)
+  local spawn = self.spawn
+  if self.agents then
+    local placement, perr = self.agents:place(self.workers)
+    if not placement then error(perr, 0) end
+    spawn = function(w, cmd, on_exit)
+      return self.agents:spawn(placement[w], w, cmd, on_exit)
+    end
+  end
   for w = 0, self.workers - 1 do
     local wk = setmetatable({ index = w, last_seen = core.monotonic_ms() },
       Process)
     st.workers[w + 1] = wk
-    local proc, err = self.spawn(w, self:worker_args(w, restore_path), env,
-      guard(function(status, signal)
-        self:on_exit(st, wk, status, signal)
+    local proc, err = spawn(w, self:worker_command(w, restore_path),
+      guard(function(status, signal, cause)
+        self:on_exit(st, wk, status, signal, cause)
       end))
     if not proc then error("cannot start worker " .. w .. ": " .. err, 0) end
     wk.proc = proc
@@ -273,7 +293,8 @@ end
 function Supervisor:admit_worker(role, index, claimed, conn)
   local st = self.attempt_state
   local wk = st.workers and st.workers[index + 1]
-  if role == "data" or not wk or claimed ~= st.attempt then
+  if (role ~= "control" and role ~= "heartbeat") or not wk
+      or claimed ~= st.attempt then
     return nil, string.format("no worker %d of attempt %d runs", index,
       claimed)
   end
@@ -349,11 +370,21 @@ end
 --- Listens for the workers, starts the heartbeat watchdog and the control
 -- socket, and starts the first attempt; the caller runs the loop.
 function Supervisor:start()
-  self.server = assert(core.listen(self.run_dir .. "/coordinator.sock",
-    guard(function(conn)
-      handshake.accept(conn, self.secret, nil, "the coordinator",
-        function(...) return self:admit_worker(...) end)
-    end)))
+  -- Workers on agents connect back over TCP, to this host's address on
+  -- the interface that reaches the agents.
+  local address = self.agents and "tcp:" .. self.agents.host .. ":0"
+    or self.coordinator_address
+  self.server = assert(core.listen(address, guard(function(conn)
+    handshake.accept(conn, self.secret, nil, "the coordinator",
+      function(...) return self:admit_worker(...) end)
+  end)))
+  self.coordinator_address = self.agents and self.server:address()
+    or address
+  if self.agents then
+    local f = assert(io.open(self.ctx.script, "rb"))
+    self.agents:ship(f:read("*a"))
+    f:close()
+  end
   self.watchdog = core.timer(guard(function()
     self:check_heartbeats(core.monotonic_ms())
   end))
@@ -386,11 +417,13 @@ end
 -- restart strategy allows.
 -- @param job the prepared job (weir.launch.prepare)
 -- @param ctx the launch context of `weir run` (weir.launch)
+-- @param agents nil (workers on this host) or the weir agents to run them
+--   on (weir.agents.connect)
 -- @return the job's statistics (see weir.launch.run)
 -- Raises a one-line message when the job fails for good.
-function M.run(job, ctx)
+function M.run(job, ctx, agents)
   local start_ms = core.monotonic_ms()
-  local self = M.new(job, ctx)
+  local self = M.new(job, ctx, { agents = agents })
   local ok, err = xpcall(function()
     self:start()
     core.run()

@@ -132,8 +132,10 @@ function Worker:set_up()
   host:open()
   host.on_stop = function() self:stop_gracefully() end
   -- Data connections: a Unix domain socket in the run directory, or TCP
-  -- on a port the system picks, announced to the coordinator.
-  local address = self.job.options.transport == "tcp" and "tcp:127.0.0.1:0"
+  -- on a port the system picks (on the host's address an agent gave),
+  -- announced to the coordinator.
+  local address = self.job.options.transport == "tcp"
+    and "tcp:" .. (ctx.data_host or "127.0.0.1") .. ":0"
     or ctx.run_dir .. "/worker-" .. self.index .. ".sock"
   return self.transport:listen(address, self.secret, self.attempt)
 end
@@ -189,7 +191,8 @@ end
 -- @param job the prepared job
 -- @param ctx the worker's launch context (weir.launch): { coordinator =
 --   socket, coordinator_pid, worker = index, workers = count, parallelism,
---   run_dir, restore_path }
+--   run_dir, restore_path, data_host = the address its data connections
+--   listen on (TCP; default 127.0.0.1) }
 function M.run(job, ctx)
   local w = ctx.worker
   core.die_with_parent(ctx.coordinator_pid)

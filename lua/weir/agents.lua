@@ -1,0 +1,196 @@
+--- The coordinator's side of weir agents (weir run --agents; the agent's
+-- side is weir.agent): connections to every agent, authenticated both
+-- ways with the shared secret, the slots they offer, the placement of
+-- worker processes on them, and worker processes started through them
+-- for weir.supervisor.
+local core = require "weir.core"
+local errors = require "weir.errors"
+local handshake = require "weir.handshake"
+local protocol = require "weir.protocol"
+
+local M = {}
+
+M.CONNECT_TIMEOUT_MS = 10000  -- to reach every agent and get its offer
+
+local guard = errors.guard
+
+local Pool = {}
+Pool.__index = Pool
+
+-- A message (bytes) from agent a, or its connection's end (nil): each
+-- worker process it ran counts as exited, with the cause.
+function Pool:on_message(a, bytes)
+  if not bytes then
+    if a.lost then return end
+    a.lost = true
+    a.conn:close()
+    local cause = "agent " .. a.address .. " was lost"
+    if not a.slots then
+      a.error = a.error or string.format("agent %s closed the connection "
+        .. "before it offered its slots: do it and this coordinator share "
+        .. "the secret (--secret-file; the agent's log says why)",
+        a.address)
+    end
+    for w, proc in pairs(a.procs) do
+      a.procs[w] = nil
+      proc.on_exit(-1, 0, cause)
+    end
+    return
+  end
+  local msg, bad = protocol.decode(bytes, "agent")
+  if not msg then
+    errors.warn("agent " .. a.address .. " sent a bad message: " .. bad)
+    return self:on_message(a, nil)
+  end
+  if msg.t == "offer" then
+    a.slots, a.host = msg.slots, msg.host
+  elseif msg.t == "exited" then
+    local proc = a.procs[msg.worker]
+    if proc then
+      a.procs[msg.worker] = nil
+      proc.on_exit(msg.status, msg.signal, msg.message and string.format(
+        "worker %d could not start on agent %s: %s", msg.worker, a.address,
+        msg.message))
+    end
+  end
+end
+
+-- Connects to agent a and authenticates both ways: the agent challenges
+-- this side first, then this side the agent (its first frame after).
+function Pool:connect(a)
+  local nonce = assert(core.random_bytes(handshake.NONCE_BYTES))
+  local ok, err = core.connect("tcp:" .. a.address, guard(function(cerr,
+    conn)
+    if cerr then
+      a.error = "cannot reach agent " .. a.address .. ": " .. cerr
+      return
+    end
+    a.conn = conn
+    local verified = false
+    handshake.connect(conn, self.secret, nil,
+      { role = "agent", worker = 0, attempt = 0 },
+      function() conn:send(nonce) end,
+      guard(function(bytes, len)
+        if verified or not bytes then return self:on_message(a, bytes) end
+        local role, index = core.auth_verify(self.secret, nonce, bytes, len)
+        if role ~= "agent" or index ~= 1 then
+          a.error = string.format("agent %s did not prove it knows the "
+            .. "shared secret (--secret-file)", a.address)
+          return self:on_message(a, nil)
+        end
+        verified = true
+        a.local_address = conn:local_address()
+      end))
+  end))
+  if not ok then a.error = "cannot reach agent " .. a.address .. ": " .. err end
+end
+
+--- Connects to the agents in list ("HOST:PORT,HOST:PORT,...") and waits
+-- (at most CONNECT_TIMEOUT_MS) for each one's offer of slots.
+-- @param secret_file the shared secret's file, or nil for the default
+--   (weir.handshake.shared_secret)
+-- @return the pool: slots (in all), host (the address of this host's
+--   interface that reaches the first agent, which the workers connect
+--   back to), and the methods below; raises a one-line message naming an
+--   agent that cannot be reached or did not authenticate
+function M.connect(list, secret_file)
+  local secret, serr = handshake.shared_secret(secret_file)
+  if not secret then error(serr, 0) end
+  local self = setmetatable({ secret = secret, agents = {}, slots = 0 },
+    Pool)
+  for address in list:gmatch("[^,]+") do
+    self.agents[#self.agents + 1] = { address = address, procs = {} }
+  end
+  for _, a in ipairs(self.agents) do self:connect(a) end
+  local timed_out = false
+  local timer = core.timer(function() timed_out = true end)
+  timer:start(M.CONNECT_TIMEOUT_MS, 0)
+  local function pending()
+    for _, a in ipairs(self.agents) do
+      if a.error then timer:close() error(a.error, 0) end
+      if not a.slots then return a end
+    end
+  end
+  while pending() and not timed_out do core.run_once() end
+  local waiting = pending()
+  timer:close()
+  if waiting then
+    error(string.format("agent %s offered no slots within %d ms",
+      waiting.address, M.CONNECT_TIMEOUT_MS), 0)
+  end
+  for _, a in ipairs(self.agents) do self.slots = self.slots + a.slots end
+  self.host = self.agents[1].local_address:match("^tcp:(.*):%d+$")
+  return self
+end
+
+--- Ships the script (its bytes) to every agent.
+-- @return the script's SHA-256 (hex), its content address
+function Pool:ship(bytes)
+  local sha = core.sha256(bytes)
+  for _, a in ipairs(self.agents) do
+    a.conn:send(protocol.encode("ship", { sha = sha, bytes = bytes }))
+  end
+  self.script_sha = sha
+  return sha
+end
+
+--- Places `workers` worker processes on the agents that are not lost,
+-- spread evenly (worker w on the agent with the most free slots then).
+-- @return { [w] = agent } for w = 0 .. workers - 1 | nil, message saying
+--   how many slots are short
+function Pool:place(workers)
+  local free, total, names = {}, 0, {}
+  for _, a in ipairs(self.agents) do
+    if not a.lost then
+      free[a] = a.slots
+      total = total + a.slots
+      names[#names + 1] = string.format("%s: %d", a.address, a.slots)
+    end
+  end
+  if total < workers then
+    return nil, string.format("%d worker processes need %d slots; the "
+      .. "agents offer %d (%s)", workers, workers, total,
+      #names > 0 and table.concat(names, ", ") or "every agent is lost")
+  end
+  local placement = {}
+  for w = 0, workers - 1 do
+    local best
+    for _, a in ipairs(self.agents) do
+      if free[a] and (not best or free[a] > free[best]) then best = a end
+    end
+    free[best] = free[best] - 1
+    placement[w] = best
+  end
+  return placement
+end
+
+--- Starts worker w on agent a (weir.supervisor's spawn).
+-- @param cmd { args = the worker's options, script_args, secret,
+--   attempt }
+-- @param on_exit fn(status, signal, cause) once it ended (cause: why, when
+--   it did not run or its agent was lost)
+-- @return a process with kill(signal) | nil, message
+function Pool:spawn(a, w, cmd, on_exit)
+  if a.lost then return nil, "agent " .. a.address .. " was lost" end
+  local proc = { on_exit = on_exit }
+  function proc.kill(_, signal)
+    if a.procs[w] == proc and not a.lost then
+      a.conn:send(protocol.encode("kill", { worker = w, signal = signal }))
+    end
+  end
+  a.procs[w] = proc
+  a.conn:send(protocol.encode("spawn", { worker = w, args = cmd.args,
+    script_sha = self.script_sha, script_args = cmd.script_args,
+    cwd = core.cwd(), secret = cmd.secret, attempt = cmd.attempt }))
+  return proc
+end
+
+--- Closes every agent connection (the agents kill what still runs).
+function Pool:close()
+  for _, a in ipairs(self.agents) do
+    a.lost = true
+    if a.conn then a.conn:close() end
+  end
+end
+
+return M

@@ -1,0 +1,197 @@
+-- weir agent and weir run --agents: a job's worker processes on agents
+-- (here two agents on loopback, as two hosts would run them), the shared
+-- secret both ways, a worker killed on an agent, an agent lost with the
+-- job running, and the workers of a lost coordinator.
+local core = require "weir.core"
+local h = require "helpers"
+
+local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
+
+local function count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+describe("weir agent", function()
+  local dir, input, expected, secret
+  local agents = {}
+
+  -- Starts agent `name` with `slots` slots and waits for its line.
+  local function start_agent(name, slots, secret_file)
+    local port = h.free_port()
+    local proc = h.spawn_weir({ "agent", "--listen", "127.0.0.1:" .. port,
+      "--slots", tostring(slots), "--secret-file", secret_file or secret,
+      "--work-dir", dir .. "/work-" .. name })
+    h.wait_until(function()
+      return (h.read_file(proc.dir .. "/err") or ""):find("agent listening")
+    end, 10000, "agent " .. name .. " to listen")
+    proc.address = "127.0.0.1:" .. port
+    agents[name] = proc
+    return proc
+  end
+
+  local function stop_agent(name)
+    local proc = agents[name]
+    agents[name] = nil
+    h.kill(proc, "TERM")
+    return h.wait_exit(proc, 10000)
+  end
+
+  local function agent_log(name)
+    return h.read_file(agents[name].dir .. "/err") or ""
+  end
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 20)
+    expected = h.wordcount_lines(input)
+    secret = dir .. "/secret"
+    h.write_file(secret, "a shared secret of some length\n")
+    start_agent("a", 2)
+    start_agent("b", 2)
+  end)
+
+  teardown(function()
+    for name in pairs(agents) do stop_agent(name) end
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
+  local function run_args(case, list, extra, hold)
+    local args = { "run", "--agents", list, "--secret-file", secret,
+      "--checkpoint-interval", "100", "--checkpoint-dir",
+      dir .. "/" .. case .. "/ck" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    for _, a in ipairs({ SCRIPT, input, dir .. "/" .. case .. "/out",
+        "fixed_delay", hold }) do
+      args[#args + 1] = a
+    end
+    return args
+  end
+
+  local function newest_checkpoint(case, after)
+    return h.wait_until(function()
+      local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/chaos")
+      local id = ids[#ids] or 0
+      return id > after and id
+    end, 30000, "a checkpoint after " .. after)
+  end
+
+  it("runs a job's workers on the agents' slots, the output that of a "
+    .. "run on one host", function()
+    local list = agents.a.address .. "," .. agents.b.address
+    local r = h.run_weir(run_args("spread", list))
+    assert.are.equal(0, r.status, r.stderr)
+    assert.same(expected, (h.committed_lines(dir .. "/spread/out")))
+    -- The default parallelism is the four slots, two on each agent.
+    assert.are.equal(2, count(agent_log("a"), "started worker %d"))
+    assert.are.equal(2, count(agent_log("b"), "started worker %d"))
+    -- The script was shipped by content: one copy per agent's cache.
+    local cached = core.scandir(dir .. "/work-a/scripts")
+    assert.are.equal(1, #cached)
+    assert.matches("^%x+%.lua$", cached[1])
+  end)
+
+  it("says how many slots are short, and refuses a coordinator without "
+    .. "the secret", function()
+    local r = h.run_weir(run_args("short", agents.a.address,
+      { "--parallelism", "3" }))
+    assert.are.equal(1, r.status)
+    assert.matches("3 worker processes need 3 slots; the agents offer 2 "
+      .. "%(127.0.0.1:%d+: 2%)", r.stderr)
+    local other = dir .. "/other-secret"
+    h.write_file(other, "not the secret the agents share\n")
+    r = h.run_weir({ "run", "--agents", agents.a.address, "--secret-file",
+      other, "--checkpoint-dir", dir .. "/refused/ck", SCRIPT, input,
+      dir .. "/refused/out" })
+    assert.are.equal(1, r.status)
+    assert.matches("agent 127.0.0.1:%d+ closed the connection before it "
+      .. "offered its slots", r.stderr)
+    h.wait_until(function()
+      return agent_log("a"):find("refused a connection: it did not prove "
+        .. "it knows the shared secret", 1, true)
+    end, 10000, "the agent's refusal")
+    assert.is_nil(core.stat(dir .. "/refused/out"))
+  end)
+
+  it("refuses an agent that does not know the secret", function()
+    -- A listener that challenges like an agent but cannot answer the
+    -- coordinator's challenge: the coordinator ships it nothing.
+    local port_file, got_file = dir .. "/fake-port", dir .. "/fake-got"
+    os.execute(string.format("LUA_PATH=%s LUA_CPATH=%s luajit "
+      .. "spec/fixtures/fake_agent.lua %s %s >/dev/null 2>&1 &",
+      h.quote(package.path), h.quote(package.cpath), h.quote(port_file),
+      h.quote(got_file)))
+    local port = h.wait_until(function() return h.read_file(port_file) end,
+      10000, "the fake agent to listen")
+    local r = h.run_weir({ "run", "--agents", "127.0.0.1:" .. port,
+      "--secret-file", secret, "--checkpoint-dir", dir .. "/fake/ck",
+      SCRIPT, input, dir .. "/fake/out" })
+    assert.are.equal(1, r.status)
+    assert.matches("agent 127.0.0.1:%d+ did not prove it knows the shared "
+      .. "secret", r.stderr)
+    -- It received the answer to its challenge and the coordinator's own
+    -- challenge, and nothing after them.
+    assert.are.equal("44 32", h.wait_until(function()
+      return h.read_file(got_file)
+    end, 10000, "the fake agent's connection to end"))
+    assert.is_nil(core.stat(dir .. "/fake/out"))
+  end)
+
+  it("kills the workers of a coordinator it lost", function()
+    local hold = dir .. "/orphans-hold"
+    h.write_file(hold, "")
+    local proc = h.spawn_weir(run_args("orphans", agents.a.address, nil,
+      hold))
+    newest_checkpoint("orphans", 0)
+    local workers = h.workers_of(agents.a.pid)
+    assert.are.equal(2, #workers)
+    h.kill(proc, "KILL")
+    h.wait_until(function() return #h.workers_of(agents.a.pid) == 0 end,
+      10000, "the agent to kill the workers")
+    os.remove(hold)
+    assert.are.equal(137, h.wait_exit(proc).status)
+  end)
+
+  it("recovers exactly once from a worker killed on an agent and from an "
+    .. "agent lost, on the slots that remain", function()
+    local hold = dir .. "/loss-hold"
+    h.write_file(hold, "")
+    local list = agents.a.address .. "," .. agents.b.address
+    local proc = h.spawn_weir(run_args("loss", list, { "--parallelism", "2" },
+      hold))
+    local ok, err = pcall(function()
+      local last = newest_checkpoint("loss", 0)
+      -- One worker on each agent.
+      assert.are.equal(1, #h.workers_of(agents.a.pid))
+      assert.are.equal(1, #h.workers_of(agents.b.pid))
+      os.execute("kill -KILL " .. h.workers_of(agents.a.pid)[1])
+      h.wait_until(function()
+        return count(h.read_file(proc.dir .. "/err") or "",
+          "restarting from") >= 1
+      end, 30000, "the first restart")
+      last = newest_checkpoint("loss", last)
+      -- Agent b and its worker die, as a host that is switched off.
+      h.kill(agents.b, "KILL")
+      h.wait_exit(agents.b)
+      agents.b = nil
+      h.wait_until(function()
+        return count(h.read_file(proc.dir .. "/err") or "",
+          "restarting from") >= 2
+      end, 30000, "the second restart")
+      newest_checkpoint("loss", last)
+      -- Both workers now run on agent a.
+      assert.are.equal(2, #h.workers_of(agents.a.pid))
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(proc, "KILL")
+      error(err, 0)
+    end
+    local r = h.wait_exit(proc, 120000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("worker %d was killed by signal 9", r.stderr)
+    assert.same(expected, (h.committed_lines(dir .. "/loss/out")))
+  end)
+end)
