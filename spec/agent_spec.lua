@@ -194,4 +194,46 @@ describe("weir agent", function()
     assert.matches("worker %d was killed by signal 9", r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/loss/out")))
   end)
+
+  it("waits for a lost agent when the slots that remain are too few, and "
+    .. "goes on once it is back", function()
+    start_agent("c", 1)
+    start_agent("d", 1)
+    local hold = dir .. "/back-hold"
+    h.write_file(hold, "")
+    local list = agents.c.address .. "," .. agents.d.address
+    local proc = h.spawn_weir(run_args("back", list, nil, hold))
+    local err_of = function() return h.read_file(proc.dir .. "/err") or "" end
+    local ok, err = pcall(function()
+      local last = newest_checkpoint("back", 0)
+      local port = agents.d.address:match(":(%d+)$")
+      h.kill(agents.d, "KILL")
+      h.wait_exit(agents.d)
+      agents.d = nil
+      -- The job cannot place its two workers on one slot: it says so and
+      -- tries again as its restart strategy allows.
+      h.wait_until(function()
+        return err_of():find("2 worker processes need 2 slots; the agents "
+          .. "offer 1", 1, true)
+      end, 30000, "the job to find its slots short")
+      local d = h.spawn_weir({ "agent", "--listen", "127.0.0.1:" .. port,
+        "--slots", "1", "--secret-file", secret, "--work-dir",
+        dir .. "/work-d" })
+      agents.d = d
+      h.wait_until(function()
+        return err_of():find("agent 127.0.0.1:" .. port .. " is back", 1,
+          true)
+      end, 30000, "the job to see the agent back")
+      newest_checkpoint("back", last)
+      assert.are.equal(1, #h.workers_of(d.pid))
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(proc, "KILL")
+      error(err, 0)
+    end
+    local r = h.wait_exit(proc, 120000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.same(expected, (h.committed_lines(dir .. "/back/out")))
+  end)
 end)

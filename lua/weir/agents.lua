@@ -21,9 +21,10 @@ Pool.__index = Pool
 -- worker process it ran counts as exited, with the cause.
 function Pool:on_message(a, bytes)
   if not bytes then
+    if a.conn then a.conn:close() a.conn = nil end
+    a.reconnecting = nil
     if a.lost then return end
     a.lost = true
-    a.conn:close()
     local cause = "agent " .. a.address .. " was lost"
     if not a.slots then
       a.error = a.error or string.format("agent %s closed the connection "
@@ -44,6 +45,14 @@ function Pool:on_message(a, bytes)
   end
   if msg.t == "offer" then
     a.slots, a.host = msg.slots, msg.host
+    if a.lost then
+      -- An agent lost before is back: it gets the script again.
+      a.lost, a.reconnecting = false, nil
+      errors.note("agent " .. a.address .. " is back with " .. a.slots
+        .. " slots")
+      a.conn:send(protocol.encode("ship", { sha = self.script_sha,
+        bytes = self.script_bytes }))
+    end
   elseif msg.t == "exited" then
     local proc = a.procs[msg.worker]
     if proc then
@@ -63,8 +72,10 @@ function Pool:connect(a)
     conn)
     if cerr then
       a.error = "cannot reach agent " .. a.address .. ": " .. cerr
+      a.reconnecting = nil
       return
     end
+    if a.closed then return conn:close() end
     a.conn = conn
     local verified = false
     handshake.connect(conn, self.secret, nil,
@@ -82,7 +93,10 @@ function Pool:connect(a)
         a.local_address = conn:local_address()
       end))
   end))
-  if not ok then a.error = "cannot reach agent " .. a.address .. ": " .. err end
+  if not ok then
+    a.error = "cannot reach agent " .. a.address .. ": " .. err
+    a.reconnecting = nil
+  end
 end
 
 --- Connects to the agents in list ("HOST:PORT,HOST:PORT,...") and waits
@@ -130,15 +144,24 @@ function Pool:ship(bytes)
   for _, a in ipairs(self.agents) do
     a.conn:send(protocol.encode("ship", { sha = sha, bytes = bytes }))
   end
-  self.script_sha = sha
+  self.script_sha, self.script_bytes = sha, bytes
   return sha
 end
 
 --- Places `workers` worker processes on the agents that are not lost,
--- spread evenly (worker w on the agent with the most free slots then).
+-- spread evenly (worker w on the agent with the most free slots then),
+-- and asks the lost ones to come back.
 -- @return { [w] = agent } for w = 0 .. workers - 1 | nil, message saying
 --   how many slots are short
 function Pool:place(workers)
+  -- A lost agent is asked again each time: once it answers, its slots
+  -- count from the next placement on (a host that came back).
+  for _, a in ipairs(self.agents) do
+    if a.lost and not a.reconnecting and not a.closed then
+      a.reconnecting, a.error = true, nil
+      self:connect(a)
+    end
+  end
   local free, total, names = {}, 0, {}
   for _, a in ipairs(self.agents) do
     if not a.lost then
@@ -188,8 +211,8 @@ end
 --- Closes every agent connection (the agents kill what still runs).
 function Pool:close()
   for _, a in ipairs(self.agents) do
-    a.lost = true
-    if a.conn then a.conn:close() end
+    a.lost, a.closed = true, true
+    if a.conn then a.conn:close() a.conn = nil end
   end
 end
 

@@ -261,6 +261,10 @@ function Supervisor:start_attempt(restoring)
   local spawn = self.spawn
   if self.agents then
     local placement, perr = self.agents:place(self.workers)
+    -- Too few slots after an agent was lost: the attempt fails, and the
+    -- restart strategy decides whether to try again (the agent may be
+    -- back by then).
+    if not placement and restoring then return self:fail(perr) end
     if not placement then error(perr, 0) end
     spawn = function(w, cmd, on_exit)
       return self.agents:spawn(placement[w], w, cmd, on_exit)
