@@ -117,6 +117,7 @@ function Agent:on_message(s, bytes)
       next(s.procs) and "its workers are killed" or "no workers ran"))
     return self:reap(s)
   end
+  s.last_seen = core.monotonic_ms()
   local msg, bad = protocol.decode(bytes, "coordinator", "agent")
   if not msg then
     errors.warn("agent: coordinator " .. s.peer .. " sent a bad message: "
@@ -148,6 +149,7 @@ function Agent:admit(role, conn)
         return self:on_message(s, nil)
       end
       self.sessions[s] = true
+      s.last_seen = core.monotonic_ms()
       conn:send(assert(core.auth_respond(self.secret, bytes, "agent", 1, 0)))
       conn:send(protocol.encode("offer", { slots = self.slots,
         host = self.host }))
@@ -202,7 +204,23 @@ function M.run(opts)
   self.address = server:address():gsub("^tcp:", "")
   errors.note(string.format("agent listening on %s with %d slots",
     self.address, self.slots))
+  -- Heartbeats both ways: this agent lives; a coordinator silent past
+  -- AGENT_TIMEOUT_MS (its host down, or the network between) is lost.
+  local beat = core.timer(guard(function()
+    local now = core.monotonic_ms()
+    for session in pairs(self.sessions) do
+      if now - session.last_seen > protocol.AGENT_TIMEOUT_MS then
+        errors.warn(string.format("agent: coordinator %s sent nothing for "
+          .. "%d ms", session.peer, now - session.last_seen))
+        self:on_message(session, nil)
+      elseif not session.closed then
+        session.conn:send(protocol.encode("alive"))
+      end
+    end
+  end))
+  beat:start(protocol.HEARTBEAT_MS, protocol.HEARTBEAT_MS)
   local function stop()
+    beat:close()
     for s in pairs(self.sessions) do
       for _, proc in pairs(s.procs) do proc:kill("KILL") end
       rundir.remove(s.run_dir)

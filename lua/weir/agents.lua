@@ -38,6 +38,7 @@ function Pool:on_message(a, bytes)
     end
     return
   end
+  a.last_seen = core.monotonic_ms()
   local msg, bad = protocol.decode(bytes, "agent")
   if not msg then
     errors.warn("agent " .. a.address .. " sent a bad message: " .. bad)
@@ -149,7 +150,8 @@ function Pool:ship(bytes)
 end
 
 --- Places `workers` worker processes on the agents that are not lost,
--- spread evenly (worker w on the agent with the most free slots then),
+-- spread evenly (worker w on the agent with the most free slots then,
+-- of two alike the one given fewer workers so far),
 -- and asks the lost ones to come back.
 -- @return { [w] = agent } for w = 0 .. workers - 1 | nil, message saying
 --   how many slots are short
@@ -175,13 +177,18 @@ function Pool:place(workers)
       .. "agents offer %d (%s)", workers, workers, total,
       #names > 0 and table.concat(names, ", ") or "every agent is lost")
   end
-  local placement = {}
+  local placement, placed = {}, {}
   for w = 0, workers - 1 do
     local best
     for _, a in ipairs(self.agents) do
-      if free[a] and (not best or free[a] > free[best]) then best = a end
+      if free[a] and free[a] > 0 and (not best or free[a] > free[best]
+          or (free[a] == free[best] and (placed[a] or 0)
+            < (placed[best] or 0))) then
+        best = a
+      end
     end
     free[best] = free[best] - 1
+    placed[best] = (placed[best] or 0) + 1
     placement[w] = best
   end
   return placement
@@ -208,8 +215,30 @@ function Pool:spawn(a, w, cmd, on_exit)
   return proc
 end
 
+--- Starts the heartbeats with the agents: a ping to each every
+-- HEARTBEAT_MS, and an agent silent for timeout_ms (its host down, or the
+-- network to it) counts as lost, its workers as exited.
+function Pool:watch(timeout_ms)
+  self.beat = core.timer(guard(function()
+    local now = core.monotonic_ms()
+    for _, a in ipairs(self.agents) do
+      if not a.lost and a.conn then
+        if now - (a.last_seen or now) > timeout_ms then
+          errors.warn(string.format("agent %s sent nothing for %d ms",
+            a.address, now - a.last_seen))
+          self:on_message(a, nil)
+        else
+          a.conn:send(protocol.encode("ping"))
+        end
+      end
+    end
+  end))
+  self.beat:start(protocol.HEARTBEAT_MS, protocol.HEARTBEAT_MS)
+end
+
 --- Closes every agent connection (the agents kill what still runs).
 function Pool:close()
+  if self.beat then self.beat:close() self.beat = nil end
   for _, a in ipairs(self.agents) do
     a.lost, a.closed = true, true
     if a.conn then a.conn:close() a.conn = nil end

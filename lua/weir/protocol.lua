@@ -41,11 +41,17 @@
 --   coordinator -> agent   kill       send a signal to one
 --   agent -> coordinator   exited     one ended (status, signal), or could
 --                                     not start (message)
+--   coordinator -> agent   ping       every HEARTBEAT_MS: the coordinator
+--                                     lives (the agent kills its workers
+--                                     after AGENT_TIMEOUT_MS without)
+--   agent -> coordinator   alive      every HEARTBEAT_MS: the agent lives
+--                                     (heartbeat_timeout without: lost)
 local buffer = require "string.buffer"
 
 local M = {}
 
-M.HEARTBEAT_MS = 200          -- a worker's heartbeat period
+M.HEARTBEAT_MS = 200          -- a worker's (and an agent's) heartbeat period
+M.AGENT_TIMEOUT_MS = 5000     -- a coordinator silent this long is lost
 
 local encode, decode = buffer.encode, buffer.decode
 
@@ -85,6 +91,8 @@ M.MESSAGES = {
     attempt = "number" } },
   kill = { from = "coordinator", to = "agent", fields = { worker = "number",
     signal = "string" } },
+  ping = { from = "coordinator", to = "agent", fields = {} },
+  alive = { from = "agent", fields = {} },
   exited = { from = "agent", fields = { worker = "number",
     status = "number", signal = "number", message = "string?" } },
 }

@@ -385,6 +385,7 @@ function Supervisor:start()
   self.coordinator_address = self.agents and self.server:address()
     or address
   if self.agents then
+    self.agents:watch(self.options.heartbeat_timeout)
     local f = assert(io.open(self.ctx.script, "rb"))
     self.agents:ship(f:read("*a"))
     f:close()
