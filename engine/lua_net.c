@@ -493,6 +493,7 @@ static void connect_cb(uv_connect_t* req, int status) {
   lua_State* L = wr__lua_state();
   int ref = c->other_ref;
   free(req);
+  if (c->closing) return;  /* closed while connecting: fn is not called */
   c->other_ref = LUA_NOREF;
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->frame_ref);  /* the conn userdata */
   luaL_unref(L, LUA_REGISTRYINDEX, c->frame_ref);
@@ -510,8 +511,9 @@ static void connect_cb(uv_connect_t* req, int status) {
   luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }
 
-/* core.connect(address, fn) -> true | nil, message, code. Later
-** fn(nil, conn) once connected, or fn(message) if that failed. */
+/* core.connect(address, fn) -> true, conn | nil, message, code. Later
+** fn(nil, conn) once connected, or fn(message) if that failed; closing
+** conn before then gives up the attempt (fn is not called). */
 static int l_connect(lua_State* L) {
   const char* address = luaL_checkstring(L, 1);
   int tcp = wr_address_is_tcp(address);
@@ -542,7 +544,8 @@ static int l_connect(lua_State* L) {
   lua_pushvalue(L, 2);
   c->other_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushboolean(L, 1);
-  return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->frame_ref);
+  return 2;
 }
 
 static const luaL_Reg conn_methods[] = {

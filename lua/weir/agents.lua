@@ -71,6 +71,7 @@ function Pool:connect(a)
   local nonce = assert(core.random_bytes(handshake.NONCE_BYTES))
   local ok, err = core.connect("tcp:" .. a.address, guard(function(cerr,
     conn)
+    a.connecting = nil
     if cerr then
       a.error = "cannot reach agent " .. a.address .. ": " .. cerr
       a.reconnecting = nil
@@ -97,6 +98,10 @@ function Pool:connect(a)
   if not ok then
     a.error = "cannot reach agent " .. a.address .. ": " .. err
     a.reconnecting = nil
+  else
+    -- Until connected: closed to give up (a host that does not answer
+    -- would hold the job's exit for the kernel's SYN retries).
+    a.connecting = err
   end
 end
 
@@ -242,6 +247,7 @@ function Pool:close()
   for _, a in ipairs(self.agents) do
     a.lost, a.closed = true, true
     if a.conn then a.conn:close() a.conn = nil end
+    if a.connecting then a.connecting:close() a.connecting = nil end
   end
 end
 

@@ -80,6 +80,7 @@ function M.new(job, ctx, opts)
     workers = job.plan.max_parallelism, run_dir = run_dir,
     spawn = opts.spawn or spawn_process, agents = opts.agents,
     coordinator_address = run_dir .. "/coordinator.sock",
+    accepted = {},  -- every connection accepted, closed at the end
     strategy = restart.strategy(job.options.restart),
     coord = coordinator.new(job),
     attempt_state = {},  -- the current attempt's workers and counts
@@ -97,8 +98,10 @@ function Supervisor:finish(result)
   if self.watchdog then self.watchdog:close() self.watchdog = nil end
   if self.server then self.server:close() self.server = nil end
   if self.control then self.control.close() self.control = nil end
-  -- The agents kill whatever of the job still runs when it closes.
+  -- The agents kill whatever of the job still runs when it closes, and
+  -- a worker behind a network partition never closes its connections.
   if self.agents then self.agents:close() end
+  for _, conn in ipairs(self.accepted) do conn:close() end
 end
 
 --- Kills every worker of the attempt; calls then_fn() once all exited.
@@ -225,17 +228,19 @@ function Supervisor:on_exit(st, wk, status, signal, cause)
     if st.exited == #st.workers then self:finish({ ok = true }) end
     return
   end
-  cause = cause or (signal ~= 0 and string.format("worker %d was killed "
-    .. "by signal %d", wk.index, signal) or string.format("worker %d "
-    .. "exited with status %d", wk.index, status))
   -- A worker that fails says why on its control connection before it
   -- exits (a fatal set-up error is not restarted): read that first; the
-  -- connection's end comes after it.
-  if signal == 0 and wk.conn then
+  -- connection's end comes after it. (Not when its agent was lost: its
+  -- connection may never end, the network to it being down.)
+  if signal == 0 and wk.conn and not cause then
+    cause = string.format("worker %d exited with status %d", wk.index,
+      status)
     wk.on_closed = function() self:fail(cause) end
     return
   end
-  self:fail(cause)
+  self:fail(cause or (signal ~= 0 and string.format("worker %d was killed "
+    .. "by signal %d", wk.index, signal) or string.format("worker %d "
+    .. "exited with status %d", wk.index, status)))
 end
 
 --- Starts an attempt: a fresh coordinator, which restores the newest
@@ -244,6 +249,10 @@ end
 function Supervisor:start_attempt(restoring)
   local previous = self.attempt_state
   if previous.delay_timer then previous.delay_timer:close() end
+  -- What the last attempt's workers left open (a heartbeat connection
+  -- from behind a partition) goes with it.
+  for _, conn in ipairs(self.accepted) do conn:close() end
+  self.accepted = {}
   self.attempt = self.attempt + 1
   local st = { workers = {}, hello = 0, ready = 0, exited = 0,
                attempt = self.attempt }
@@ -379,6 +388,7 @@ function Supervisor:start()
   local address = self.agents and "tcp:" .. self.agents.host .. ":0"
     or self.coordinator_address
   self.server = assert(core.listen(address, guard(function(conn)
+    self.accepted[#self.accepted + 1] = conn
     handshake.accept(conn, self.secret, nil, "the coordinator",
       function(...) return self:admit_worker(...) end)
   end)))

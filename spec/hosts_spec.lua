@@ -1,0 +1,232 @@
+-- A job across hosts: three network namespaces on a bridge stand for a
+-- coordinator's host and two agents' hosts (addresses only inside them;
+-- one file system, as a shared one would be). A run across them gives
+-- the output of a run on one host; the loss of a host (every process of
+-- it killed) and a network partition (its link down) mid-run are
+-- survived on the host that remains, exactly once; a coordinator
+-- without the secret is refused. Needs root and `ip netns`; skips with
+-- one line otherwise.
+local core = require "weir.core"
+local h = require "helpers"
+
+local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
+local SUFFIX = tostring(core.getpid() % 10000)
+local NET = "10.199." .. (core.getpid() % 250) .. "."
+local BRIDGE = "wrbr" .. SUFFIX
+-- The hosts: namespace, veth inside it, its address.
+local HOSTS = {
+  c = { ns = "wr" .. SUFFIX .. "c", veth = "wv" .. SUFFIX .. "c",
+        ip = NET .. "1" },
+  a = { ns = "wr" .. SUFFIX .. "a", veth = "wv" .. SUFFIX .. "a",
+        ip = NET .. "2" },
+  b = { ns = "wr" .. SUFFIX .. "b", veth = "wv" .. SUFFIX .. "b",
+        ip = NET .. "3" },
+}
+
+local function run(cmd)
+  local out, status = h.sh(cmd .. " 2>&1")
+  return status == 0, out
+end
+
+local function tear_down_network()
+  for _, host in pairs(HOSTS) do run("ip netns del " .. host.ns) end
+  run("ip link del " .. BRIDGE)
+end
+
+-- Makes the namespaces and the bridge; nil and why when it cannot.
+local function set_up_network()
+  if core.getuid() ~= 0 then return nil, "needs root" end
+  local cmds = { "ip link add " .. BRIDGE .. " type bridge",
+    "ip link set " .. BRIDGE .. " up" }
+  for _, host in pairs(HOSTS) do
+    local inner = "ip netns exec " .. host.ns .. " "
+    for _, c in ipairs({ "ip netns add " .. host.ns,
+        "ip link add " .. host.veth .. " type veth peer name "
+          .. host.veth .. "p",
+        "ip link set " .. host.veth .. " netns " .. host.ns,
+        "ip link set " .. host.veth .. "p master " .. BRIDGE,
+        "ip link set " .. host.veth .. "p up",
+        inner .. "ip addr add " .. host.ip .. "/24 dev " .. host.veth,
+        inner .. "ip link set " .. host.veth .. " up",
+        inner .. "ip link set lo up" }) do
+      cmds[#cmds + 1] = c
+    end
+  end
+  for _, c in ipairs(cmds) do
+    local ok, out = run(c)
+    if not ok then
+      tear_down_network()
+      return nil, c .. ": " .. out:gsub("%s+$", "")
+    end
+  end
+  return true
+end
+
+local function count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+describe("a job across hosts (network namespaces)", function()
+  local ready, why = set_up_network()
+  if not ready then
+    it("runs across hosts", function()
+      pending("network namespaces cannot be made here (" .. why .. ")")
+    end)
+    return
+  end
+
+  local dir, input, expected, secret
+  local agents = {}
+
+  setup(function()
+    dir = h.tmpdir()
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 20)
+    expected = h.wordcount_lines(input)
+    secret = dir .. "/secret"
+    h.write_file(secret, "the secret these hosts share\n")
+  end)
+
+  teardown(function()
+    for name in pairs(agents) do h.kill(agents[name], "KILL") end
+    tear_down_network()
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
+  -- Starts an agent on host `name` with `slots` slots.
+  local function start_agent(name, slots)
+    local host = HOSTS[name]
+    local proc = h.spawn_weir({ "agent", "--listen", host.ip .. ":6123",
+      "--slots", tostring(slots), "--secret-file", secret, "--work-dir",
+      dir .. "/work-" .. name }, "exec ip netns exec " .. host.ns .. " ")
+    h.wait_until(function()
+      return (h.read_file(proc.dir .. "/err") or ""):find("agent listening")
+    end, 10000, "the agent on host " .. name)
+    agents[name] = proc
+    return proc
+  end
+
+  local function stop_agents()
+    for name, proc in pairs(agents) do
+      h.kill(proc, "TERM")
+      h.wait_exit(proc, 10000)
+      agents[name] = nil
+    end
+  end
+
+  -- `weir run` on host c with the agents on a and b.
+  local function coordinator(case, extra, hold, secret_file)
+    local args = { "run", "--agents", HOSTS.a.ip .. ":6123,"
+      .. HOSTS.b.ip .. ":6123", "--secret-file", secret_file or secret,
+      "--checkpoint-interval", "100", "--checkpoint-dir",
+      dir .. "/" .. case .. "/ck" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    for _, a in ipairs({ SCRIPT, input, dir .. "/" .. case .. "/out",
+        "fixed_delay", hold }) do
+      args[#args + 1] = a
+    end
+    return h.spawn_weir(args, "exec ip netns exec " .. HOSTS.c.ns .. " ")
+  end
+
+  local function newest_checkpoint(case, after)
+    return h.wait_until(function()
+      local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/chaos")
+      local id = ids[#ids] or 0
+      return id > after and id
+    end, 30000, "a checkpoint after " .. after)
+  end
+
+  it("gives the output of a run on one host, with a worker on each host",
+    function()
+      start_agent("a", 1)
+      start_agent("b", 1)
+      local r = h.wait_exit(coordinator("across"), 60000)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/across/out")))
+      for _, name in ipairs({ "a", "b" }) do
+        assert.matches("started worker %d of coordinator tcp:"
+          .. HOSTS.c.ip:gsub("%.", "%%.") .. ":%d+",
+          h.read_file(agents[name].dir .. "/err"))
+      end
+      stop_agents()
+    end)
+
+  -- Runs the job on a (2 slots) and b (1 slot) at parallelism 2, one
+  -- worker on each; once a checkpoint completed, disturb() takes host b
+  -- away; the job must restart on a alone and write the exact output.
+  local function survive(case, disturb)
+    start_agent("a", 2)
+    start_agent("b", 1)
+    local hold = dir .. "/" .. case .. "-hold"
+    h.write_file(hold, "")
+    local proc = coordinator(case, { "--parallelism", "2" }, hold)
+    local ok, err = pcall(function()
+      local last = newest_checkpoint(case, 0)
+      assert.are.equal(1, #h.workers_of(agents.b.pid))
+      disturb()
+      h.wait_until(function()
+        return count(h.read_file(proc.dir .. "/err") or "",
+          "restarting from") >= 1
+      end, 30000, "the restart")
+      newest_checkpoint(case, last)
+      assert.are.equal(2, #h.workers_of(agents.a.pid))
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(proc, "KILL")
+      stop_agents()
+      error(tostring(err) .. "; the coordinator's log:\n"
+        .. (h.read_file(proc.dir .. "/err") or ""), 0)
+    end
+    local r = h.wait_exit(proc, 120000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.same(expected, (h.committed_lines(dir .. "/" .. case .. "/out")))
+    stop_agents()
+    return r
+  end
+
+  it("survives the loss of a host (all its processes killed) mid-run",
+    function()
+      local r = survive("loss", function()
+        local b = agents.b
+        for _, w in ipairs(h.workers_of(b.pid)) do
+          os.execute("kill -KILL " .. w)
+        end
+        h.kill(b, "KILL")
+        h.wait_exit(b)
+        agents.b = nil
+      end)
+      -- Seen through the worker's exit or the agent's, whichever first.
+      assert.is_truthy(r.stderr:find("agent " .. HOSTS.b.ip .. ":6123 was "
+        .. "lost", 1, true) or r.stderr:find("worker 1 was killed by "
+        .. "signal 9", 1, true), r.stderr)
+    end)
+
+  it("survives a network partition of a host mid-run", function()
+    local link = "ip netns exec " .. HOSTS.b.ns .. " ip link set "
+      .. HOSTS.b.veth
+    local r = survive("partition", function()
+      assert(run(link .. " down"))
+    end)
+    assert(run(link .. " up"))
+    -- Seen by the agent's heartbeats or its worker's, whichever first.
+    assert.is_truthy(r.stderr:find("agent " .. HOSTS.b.ip .. ":6123 sent "
+      .. "nothing for", 1, true) or r.stderr:find("sent no heartbeat for",
+      1, true), r.stderr)
+  end)
+
+  it("refuses a coordinator without the secret", function()
+    start_agent("a", 1)
+    start_agent("b", 1)
+    local other = dir .. "/other"
+    h.write_file(other, "a secret the hosts do not share\n")
+    local r = h.wait_exit(coordinator("refused", nil, nil, other), 30000)
+    assert.are.equal(1, r.status)
+    assert.matches("closed the connection before it offered its slots",
+      r.stderr)
+    assert.is_nil(core.stat(dir .. "/refused/out"))
+    stop_agents()
+  end)
+end)
