@@ -10,18 +10,14 @@ local core = require "weir.core"
 local h = require "helpers"
 
 local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
-local SUFFIX = tostring(core.getpid() % 10000)
-local NET = "10.199." .. (core.getpid() % 250) .. "."
-local BRIDGE = "wrbr" .. SUFFIX
--- The hosts: namespace, veth inside it, its address.
-local HOSTS = {
-  c = { ns = "wr" .. SUFFIX .. "c", veth = "wv" .. SUFFIX .. "c",
-        ip = NET .. "1" },
-  a = { ns = "wr" .. SUFFIX .. "a", veth = "wv" .. SUFFIX .. "a",
-        ip = NET .. "2" },
-  b = { ns = "wr" .. SUFFIX .. "b", veth = "wv" .. SUFFIX .. "b",
-        ip = NET .. "3" },
-}
+local PREFIX = "wr" .. tostring(core.getpid() % 10000)
+local NET = "10.199." .. (core.getpid() % 250)
+-- The hosts (see scripts/netns): namespace, veth inside it, address.
+local HOSTS = {}
+for i, name in ipairs({ "c", "a", "b" }) do
+  HOSTS[name] = { ns = PREFIX .. name, veth = PREFIX .. name .. "v",
+    ip = NET .. "." .. (i + 1) }
+end
 
 local function run(cmd)
   local out, status = h.sh(cmd .. " 2>&1")
@@ -29,36 +25,15 @@ local function run(cmd)
 end
 
 local function tear_down_network()
-  for _, host in pairs(HOSTS) do run("ip netns del " .. host.ns) end
-  run("ip link del " .. BRIDGE)
+  run("scripts/netns down " .. PREFIX .. " c a b")
 end
 
 -- Makes the namespaces and the bridge; nil and why when it cannot.
 local function set_up_network()
   if core.getuid() ~= 0 then return nil, "needs root" end
-  local cmds = { "ip link add " .. BRIDGE .. " type bridge",
-    "ip link set " .. BRIDGE .. " up" }
-  for _, host in pairs(HOSTS) do
-    local inner = "ip netns exec " .. host.ns .. " "
-    for _, c in ipairs({ "ip netns add " .. host.ns,
-        "ip link add " .. host.veth .. " type veth peer name "
-          .. host.veth .. "p",
-        "ip link set " .. host.veth .. " netns " .. host.ns,
-        "ip link set " .. host.veth .. "p master " .. BRIDGE,
-        "ip link set " .. host.veth .. "p up",
-        inner .. "ip addr add " .. host.ip .. "/24 dev " .. host.veth,
-        inner .. "ip link set " .. host.veth .. " up",
-        inner .. "ip link set lo up" }) do
-      cmds[#cmds + 1] = c
-    end
-  end
-  for _, c in ipairs(cmds) do
-    local ok, out = run(c)
-    if not ok then
-      tear_down_network()
-      return nil, c .. ": " .. out:gsub("%s+$", "")
-    end
-  end
+  local ok, out = run("scripts/netns up " .. PREFIX .. " " .. NET
+    .. " c a b")
+  if not ok then return nil, (out:gsub("%s+$", "")) end
   return true
 end
 

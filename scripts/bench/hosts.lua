@@ -1,0 +1,166 @@
+-- The benchmark of scripts/bench-hosts (see there).
+--   luajit scripts/bench/hosts.lua RUNS COPIES
+local core = require "weir.core"
+local common = dofile("scripts/bench/common.lua")
+
+local runs, copies = tonumber(arg[1]), tonumber(arg[2])
+local sh = common.runner("bench-hosts")
+local dir = "build/bench"
+local PREFIX, NET = "wb", "10.197.0"
+local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4" }
+sh("mkdir -p " .. dir)
+local abs = core.cwd() .. "/" .. dir
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+print(string.format("machine: %s cores, %s; %s", capture("nproc"),
+  capture("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1"),
+  os.date("!%Y-%m-%d %H:%M UTC")))
+
+local source = assert(io.open("examples/data/tinyshakespeare.txt", "rb"))
+  :read("*a")
+local input = string.format("%s/tinyshakespeare-x%d.txt", abs, copies)
+local st = core.stat(input)
+if not st or st.size ~= copies * #source then
+  local f = assert(io.open(input .. ".tmp", "wb"))
+  for _ = 1, copies do f:write(source) end
+  f:close()
+  assert(os.rename(input .. ".tmp", input))
+end
+print(string.format("input: %s (%.1f MiB)", input, copies * #source / 1048576))
+
+local secret = abs .. "/hosts-secret"
+local f = assert(io.open(secret, "wb"))
+f:write("the secret of the benchmark's hosts\n")
+f:close()
+
+os.execute("scripts/netns down " .. PREFIX .. " c a b")
+sh("scripts/netns up " .. PREFIX .. " " .. NET .. " c a b")
+
+-- Starts an agent on host name; returns its pid.
+local function agent(name, slots)
+  local log = abs .. "/hosts-agent-" .. name .. ".log"
+  sh(string.format(": >%s; ip netns exec %s%s build/weir agent --listen "
+    .. "%s:6123 --slots %d --secret-file %s --work-dir %s/hosts-work >>%s "
+    .. "2>&1 & echo $! >%s.pid", log, PREFIX, name, IP[name], slots, secret,
+    abs, log, log))
+  repeat
+    local l = io.open(log):read("*a")
+  until l:find("agent listening") or not os.execute("sleep 0.05")
+  return tonumber(io.open(log .. ".pid"):read("*a"))
+end
+
+local function stop(pid)
+  os.execute("kill -TERM " .. pid .. "; while kill -0 " .. pid
+    .. " 2>/dev/null; do sleep 0.05; done")
+end
+
+local function weir_cmd(agents, ck, out, script, interval)
+  local prefix = agents and "ip netns exec " .. PREFIX .. "c " or ""
+  return string.format("%sbuild/weir run --http off --parallelism 2 "
+    .. "--checkpoint-interval %d --checkpoint-dir %s %s%s %s %s", prefix,
+    interval or 1000, ck, agents and ("--agents " .. agents
+    .. " --secret-file " .. secret .. " ") or "", script, input, out)
+end
+
+local variants = {
+  { name = "(a) one host, no agents" },
+  { name = "(b) 1 agent host x 2 slots", agents = IP.a .. ":6123",
+    start = function() return { agent("a", 2) } end },
+  { name = "(c) 2 agent hosts x 1 slot", agents = IP.a .. ":6123,"
+    .. IP.b .. ":6123",
+    start = function() return { agent("a", 1), agent("b", 1) } end },
+}
+for _, v in ipairs(variants) do
+  v.times = {}
+  print(v.name .. ": " .. weir_cmd(v.agents, "CK", "OUT",
+    "examples/wordcount.lua"))
+end
+local reference
+for round = 1, runs do
+  for _, v in ipairs(variants) do
+    local pids = v.start and v.start() or {}
+    local ck, out = abs .. "/hosts-ck", abs .. "/hosts-out"
+    sh("rm -rf " .. ck .. " " .. out)
+    local t0 = core.monotonic_ms()
+    sh(weir_cmd(v.agents, ck, out, "examples/wordcount.lua") .. " 2>"
+      .. abs .. "/hosts-run.log")
+    local secs = (core.monotonic_ms() - t0) / 1000
+    for _, pid in ipairs(pids) do stop(pid) end
+    local counts = capture("cat " .. out .. "/part-* | sort | md5sum")
+    reference = reference or counts
+    if counts ~= reference then
+      io.stderr:write("bench-hosts: ", v.name, " wrote other counts\n")
+      os.exit(1)
+    end
+    v.times[round] = secs
+    io.stderr:write(string.format("run %d/%d  %-28s %.2f s\n", round, runs,
+      v.name, secs))
+  end
+end
+print()
+print("| variant | median s | fastest s | x (a) |")
+print("| --- | ---: | ---: | ---: |")
+local base = common.median({ unpack(variants[1].times) })
+for _, v in ipairs(variants) do
+  local m = common.median({ unpack(v.times) })
+  print(string.format("| %s | %.2f | %.2f | %.2f |", v.name, m,
+    math.min(unpack(v.times)), base / m))
+end
+
+-- Host loss: the chaos word count (held at a pace, so it is mid-run) on
+-- hosts a (2 slots) and b (1 slot), one worker each; host b is killed
+-- once a checkpoint completed.
+local pids = { agent("a", 2), agent("b", 1) }
+local ck, out = abs .. "/hosts-ck", abs .. "/hosts-out"
+local hold, log = abs .. "/hosts-hold", abs .. "/hosts-loss.log"
+sh("rm -rf " .. ck .. " " .. out .. "; : >" .. hold)
+sh(weir_cmd(IP.a .. ":6123," .. IP.b .. ":6123", ck, out,
+  "spec/fixtures/chaos_wordcount.lua", 100) .. " fixed_delay " .. hold
+  .. " 2>" .. log .. " & echo $! >" .. log .. ".pid")
+local function newest()
+  local n = 0
+  for _, name in ipairs(core.scandir(ck .. "/chaos") or {}) do
+    local id = tonumber(name:match("^chk%-(%d+)$"))
+    if id and core.stat(ck .. "/chaos/" .. name .. "/_manifest") then
+      n = math.max(n, id)
+    end
+  end
+  return n
+end
+local function wait(fn)
+  local deadline = core.monotonic_ms() + 60000
+  while not fn() do
+    if core.monotonic_ms() > deadline then
+      io.stderr:write("bench-hosts: timed out; the job's log:\n",
+        io.open(log):read("*a"))
+      os.exit(1)
+    end
+    os.execute("sleep 0.01")
+  end
+end
+wait(function() return newest() >= 1 end)
+local before = newest()
+local t0 = core.monotonic_ms()
+os.execute("pkill -KILL -P " .. pids[2] .. "; kill -KILL " .. pids[2])
+local restored, next_checkpoint
+wait(function()
+  restored = restored or (io.open(log):read("*a"):find("restoring")
+    and core.monotonic_ms())
+  return restored
+end)
+wait(function() return newest() > before end)
+next_checkpoint = core.monotonic_ms()
+os.remove(hold)
+os.execute("while kill -0 $(cat " .. log .. ".pid) 2>/dev/null; do "
+  .. "sleep 0.05; done")
+stop(pids[1])
+os.execute("scripts/netns down " .. PREFIX .. " c a b")
+print(string.format("host loss (heartbeat_timeout 1000 ms, restart delay "
+  .. "100 ms): %.2f s to the restore, %.2f s to the next completed "
+  .. "checkpoint", (restored - t0) / 1000, (next_checkpoint - t0) / 1000))
