@@ -236,4 +236,25 @@ describe("weir agent", function()
     assert.are.equal(0, r.status, r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/back/out")))
   end)
+
+  it("creates the default secret file private, once", function()
+    local home = dir .. "/home"
+    h.sh("mkdir -p " .. h.quote(home))
+    local cmd = string.format("HOME=%s LUA_PATH=%s LUA_CPATH=%s luajit -e "
+      .. "'io.write(assert(require(\"weir.handshake\").shared_secret()))'",
+      h.quote(home), h.quote(package.path), h.quote(package.cpath))
+    local first, status = h.sh(cmd)
+    assert.are.equal(0, status, first)
+    assert.matches("^%x+$", first)
+    assert.are.equal(64, #first)
+    local path = home .. "/.config/weir/secret"
+    assert.are.equal("-rw-------", (h.sh("stat -c %A " .. h.quote(path))
+      :gsub("%s+$", "")))
+    assert.are.equal(first, (h.sh(cmd)))
+    -- A secret file too short to be one is refused, naming it.
+    h.write_file(path, "short\n")
+    local out = h.sh(cmd .. " 2>&1")
+    assert.matches("the secret file .*/%.config/weir/secret must hold at "
+      .. "least 16 characters", out)
+  end)
 end)
