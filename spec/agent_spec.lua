@@ -98,8 +98,8 @@ describe("weir agent", function()
     local r = h.run_weir(run_args("short", agents.a.address,
       { "--parallelism", "3" }))
     assert.are.equal(1, r.status)
-    assert.matches("3 worker processes need 3 slots; the agents offer 2 "
-      .. "%(127.0.0.1:%d+: 2%)", r.stderr)
+    assert.matches("the job needs 3 slots, one per worker process; the "
+      .. "agents offer 2 %(127.0.0.1:%d+: 2%)", r.stderr)
     local other = dir .. "/other-secret"
     h.write_file(other, "not the secret the agents share\n")
     r = h.run_weir({ "run", "--agents", agents.a.address, "--secret-file",
@@ -195,42 +195,70 @@ describe("weir agent", function()
     assert.same(expected, (h.committed_lines(dir .. "/loss/out")))
   end)
 
-  it("waits for a lost agent when the slots that remain are too few, and "
-    .. "goes on once it is back", function()
+  it("restarts at a lower parallelism when the slots that remain are too "
+    .. "few", function()
     start_agent("c", 1)
     start_agent("d", 1)
-    local hold = dir .. "/back-hold"
+    local hold = dir .. "/fewer-hold"
     h.write_file(hold, "")
     local list = agents.c.address .. "," .. agents.d.address
-    local proc = h.spawn_weir(run_args("back", list, nil, hold))
+    local proc = h.spawn_weir(run_args("fewer", list, nil, hold))
+    local err_of = function() return h.read_file(proc.dir .. "/err") or "" end
+    local ok, err = pcall(function()
+      local last = newest_checkpoint("fewer", 0)
+      stop_agent("d")
+      h.wait_until(function()
+        return err_of():find("the job restarts at parallelism 1 (was 2) on "
+          .. "the slots that remain", 1, true)
+      end, 30000, "the job to restart at parallelism 1")
+      newest_checkpoint("fewer", last)
+      assert.are.equal(1, #h.workers_of(agents.c.pid))
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(proc, "KILL")
+      error(tostring(err) .. "\n" .. err_of(), 0)
+    end
+    local r = h.wait_exit(proc, 120000)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.same(expected, (h.committed_lines(dir .. "/fewer/out")))
+    stop_agent("c")
+  end)
+
+  it("waits for a lost agent when no slot remains, and goes on once it is "
+    .. "back", function()
+    start_agent("e", 1)
+    local hold = dir .. "/back-hold"
+    h.write_file(hold, "")
+    local proc = h.spawn_weir(run_args("back", agents.e.address, nil, hold))
     local err_of = function() return h.read_file(proc.dir .. "/err") or "" end
     local ok, err = pcall(function()
       local last = newest_checkpoint("back", 0)
-      local port = agents.d.address:match(":(%d+)$")
-      h.kill(agents.d, "KILL")
-      h.wait_exit(agents.d)
-      agents.d = nil
-      -- The job cannot place its two workers on one slot: it says so and
-      -- tries again as its restart strategy allows.
+      local port = agents.e.address:match(":(%d+)$")
+      h.kill(agents.e, "KILL")
+      h.wait_exit(agents.e)
+      agents.e = nil
+      -- No slot left: the job says so and tries again as its restart
+      -- strategy allows.
       h.wait_until(function()
-        return err_of():find("2 worker processes need 2 slots; the agents "
-          .. "offer 1", 1, true)
-      end, 30000, "the job to find its slots short")
-      local d = h.spawn_weir({ "agent", "--listen", "127.0.0.1:" .. port,
+        return err_of():find("the job needs 1 slots, one per worker "
+          .. "process; the agents offer 0 (every agent is lost)", 1, true)
+      end, 30000, "the job to find no slot")
+      local e = h.spawn_weir({ "agent", "--listen", "127.0.0.1:" .. port,
         "--slots", "1", "--secret-file", secret, "--work-dir",
-        dir .. "/work-d" })
-      agents.d = d
+        dir .. "/work-e" })
+      agents.e = e
       h.wait_until(function()
         return err_of():find("agent 127.0.0.1:" .. port .. " is back", 1,
           true)
       end, 30000, "the job to see the agent back")
       newest_checkpoint("back", last)
-      assert.are.equal(1, #h.workers_of(d.pid))
+      assert.are.equal(1, #h.workers_of(e.pid))
     end)
     os.remove(hold)
     if not ok then
       h.kill(proc, "KILL")
-      error(err, 0)
+      error(tostring(err) .. "\n" .. err_of(), 0)
     end
     local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)

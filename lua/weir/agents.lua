@@ -178,8 +178,8 @@ function Pool:place(workers)
     end
   end
   if total < workers then
-    return nil, string.format("%d worker processes need %d slots; the "
-      .. "agents offer %d (%s)", workers, workers, total,
+    return nil, string.format("the job needs %d slots, one per worker "
+      .. "process; the agents offer %d (%s)", workers, total,
       #names > 0 and table.concat(names, ", ") or "every agent is lost")
   end
   local placement, placed = {}, {}
@@ -197,6 +197,15 @@ function Pool:place(workers)
     placement[w] = best
   end
   return placement
+end
+
+--- The slots of the agents not lost (a number).
+function Pool:slots_left()
+  local n = 0
+  for _, a in ipairs(self.agents) do
+    if not a.lost then n = n + a.slots end
+  end
+  return n
 end
 
 --- Starts worker w on agent a (weir.supervisor's spawn).

@@ -18,6 +18,7 @@ local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
 local handshake = require "weir.handshake"
 local protocol = require "weir.protocol"
+local plan = require "weir.plan"
 local restart = require "weir.restart"
 local rundir = require "weir.rundir"
 
@@ -243,6 +244,32 @@ function Supervisor:on_exit(st, wk, status, signal, cause)
     .. "exited with status %d", wk.index, status)))
 end
 
+-- Places the attempt's workers on the agents (weir.agents). After a
+-- loss left too few slots, the job restarts at a lower parallelism, the
+-- slots that remain (key groups move as in a rescale; Flink's adaptive
+-- scheduler); with none left the attempt fails, and the restart strategy
+-- decides whether to try again (a lost agent may be back by then).
+-- @return { [w] = agent } | nil after failing the attempt
+function Supervisor:place_on_agents(restoring)
+  local placement, perr = self.agents:place(self.workers)
+  if placement then return placement end
+  if not restoring then error(perr, 0) end
+  local job, slots = self.job, self.agents:slots_left()
+  local was = job.plan.default_parallelism
+  if slots >= 1 and slots < was then
+    local replanned = plan.plan(job.pipeline, slots)
+    placement = self.agents:place(replanned.max_parallelism)
+    if placement then
+      job.plan, self.workers = replanned, replanned.max_parallelism
+      errors.warn(string.format("%s: the job restarts at parallelism %d "
+        .. "(was %d) on the slots that remain", perr, slots, was))
+      return placement
+    end
+  end
+  self:fail(perr)
+  return nil
+end
+
 --- Starts an attempt: a fresh coordinator, which restores the newest
 -- complete checkpoint of the run's lineage (restoring: after a failure),
 -- and one worker process per worker. Raises when a process cannot start.
@@ -257,6 +284,14 @@ function Supervisor:start_attempt(restoring)
   local st = { workers = {}, hello = 0, ready = 0, exited = 0,
                attempt = self.attempt }
   self.attempt_state = st
+  local spawn = self.spawn
+  if self.agents then
+    local placement = self:place_on_agents(restoring)
+    if not placement then return end
+    spawn = function(w, cmd, on_exit)
+      return self.agents:spawn(placement[w], w, cmd, on_exit)
+    end
+  end
   local coord = coordinator.new(self.job)
   self.coord = coord
   coord.on_failure = function(message) self:fail(message) end
@@ -267,18 +302,6 @@ function Supervisor:start_attempt(restoring)
   local loaded = coord:restore_point(true)
   local restore_path = loaded and loaded.path
   self.restored_path = restore_path or self.restored_path
-  local spawn = self.spawn
-  if self.agents then
-    local placement, perr = self.agents:place(self.workers)
-    -- Too few slots after an agent was lost: the attempt fails, and the
-    -- restart strategy decides whether to try again (the agent may be
-    -- back by then).
-    if not placement and restoring then return self:fail(perr) end
-    if not placement then error(perr, 0) end
-    spawn = function(w, cmd, on_exit)
-      return self.agents:spawn(placement[w], w, cmd, on_exit)
-    end
-  end
   for w = 0, self.workers - 1 do
     local wk = setmetatable({ index = w, last_seen = core.monotonic_ms() },
       Process)
