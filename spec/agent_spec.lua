@@ -285,4 +285,36 @@ describe("weir agent", function()
     assert.matches("the secret file .*/%.config/weir/secret must hold at "
       .. "least 16 characters", out)
   end)
+
+  it("fails the job, naming the directory, when an agent's host does not "
+    .. "see the checkpoint directory", function()
+    if core.getuid() ~= 0 then
+      pending("needs root: a mount namespace hides the directory")
+      return
+    end
+    -- The agent runs in a mount namespace where a tmpfs covers the
+    -- directory the checkpoints go to, as a host without the shared
+    -- file system would.
+    local hidden = dir .. "/hidden"
+    h.sh("mkdir -p " .. h.quote(hidden .. "/ck"))
+    local port = h.free_port()
+    local proc = h.spawn_weir({ "agent", "--listen", "127.0.0.1:" .. port,
+      "--slots", "1", "--secret-file", secret, "--work-dir",
+      dir .. "/work-f" }, "exec unshare -m sh -c 'mount -t tmpfs none "
+      .. hidden .. " && exec \"$0\" \"$@\"' ")
+    agents.f = proc
+    h.wait_until(function()
+      return (h.read_file(proc.dir .. "/err") or ""):find("agent listening")
+    end, 10000, "the agent in its mount namespace")
+    local r = h.run_weir({ "run", "--agents", "127.0.0.1:" .. port,
+      "--secret-file", secret, "--checkpoint-dir", hidden .. "/ck", SCRIPT,
+      input, dir .. "/hidden-out" })
+    assert.are.equal(1, r.status)
+    assert.matches("worker 0 could not start on agent 127%.0%.0%.1:%d+: the "
+      .. "job's checkpoint directory " .. hidden:gsub("%p", "%%%0")
+      .. "/ck/chaos is not on host 127%.0%.0%.1: checkpoints must be on a "
+      .. "file system every host sees", r.stderr)
+    assert.not_matches("restarting", r.stderr)
+    stop_agent("f")
+  end)
 end)

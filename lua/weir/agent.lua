@@ -55,9 +55,10 @@ end
 -- Starts worker msg.worker of session s (a "spawn" message); tells the
 -- coordinator when it ends, or why it could not start.
 function Agent:spawn(s, msg)
-  local function refuse(message)
+  -- fatal: a restart would meet the same (a directory this host lacks).
+  local function refuse(message, fatal)
     s.conn:send(protocol.encode("exited", { worker = msg.worker,
-      status = -1, signal = 0, message = message }))
+      status = -1, signal = 0, message = message, fatal = fatal }))
   end
   local script = s.scripts[msg.script_sha]
   if not script then return refuse("its script was not shipped") end
@@ -70,7 +71,15 @@ function Agent:spawn(s, msg)
     return refuse(string.format("the coordinator's working directory %s "
       .. "is not on host %s: a job's script directory, inputs, outputs "
       .. "and checkpoints must be on a file system every host sees",
-      msg.cwd, self.host))
+      msg.cwd, self.host), true)
+  end
+  for _, d in ipairs(msg.dirs) do
+    st = core.stat(d)
+    if not st or st.type ~= "directory" then
+      return refuse(string.format("the job's checkpoint directory %s is "
+        .. "not on host %s: checkpoints must be on a file system every "
+        .. "host sees", d, self.host), true)
+    end
   end
   local args = { "worker", "--coordinator-pid", tostring(core.getpid()),
     "--run-dir", s.run_dir, "--data-host", self.host }

@@ -60,7 +60,7 @@ function Pool:on_message(a, bytes)
       a.procs[msg.worker] = nil
       proc.on_exit(msg.status, msg.signal, msg.message and string.format(
         "worker %d could not start on agent %s: %s", msg.worker, a.address,
-        msg.message))
+        msg.message), msg.fatal)
     end
   end
 end
@@ -210,9 +210,10 @@ end
 
 --- Starts worker w on agent a (weir.supervisor's spawn).
 -- @param cmd { args = the worker's options, script_args, secret,
---   attempt }
--- @param on_exit fn(status, signal, cause) once it ended (cause: why, when
---   it did not run or its agent was lost)
+--   attempt, dirs = directories the worker must see (absolute) }
+-- @param on_exit fn(status, signal, cause, fatal) once it ended (cause:
+--   why, when it did not run or its agent was lost; fatal: a restart
+--   would meet the same)
 -- @return a process with kill(signal) | nil, message
 function Pool:spawn(a, w, cmd, on_exit)
   if a.lost then return nil, "agent " .. a.address .. " was lost" end
@@ -225,7 +226,8 @@ function Pool:spawn(a, w, cmd, on_exit)
   a.procs[w] = proc
   a.conn:send(protocol.encode("spawn", { worker = w, args = cmd.args,
     script_sha = self.script_sha, script_args = cmd.script_args,
-    cwd = core.cwd(), secret = cmd.secret, attempt = cmd.attempt }))
+    cwd = core.cwd(), dirs = cmd.dirs or {}, secret = cmd.secret,
+    attempt = cmd.attempt }))
   return proc
 end
 

@@ -87,14 +87,16 @@ M.MESSAGES = {
     bytes = "string" } },
   spawn = { from = "coordinator", to = "agent", fields = {
     worker = "number", args = "table", script_sha = "string",
-    script_args = "table", cwd = "string", secret = "string",
+    script_args = "table", cwd = "string", dirs = "table",
+    secret = "string",
     attempt = "number" } },
   kill = { from = "coordinator", to = "agent", fields = { worker = "number",
     signal = "string" } },
   ping = { from = "coordinator", to = "agent", fields = {} },
   alive = { from = "agent", fields = {} },
   exited = { from = "agent", fields = { worker = "number",
-    status = "number", signal = "number", message = "string?" } },
+    status = "number", signal = "number", message = "string?",
+    fatal = "boolean?" } },
 }
 
 -- nil when msg is a well-formed message of type t from side `from`, else

@@ -16,6 +16,7 @@ local checkpoint = require "weir.checkpoint_storage"
 local control_mod = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
 local handshake = require "weir.handshake"
 local protocol = require "weir.protocol"
 local plan = require "weir.plan"
@@ -70,7 +71,7 @@ end
 -- of `weir run` (script, script_args and flags, which every worker runs
 -- with). Nothing starts until start_attempt (M.run does it all).
 -- @param opts { spawn = fn(index, cmd (see worker_command),
---   on_exit(status, signal, cause)) -> process (with kill(signal)) or nil,
+--   on_exit(status, signal, cause, fatal)) -> process (with kill(signal)) or nil,
 --   error; run_dir = directory of the sockets; agents = a pool of weir
 --   agents (weir.agents) to start the workers on }
 function M.new(job, ctx, opts)
@@ -212,11 +213,13 @@ function Supervisor:worker_command(w, restore_path)
   if self.agents then args[#args + 1] = "--transport=tcp" end
   return { args = args, script = ctx.script,
     script_args = ctx.script_args or {}, run_dir = self.run_dir,
-    secret = self.secret, attempt = self.attempt }
+    secret = self.secret, attempt = self.attempt,
+    -- Where its snapshot files go: a worker on another host must see it.
+    dirs = { fsutil.absolute(self.job.job_dir) } }
 end
 
 -- Worker process wk of attempt st exited with status or signal.
-function Supervisor:on_exit(st, wk, status, signal, cause)
+function Supervisor:on_exit(st, wk, status, signal, cause, fatal)
   wk.exited = true
   st.exited = st.exited + 1
   if st.dead then
@@ -241,7 +244,7 @@ function Supervisor:on_exit(st, wk, status, signal, cause)
   end
   self:fail(cause or (signal ~= 0 and string.format("worker %d was killed "
     .. "by signal %d", wk.index, signal) or string.format("worker %d "
-    .. "exited with status %d", wk.index, status)))
+    .. "exited with status %d", wk.index, status)), fatal)
 end
 
 -- Places the attempt's workers on the agents (weir.agents). After a
@@ -307,8 +310,8 @@ function Supervisor:start_attempt(restoring)
       Process)
     st.workers[w + 1] = wk
     local proc, err = spawn(w, self:worker_command(w, restore_path),
-      guard(function(status, signal, cause)
-        self:on_exit(st, wk, status, signal, cause)
+      guard(function(status, signal, cause, fatal)
+        self:on_exit(st, wk, status, signal, cause, fatal)
       end))
     if not proc then error("cannot start worker " .. w .. ": " .. err, 0) end
     wk.proc = proc
