@@ -210,10 +210,11 @@ static int l_resume(lua_State* L) {
   return 0;
 }
 
-/* conn:peer() -> "tcp:HOST:PORT" of a TCP connection's peer, or "local"
-** for a Unix domain socket | nil, message, code. */
-static int l_peer(lua_State* L) {
-  lconn_t* c = *check_conn(L, CONN_MT);
+/* Pushes the address get (uv_tcp_getpeername or uv_tcp_getsockname)
+** gives for c: "tcp:HOST:PORT", or "local" for a Unix domain socket |
+** nil, message, code. */
+static int push_address(lua_State* L, lconn_t* c,
+                        int (*get)(const uv_tcp_t*, struct sockaddr*, int*)) {
   struct sockaddr_storage sa;
   int len = sizeof(sa), r;
   char address[WR_ADDRESS_TCP_MAX_BYTES];
@@ -221,7 +222,7 @@ static int l_peer(lua_State* L) {
     lua_pushliteral(L, "local");
     return 1;
   }
-  r = uv_tcp_getpeername(&c->u.tcp, (struct sockaddr*) &sa, &len);
+  r = get(&c->u.tcp, (struct sockaddr*) &sa, &len);
   if (r == 0) r = wr_address_format((struct sockaddr*) &sa, address,
                                     sizeof(address));
   if (r < 0) return wr__lua_push_error(L, r);
@@ -229,24 +230,17 @@ static int l_peer(lua_State* L) {
   return 1;
 }
 
+/* conn:peer() -> "tcp:HOST:PORT" of a TCP connection's peer, or "local"
+** for a Unix domain socket | nil, message, code. */
+static int l_peer(lua_State* L) {
+  return push_address(L, *check_conn(L, CONN_MT), uv_tcp_getpeername);
+}
+
 /* conn:local_address() -> "tcp:HOST:PORT" this end of a TCP connection
 ** is bound to (the address of the interface that reaches the peer), or
 ** "local" for a Unix domain socket | nil, message, code. */
 static int l_local_address(lua_State* L) {
-  lconn_t* c = *check_conn(L, CONN_MT);
-  struct sockaddr_storage sa;
-  int len = sizeof(sa), r;
-  char address[WR_ADDRESS_TCP_MAX_BYTES];
-  if (c->u.handle.type != UV_TCP) {
-    lua_pushliteral(L, "local");
-    return 1;
-  }
-  r = uv_tcp_getsockname(&c->u.tcp, (struct sockaddr*) &sa, &len);
-  if (r == 0) r = wr_address_format((struct sockaddr*) &sa, address,
-                                    sizeof(address));
-  if (r < 0) return wr__lua_push_error(L, r);
-  lua_pushstring(L, address);
-  return 1;
+  return push_address(L, *check_conn(L, CONN_MT), uv_tcp_getsockname);
 }
 
 /* -- Writing frames -------------------------------------------------------- */

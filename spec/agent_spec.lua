@@ -7,12 +7,6 @@ local h = require "helpers"
 
 local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
 
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
-
 describe("weir agent", function()
   local dir, input, expected, secret
   local agents = {}
@@ -71,11 +65,7 @@ describe("weir agent", function()
   end
 
   local function newest_checkpoint(case, after)
-    return h.wait_until(function()
-      local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/chaos")
-      local id = ids[#ids] or 0
-      return id > after and id
-    end, 30000, "a checkpoint after " .. after)
+    return h.wait_checkpoint(dir .. "/" .. case .. "/ck/chaos", after)
   end
 
   it("runs a job's workers on the agents' slots, the output that of a "
@@ -85,8 +75,8 @@ describe("weir agent", function()
     assert.are.equal(0, r.status, r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/spread/out")))
     -- The default parallelism is the four slots, two on each agent.
-    assert.are.equal(2, count(agent_log("a"), "started worker %d"))
-    assert.are.equal(2, count(agent_log("b"), "started worker %d"))
+    assert.are.equal(2, h.count(agent_log("a"), "started worker %d"))
+    assert.are.equal(2, h.count(agent_log("b"), "started worker %d"))
     -- The script was shipped by content: one copy per agent's cache.
     local cached = core.scandir(dir .. "/work-a/scripts")
     assert.are.equal(1, #cached)
@@ -168,7 +158,7 @@ describe("weir agent", function()
       assert.are.equal(1, #h.workers_of(agents.b.pid))
       os.execute("kill -KILL " .. h.workers_of(agents.a.pid)[1])
       h.wait_until(function()
-        return count(h.read_file(proc.dir .. "/err") or "",
+        return h.count(h.read_file(proc.dir .. "/err") or "",
           "restarting from") >= 1
       end, 30000, "the first restart")
       last = newest_checkpoint("loss", last)
@@ -177,7 +167,7 @@ describe("weir agent", function()
       h.wait_exit(agents.b)
       agents.b = nil
       h.wait_until(function()
-        return count(h.read_file(proc.dir .. "/err") or "",
+        return h.count(h.read_file(proc.dir .. "/err") or "",
           "restarting from") >= 2
       end, 30000, "the second restart")
       newest_checkpoint("loss", last)

@@ -7,12 +7,6 @@ local weir = require "weir"
 local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
 
 
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
-
 describe("failover", function()
   local dir, input, expected
 
@@ -67,7 +61,7 @@ describe("failover", function()
         os.execute(string.format("kill -%s %d 2>/dev/null", signal, victim))
         h.wait_until(function()
           local stderr = h.read_file(proc.dir .. "/err") or ""
-          return count(stderr, "restarting from") >= i
+          return h.count(stderr, "restarting from") >= i
         end, 30000, "restart " .. i)
         last = newest_checkpoint(case)
       end
@@ -80,7 +74,7 @@ describe("failover", function()
     local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
     -- A loaded machine may add a restart of its own (a late heartbeat).
-    assert.is_true(count(r.stderr, "restarting from") >= times)
+    assert.is_true(h.count(r.stderr, "restarting from") >= times)
     assert.same(expected, (h.committed_lines(dir .. "/" .. case .. "/out")))
     return r
   end

@@ -303,6 +303,23 @@ function M.kill_after_checkpoints(args, job_dir, ks)
   return M.run_weir(args)
 end
 
+--- How many times pattern occurs in s.
+function M.count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+--- Waits (bounded) until a checkpoint of the job in job_dir newer than
+-- id `after` completed; returns its id.
+function M.wait_checkpoint(job_dir, after)
+  return M.wait_until(function()
+    local ids = M.complete_checkpoints(job_dir)
+    local id = ids[#ids] or 0
+    return id > after and id
+  end, 30000, "a checkpoint after " .. after)
+end
+
 --- Lists a job's checkpoint directories that have a manifest.
 function M.complete_checkpoints(job_dir)
   local out = {}

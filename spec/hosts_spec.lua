@@ -37,12 +37,6 @@ local function set_up_network()
   return true
 end
 
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
-
 describe("a job across hosts (network namespaces)", function()
   local ready, why = set_up_network()
   if not ready then
@@ -106,11 +100,7 @@ describe("a job across hosts (network namespaces)", function()
   end
 
   local function newest_checkpoint(case, after)
-    return h.wait_until(function()
-      local ids = h.complete_checkpoints(dir .. "/" .. case .. "/ck/chaos")
-      local id = ids[#ids] or 0
-      return id > after and id
-    end, 30000, "a checkpoint after " .. after)
+    return h.wait_checkpoint(dir .. "/" .. case .. "/ck/chaos", after)
   end
 
   it("gives the output of a run on one host, with a worker on each host",
@@ -142,7 +132,7 @@ describe("a job across hosts (network namespaces)", function()
       assert.are.equal(1, #h.workers_of(agents.b.pid))
       disturb()
       h.wait_until(function()
-        return count(h.read_file(proc.dir .. "/err") or "",
+        return h.count(h.read_file(proc.dir .. "/err") or "",
           "restarting from") >= 1
       end, 30000, "the restart")
       newest_checkpoint(case, last)

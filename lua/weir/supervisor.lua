@@ -71,8 +71,8 @@ end
 -- of `weir run` (script, script_args and flags, which every worker runs
 -- with). Nothing starts until start_attempt (M.run does it all).
 -- @param opts { spawn = fn(index, cmd (see worker_command),
---   on_exit(status, signal, cause, fatal)) -> process (with kill(signal)) or nil,
---   error; run_dir = directory of the sockets; agents = a pool of weir
+--   on_exit(status, signal, cause, fatal)) -> process (with
+--   kill(signal)) or nil, error; run_dir = directory of the sockets; agents = a pool of weir
 --   agents (weir.agents) to start the workers on }
 function M.new(job, ctx, opts)
   opts = opts or {}

@@ -21,4 +21,42 @@ function M.median(t)
   return t[math.floor((#t + 1) / 2)]
 end
 
+--- The output of a shell command, trailing white space removed.
+function M.capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+--- Prints the line every benchmark starts with: cores, CPU and time.
+function M.print_machine()
+  print(string.format("machine: %s cores, %s; %s", M.capture("nproc"),
+    M.capture("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | "
+      .. "head -n 1"), os.date("!%Y-%m-%d %H:%M UTC")))
+end
+
+--- examples/data/tinyshakespeare.txt repeated `copies` times in dir (a
+-- directory path), written once under a temporary name and renamed, so
+-- that an interrupted run leaves no short file; prints its line.
+-- @return the file's path
+function M.repeated_input(dir, copies)
+  local f = assert(io.open("examples/data/tinyshakespeare.txt", "rb"))
+  local source = f:read("*a")
+  f:close()
+  local input = string.format("%s/tinyshakespeare-x%d.txt", dir, copies)
+  f = io.open(input, "rb")
+  local size = f and f:seek("end")
+  if f then f:close() end
+  if size ~= copies * #source then
+    f = assert(io.open(input .. ".tmp", "wb"))
+    for _ = 1, copies do f:write(source) end
+    f:close()
+    assert(os.rename(input .. ".tmp", input))
+  end
+  print(string.format("input: %s (%.1f MiB)", input,
+    copies * #source / 1048576))
+  return input
+end
+
 return M

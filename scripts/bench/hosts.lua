@@ -11,28 +11,8 @@ local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4" }
 sh("mkdir -p " .. dir)
 local abs = core.cwd() .. "/" .. dir
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
-print(string.format("machine: %s cores, %s; %s", capture("nproc"),
-  capture("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1"),
-  os.date("!%Y-%m-%d %H:%M UTC")))
-
-local source = assert(io.open("examples/data/tinyshakespeare.txt", "rb"))
-  :read("*a")
-local input = string.format("%s/tinyshakespeare-x%d.txt", abs, copies)
-local st = core.stat(input)
-if not st or st.size ~= copies * #source then
-  local f = assert(io.open(input .. ".tmp", "wb"))
-  for _ = 1, copies do f:write(source) end
-  f:close()
-  assert(os.rename(input .. ".tmp", input))
-end
-print(string.format("input: %s (%.1f MiB)", input, copies * #source / 1048576))
+common.print_machine()
+local input = common.repeated_input(abs, copies)
 
 local secret = abs .. "/hosts-secret"
 local f = assert(io.open(secret, "wb"))
@@ -60,13 +40,27 @@ local function stop(pid)
     .. " 2>/dev/null; do sleep 0.05; done")
 end
 
-local function weir_cmd(agents, ck, out, script, interval)
+-- `weir run` of script with script_args (a string) at parallelism 2, on
+-- host c with the agents, or on this host without.
+local function weir_cmd(agents, ck, script, script_args, interval)
   local prefix = agents and "ip netns exec " .. PREFIX .. "c " or ""
   return string.format("%sbuild/weir run --http off --parallelism 2 "
-    .. "--checkpoint-interval %d --checkpoint-dir %s %s%s %s %s", prefix,
+    .. "--checkpoint-interval %d --checkpoint-dir %s %s%s %s", prefix,
     interval or 1000, ck, agents and ("--agents " .. agents
-    .. " --secret-file " .. secret .. " ") or "", script, input, out)
+    .. " --secret-file " .. secret .. " ") or "", script, script_args)
 end
+
+-- The jobs each variant runs: word count on the input, and Nexmark q5
+-- (hot items: sliding windows, a keyed exchange and a join) on
+-- NEXMARK_EVENTS generated events.
+local NEXMARK_EVENTS = 2000000
+local jobs = {
+  { name = "word count", script = "examples/wordcount.lua",
+    args = function(out) return input .. " " .. out end },
+  { name = "Nexmark q5, " .. NEXMARK_EVENTS .. " events",
+    script = "examples/nexmark/q5.lua",
+    args = function(out) return NEXMARK_EVENTS .. " " .. out end },
+}
 
 local variants = {
   { name = "(a) one host, no agents" },
@@ -77,41 +71,47 @@ local variants = {
     start = function() return { agent("a", 1), agent("b", 1) } end },
 }
 for _, v in ipairs(variants) do
-  v.times = {}
-  print(v.name .. ": " .. weir_cmd(v.agents, "CK", "OUT",
-    "examples/wordcount.lua"))
+  print(v.name .. ": " .. weir_cmd(v.agents, "CK", "SCRIPT", "ARGS..."))
 end
-local reference
-for round = 1, runs do
-  for _, v in ipairs(variants) do
-    local pids = v.start and v.start() or {}
-    local ck, out = abs .. "/hosts-ck", abs .. "/hosts-out"
-    sh("rm -rf " .. ck .. " " .. out)
-    local t0 = core.monotonic_ms()
-    sh(weir_cmd(v.agents, ck, out, "examples/wordcount.lua") .. " 2>"
-      .. abs .. "/hosts-run.log")
-    local secs = (core.monotonic_ms() - t0) / 1000
-    for _, pid in ipairs(pids) do stop(pid) end
-    local counts = capture("cat " .. out .. "/part-* | sort | md5sum")
-    reference = reference or counts
-    if counts ~= reference then
-      io.stderr:write("bench-hosts: ", v.name, " wrote other counts\n")
-      os.exit(1)
+for _, job in ipairs(jobs) do
+  local reference
+  for _, v in ipairs(variants) do v.times = {} end
+  for round = 1, runs do
+    for _, v in ipairs(variants) do
+      local pids = v.start and v.start() or {}
+      local ck, out = abs .. "/hosts-ck", abs .. "/hosts-out"
+      sh("rm -rf " .. ck .. " " .. out)
+      local t0 = core.monotonic_ms()
+      sh(weir_cmd(v.agents, ck, job.script, job.args(out)) .. " 2>"
+        .. abs .. "/hosts-run.log")
+      local secs = (core.monotonic_ms() - t0) / 1000
+      for _, pid in ipairs(pids) do stop(pid) end
+      local digest = common.capture("cat " .. out
+        .. "/part-* | sort | md5sum")
+      reference = reference or digest
+      if digest ~= reference then
+        io.stderr:write("bench-hosts: ", v.name, " wrote another output of ",
+          job.name, "\n")
+        os.exit(1)
+      end
+      v.times[round] = secs
+      io.stderr:write(string.format("run %d/%d  %s  %-28s %.2f s\n", round,
+        runs, job.name, v.name, secs))
     end
-    v.times[round] = secs
-    io.stderr:write(string.format("run %d/%d  %-28s %.2f s\n", round, runs,
-      v.name, secs))
+  end
+  print()
+  print(job.name .. " (the same output in every variant):")
+  print()
+  print("| variant | median s | fastest s | x (a) |")
+  print("| --- | ---: | ---: | ---: |")
+  local base = common.median({ unpack(variants[1].times) })
+  for _, v in ipairs(variants) do
+    local m = common.median({ unpack(v.times) })
+    print(string.format("| %s | %.2f | %.2f | %.2f |", v.name, m,
+      math.min(unpack(v.times)), base / m))
   end
 end
 print()
-print("| variant | median s | fastest s | x (a) |")
-print("| --- | ---: | ---: | ---: |")
-local base = common.median({ unpack(variants[1].times) })
-for _, v in ipairs(variants) do
-  local m = common.median({ unpack(v.times) })
-  print(string.format("| %s | %.2f | %.2f | %.2f |", v.name, m,
-    math.min(unpack(v.times)), base / m))
-end
 
 -- Host loss: the chaos word count (held at a pace, so it is mid-run) on
 -- hosts a (2 slots) and b (1 slot), one worker each; host b is killed
@@ -120,8 +120,9 @@ local pids = { agent("a", 2), agent("b", 1) }
 local ck, out = abs .. "/hosts-ck", abs .. "/hosts-out"
 local hold, log = abs .. "/hosts-hold", abs .. "/hosts-loss.log"
 sh("rm -rf " .. ck .. " " .. out .. "; : >" .. hold)
-sh(weir_cmd(IP.a .. ":6123," .. IP.b .. ":6123", ck, out,
-  "spec/fixtures/chaos_wordcount.lua", 100) .. " fixed_delay " .. hold
+sh(weir_cmd(IP.a .. ":6123," .. IP.b .. ":6123", ck,
+  "spec/fixtures/chaos_wordcount.lua", input .. " " .. out
+  .. " fixed_delay " .. hold, 100)
   .. " 2>" .. log .. " & echo $! >" .. log .. ".pid")
 local function newest()
   local n = 0

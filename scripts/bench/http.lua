@@ -12,30 +12,8 @@ local sh = common.runner("bench-http")
 local dir = "build/bench"
 sh("mkdir -p " .. dir)
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
-print(string.format("machine: %s cores, %s; %s", capture("nproc"),
-  capture("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1"),
-  os.date("!%Y-%m-%d %H:%M UTC")))
-
--- The input, written once under a temporary name and renamed.
-local source = assert(io.open("examples/data/tinyshakespeare.txt", "rb"))
-  :read("*a")
-local input = string.format("%s/tinyshakespeare-x%d.txt", dir, copies)
-local st = core.stat(input)
-if not st or st.size ~= copies * #source then
-  local f = assert(io.open(input .. ".tmp", "wb"))
-  for _ = 1, copies do f:write(source) end
-  f:close()
-  assert(os.rename(input .. ".tmp", input))
-end
-print(string.format("input: %s (%.1f MiB)", input,
-  copies * #source / 1048576))
+common.print_machine()
+local input = common.repeated_input(dir, copies)
 
 -- The client: waits for the job's "weir: http://ADDR:PORT/" line, then
 -- once a second sends the dashboard's four API requests and a /metrics
