@@ -83,6 +83,24 @@ describe("weir agent", function()
     assert.matches("^%x+%.lua$", cached[1])
   end)
 
+  it("runs a script that loads files from beside itself in place, where "
+    .. "the agent's host sees it", function()
+    -- examples/nexmark/q1.lua loads common.lua from its own directory.
+    local list = agents.a.address .. "," .. agents.b.address
+    local r = h.run_weir({ "run", "--agents", list, "--secret-file", secret,
+      "--parallelism", "2", "--checkpoint-dir", dir .. "/q1/ck",
+      "examples/nexmark/q1.lua",
+      "20000", dir .. "/q1/out" })
+    assert.are.equal(0, r.status, r.stderr)
+    local here = h.run_weir({ "run", "--parallelism", "2",
+      "--checkpoint-dir", dir .. "/q1-here/ck", "examples/nexmark/q1.lua",
+      "20000", dir .. "/q1-here/out" })
+    assert.are.equal(0, here.status, here.stderr)
+    local lines = h.committed_lines(dir .. "/q1/out")
+    assert.is_true(#lines > 0)
+    assert.same((h.committed_lines(dir .. "/q1-here/out")), lines)
+  end)
+
   it("says how many slots are short, and refuses a coordinator without "
     .. "the secret", function()
     local r = h.run_weir(run_args("short", agents.a.address,

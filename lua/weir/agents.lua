@@ -5,6 +5,7 @@
 -- for weir.supervisor.
 local core = require "weir.core"
 local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
 local handshake = require "weir.handshake"
 local protocol = require "weir.protocol"
 
@@ -143,10 +144,15 @@ function M.connect(list, secret_file)
   return self
 end
 
---- Ships the script (its bytes) to every agent.
+--- Ships the script to every agent.
+-- @param path the script's path (made absolute: an agent that sees the
+--   same file there runs it in place, so that files it loads beside
+--   itself are found)
+-- @param bytes its content
 -- @return the script's SHA-256 (hex), its content address
-function Pool:ship(bytes)
+function Pool:ship(path, bytes)
   local sha = core.sha256(bytes)
+  self.script_path = fsutil.absolute(path)
   for _, a in ipairs(self.agents) do
     a.conn:send(protocol.encode("ship", { sha = sha, bytes = bytes }))
   end
@@ -225,7 +231,8 @@ function Pool:spawn(a, w, cmd, on_exit)
   end
   a.procs[w] = proc
   a.conn:send(protocol.encode("spawn", { worker = w, args = cmd.args,
-    script_sha = self.script_sha, script_args = cmd.script_args,
+    script_sha = self.script_sha, script_path = self.script_path,
+    script_args = cmd.script_args,
     cwd = core.cwd(), dirs = cmd.dirs or {}, secret = cmd.secret,
     attempt = cmd.attempt }))
   return proc

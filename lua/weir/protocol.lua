@@ -87,6 +87,7 @@ M.MESSAGES = {
     bytes = "string" } },
   spawn = { from = "coordinator", to = "agent", fields = {
     worker = "number", args = "table", script_sha = "string",
+    script_path = "string",
     script_args = "table", cwd = "string", dirs = "table",
     secret = "string",
     attempt = "number" } },

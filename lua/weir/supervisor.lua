@@ -423,7 +423,7 @@ function Supervisor:start()
   if self.agents then
     self.agents:watch(self.options.heartbeat_timeout)
     local f = assert(io.open(self.ctx.script, "rb"))
-    self.agents:ship(f:read("*a"))
+    self.agents:ship(self.ctx.script, f:read("*a"))
     f:close()
   end
   self.watchdog = core.timer(guard(function()
