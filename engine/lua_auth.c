@@ -1,10 +1,14 @@
 /*
 ** Lua binding of peer authentication (auth.h): core.random_bytes,
-** core.auth_respond, core.auth_verify and core.sha256. Roles are named "data",
+** core.auth_respond, core.auth_verify, core.sha256 and base64
+** (core.base64, core.unbase64), all on OpenSSL's libcrypto. Roles are named "data",
 ** "control", "heartbeat" and "agent" on the Lua side.
 */
 #include <string.h>
 
+#include <stdlib.h>
+
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "auth.h"
@@ -106,9 +110,55 @@ static int l_sha256(lua_State* L) {
   return 1;
 }
 
+/* core.base64(bytes) -> bytes in base64 (RFC 4648, padded), as etcd's
+** JSON API takes keys and values. */
+static int l_base64(lua_State* L) {
+  size_t len;
+  const char* bytes = luaL_checklstring(L, 1, &len);
+  size_t cap = 4 * ((len + 2) / 3) + 1;
+  unsigned char* out = malloc(cap);
+  int n;
+  if (out == NULL) return wr__lua_push_error(L, WR_ENOMEM);
+  n = EVP_EncodeBlock(out, (const unsigned char*) bytes, (int) len);
+  lua_pushlstring(L, (const char*) out, (size_t) n);
+  free(out);
+  return 1;
+}
+
+/* core.unbase64(text) -> the bytes text encodes in base64 | nil, message
+** when it is not base64. */
+static int l_unbase64(lua_State* L) {
+  size_t len, pad = 0;
+  const char* text = luaL_checklstring(L, 1, &len);
+  unsigned char* out;
+  int n;
+  if (len % 4 != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not base64: its length is not a multiple of 4");
+    return 2;
+  }
+  out = malloc(len / 4 * 3 + 1);
+  if (out == NULL) return wr__lua_push_error(L, WR_ENOMEM);
+  n = EVP_DecodeBlock(out, (const unsigned char*) text, (int) len);
+  if (n < 0) {
+    free(out);
+    lua_pushnil(L);
+    lua_pushliteral(L, "not base64");
+    return 2;
+  }
+  /* EVP_DecodeBlock counts the padding as bytes: take them off. */
+  if (len >= 1 && text[len - 1] == '=') pad++;
+  if (len >= 2 && text[len - 2] == '=') pad++;
+  lua_pushlstring(L, (const char*) out, (size_t) n - pad);
+  free(out);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   { "random_bytes", l_random_bytes },
   { "sha256", l_sha256 },
+  { "base64", l_base64 },
+  { "unbase64", l_unbase64 },
   { "auth_respond", l_auth_respond },
   { "auth_verify", l_auth_verify },
   { NULL, NULL }

@@ -5,7 +5,8 @@
 ** parser:feed(bytes) -> requests | nil, message. The parser keeps what a
 ** request has so far between feeds; each request that completed in bytes
 ** comes back as { method, url, headers = { lower-case name = value },
-** body, keep_alive }. No Lua runs inside http_parser_execute: requests are
+** body, keep_alive }. core.http_parser("response") reads responses the
+** same way (the etcd client's), each with its status. No Lua runs inside http_parser_execute: requests are
 ** gathered in C and returned.
 **
 ** Built only where http_parser.h is found (WEIR_HAVE_HTTP_PARSER);
@@ -144,6 +145,10 @@ static int on_message_complete(http_parser* p) {
   lua_setfield(L, -2, "body");
   lua_pushboolean(L, http_should_keep_alive(p));
   lua_setfield(L, -2, "keep_alive");
+  if (p->type == HTTP_RESPONSE) {
+    lua_pushinteger(L, (lua_Integer) p->status_code);
+    lua_setfield(L, -2, "status");
+  }
   lua_rawseti(L, -2, ++lp->count);
   lua_pop(L, 1);
   return 0;
@@ -156,11 +161,15 @@ static const http_parser_settings SETTINGS = {
   .on_message_complete = on_message_complete,
 };
 
-/* core.http_parser() -> parser of HTTP/1.x requests. */
+/* core.http_parser([kind]) -> parser of HTTP/1.x requests, or with kind
+** "response" of responses (each with its status; a response without a
+** length ends at feed(""), the connection's end). */
 static int l_http_parser(lua_State* L) {
+  static const char* const kinds[] = { "request", "response", NULL };
+  int response = luaL_checkoption(L, 1, "request", kinds) == 1;
   lparser_t* lp = lua_newuserdata(L, sizeof(*lp));
   memset(lp, 0, sizeof(*lp));
-  http_parser_init(&lp->parser, HTTP_REQUEST);
+  http_parser_init(&lp->parser, response ? HTTP_RESPONSE : HTTP_REQUEST);
   lp->parser.data = lp;
   lp->headers_ref = lp->list_ref = LUA_NOREF;
   luaL_getmetatable(L, PARSER_MT);

@@ -40,8 +40,11 @@ function M.sh(cmd)
 end
 
 --- A loopback TCP port no one listens on now (a spec's servers take it).
+local ports_taken = 0  -- so that two calls within a millisecond differ
 function M.free_port()
+  ports_taken = ports_taken + 1
   local seed = core.getpid() * 7919 + math.floor(core.monotonic_ms())
+    + ports_taken * 15485863
   for attempt = 1, 50 do
     local port = 20000 + (seed + attempt * 104729) % 40000
     local s = core.listen("tcp:127.0.0.1:" .. port, function() end)

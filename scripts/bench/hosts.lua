@@ -4,9 +4,18 @@ local core = require "weir.core"
 local common = dofile("scripts/bench/common.lua")
 
 local runs, copies = tonumber(arg[1]), tonumber(arg[2])
-local sh = common.runner("bench-hosts")
+local run_or_exit = common.runner("bench-hosts")
+local PREFIX_ = "wb"
+local running = {}  -- pids of the agents started, killed on a failure
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  if ok == 0 or ok == true then return end
+  for pid in pairs(running) do os.execute("kill -KILL " .. pid) end
+  os.execute("sleep 0.2; scripts/netns down " .. PREFIX_ .. " c a b")
+  run_or_exit(cmd)
+end
 local dir = "build/bench"
-local PREFIX, NET = "wb", "10.197.0"
+local PREFIX, NET = PREFIX_, "10.197.0"
 local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4" }
 sh("mkdir -p " .. dir)
 local abs = core.cwd() .. "/" .. dir
@@ -32,10 +41,13 @@ local function agent(name, slots)
   repeat
     local l = io.open(log):read("*a")
   until l:find("agent listening") or not os.execute("sleep 0.05")
-  return tonumber(io.open(log .. ".pid"):read("*a"))
+  local pid = tonumber(io.open(log .. ".pid"):read("*a"))
+  running[pid] = true
+  return pid
 end
 
 local function stop(pid)
+  running[pid] = nil
   os.execute("kill -TERM " .. pid .. "; while kill -0 " .. pid
     .. " 2>/dev/null; do sleep 0.05; done")
 end
