@@ -169,7 +169,7 @@ describe("weir agent", function()
     local list = agents.a.address .. "," .. agents.b.address
     local proc = h.spawn_weir(run_args("loss", list, { "--parallelism", "2" },
       hold))
-    local ok, err = pcall(function()
+    local r = h.disturb_held(proc, hold, function()
       local last = newest_checkpoint("loss", 0)
       -- One worker on each agent.
       assert.are.equal(1, #h.workers_of(agents.a.pid))
@@ -192,12 +192,6 @@ describe("weir agent", function()
       -- Both workers now run on agent a.
       assert.are.equal(2, #h.workers_of(agents.a.pid))
     end)
-    os.remove(hold)
-    if not ok then
-      h.kill(proc, "KILL")
-      error(err, 0)
-    end
-    local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("worker %d was killed by signal 9", r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/loss/out")))
@@ -212,7 +206,7 @@ describe("weir agent", function()
     local list = agents.c.address .. "," .. agents.d.address
     local proc = h.spawn_weir(run_args("fewer", list, nil, hold))
     local err_of = function() return h.read_file(proc.dir .. "/err") or "" end
-    local ok, err = pcall(function()
+    local r = h.disturb_held(proc, hold, function()
       local last = newest_checkpoint("fewer", 0)
       stop_agent("d")
       h.wait_until(function()
@@ -222,12 +216,6 @@ describe("weir agent", function()
       newest_checkpoint("fewer", last)
       assert.are.equal(1, #h.workers_of(agents.c.pid))
     end)
-    os.remove(hold)
-    if not ok then
-      h.kill(proc, "KILL")
-      error(tostring(err) .. "\n" .. err_of(), 0)
-    end
-    local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/fewer/out")))
     stop_agent("c")
@@ -240,7 +228,7 @@ describe("weir agent", function()
     h.write_file(hold, "")
     local proc = h.spawn_weir(run_args("back", agents.e.address, nil, hold))
     local err_of = function() return h.read_file(proc.dir .. "/err") or "" end
-    local ok, err = pcall(function()
+    local r = h.disturb_held(proc, hold, function()
       local last = newest_checkpoint("back", 0)
       local port = agents.e.address:match(":(%d+)$")
       h.kill(agents.e, "KILL")
@@ -263,12 +251,6 @@ describe("weir agent", function()
       newest_checkpoint("back", last)
       assert.are.equal(1, #h.workers_of(e.pid))
     end)
-    os.remove(hold)
-    if not ok then
-      h.kill(proc, "KILL")
-      error(tostring(err) .. "\n" .. err_of(), 0)
-    end
-    local r = h.wait_exit(proc, 120000)
     assert.are.equal(0, r.status, r.stderr)
     assert.same(expected, (h.committed_lines(dir .. "/back/out")))
   end)

@@ -323,6 +323,22 @@ function M.wait_checkpoint(job_dir, after)
   end, 30000, "a checkpoint after " .. after)
 end
 
+--- Runs disturb() against a job held at a pace while the file hold
+-- exists (see spec/fixtures/chaos_wordcount.lua), then lets it run to its
+-- end: removes hold and waits (bounded) for the exit. If disturb raises,
+-- the job is killed and the error raised with the job's log.
+-- @return the job's result (see M.wait_exit)
+function M.disturb_held(proc, hold, disturb)
+  local ok, err = pcall(disturb)
+  os.remove(hold)
+  if not ok then
+    M.kill(proc, "KILL")
+    error(tostring(err) .. "; the job's log:\n"
+      .. (read_file(proc.dir .. "/err") or ""), 0)
+  end
+  return M.wait_exit(proc, 120000)
+end
+
 --- Lists a job's checkpoint directories that have a manifest.
 function M.complete_checkpoints(job_dir)
   local out = {}
