@@ -87,6 +87,14 @@ static int l_timer_stop(lua_State* L) {
   return 0;
 }
 
+/* timer:unref() lets the loop end while the timer is its only active
+** handle (core.run, core.drain return): for timers that only serve
+** whatever else runs, such as a lease's renewal. */
+static int l_timer_unref(lua_State* L) {
+  uv_unref((uv_handle_t*) &(*check_handle(L, TIMER_MT))->u.timer);
+  return 0;
+}
+
 static int l_timer_close(lua_State* L) { return handle_close(L, TIMER_MT); }
 
 /* -- Idle handles: run a step whenever the loop has nothing else to do --- */
@@ -252,7 +260,7 @@ static int l_getpid(lua_State* L) {
 
 static const luaL_Reg timer_methods[] = {
   { "start", l_timer_start }, { "stop", l_timer_stop },
-  { "close", l_timer_close }, { NULL, NULL }
+  { "unref", l_timer_unref }, { "close", l_timer_close }, { NULL, NULL }
 };
 
 static const luaL_Reg idle_methods[] = {

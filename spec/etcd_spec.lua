@@ -30,20 +30,12 @@ describe("weir.etcd", function()
 
   setup(function()
     dir = h.tmpdir()
-    local port, peer = h.free_port(), h.free_port()
-    local url = "http://127.0.0.1:" .. port
-    local peer_url = "http://127.0.0.1:" .. peer
-    os.execute(string.format("etcd --name spec --data-dir %s "
-      .. "--listen-client-urls %s --advertise-client-urls %s "
-      .. "--listen-peer-urls %s --initial-advertise-peer-urls %s "
-      .. "--initial-cluster spec=%s >%s/etcd.log 2>&1 & echo $! >%s/pid",
-      h.quote(dir .. "/data"), url, url, peer_url, peer_url, peer_url,
-      h.quote(dir), h.quote(dir)))
-    proc = tonumber(h.read_file(dir .. "/pid"))
-    client = assert(etcd.new("etcd://127.0.0.1:" .. port))
+    local url
+    proc, url = h.start_etcd(dir)
+    client = assert(etcd.new(url))
     h.wait_until(function()
       return (await(client.get, client, "ready?")) == nil
-    end, 20000, "etcd to serve")
+    end, 20000, "etcd to answer")
   end)
 
   teardown(function()

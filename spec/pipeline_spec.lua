@@ -197,7 +197,7 @@ describe("weir.pipeline", function()
         "weir.pipeline: unknown option 'checkpoint_intervall' (known: "
         .. "agents, allow_non_restored_state, checkpoint_dir, checkpoint_interval, "
         .. "checkpoint_timeout, fork_snapshot_keys, gc_pause, "
-        .. "heartbeat_timeout, http, http_token_file, log_level, "
+        .. "ha, heartbeat_timeout, http, http_token_file, log_level, "
         .. "max_parallelism, "
         .. "metrics, mode, name, parallelism, restart, restore, retain, "
         .. "retain_on_cancel, savepoint_on_stop, secret_file, state_backend, "

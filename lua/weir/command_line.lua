@@ -92,6 +92,10 @@ local RUN_OPTIONS = {
   { "--secret-file", "string", "FILE", nil, "the secret shared with the "
     .. "agents, its first line (default: ~/.config/weir/secret, created "
     .. "when missing)" },
+  { "--ha", "string", "etcd://HOST:PORT", nil, "coordinator high "
+    .. "availability: the coordinators of the job started with the same "
+    .. "--ha elect a leader in etcd; the others wait and one takes over, "
+    .. "continuing the leader's checkpoints, when the leader is gone" },
   { "--state-dir", "string", "DIR", nil, "where the rocksdb backend keeps "
     .. "its working files (default: /tmp; avoid tmpfs, which holds them in "
     .. "memory)" },

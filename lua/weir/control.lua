@@ -96,18 +96,20 @@ end
 --   savepoint = fn(dir, cb), cancel = fn(dir|nil, cb, no_drain) } where
 --   cb(err, path) reports the outcome (path of the savepoint, if one was
 --   taken)
+-- @param take_over true for the leader elected in etcd (weir.ha): the
+--   job is its, even while a deposed leader's socket still answers
 -- @return server (close it with :close()) | nil, message when another
 --   process runs the job from this directory or the socket cannot be made
 --   (the job can run without one; the caller warns)
 -- Must be called outside loop callbacks (it waits for a probe connection).
-function M.serve(job_dir, run_dir, handlers)
+function M.serve(job_dir, run_dir, handlers, take_over)
   local path = run_dir .. "/" .. M.SOCKET
   if #path > M.MAX_SOCKET_PATH then
     return nil, string.format("its control socket path %s is longer than "
       .. "%d bytes", path, M.MAX_SOCKET_PATH)
   end
   local other = M.socket_path(job_dir)
-  if other and core.stat(other) then
+  if other and core.stat(other) and not take_over then
     local conn = connect_wait(other, 1000)
     if conn then
       conn:close()
@@ -291,7 +293,8 @@ function M.serve_job(job, h)
       if c then c:cancel(dir, cb, no_drain) end
     end,
   }
-  local server, serr, code = M.serve(job.job_dir, run_dir, handlers)
+  local server, serr, code = M.serve(job.job_dir, run_dir, handlers,
+    job.leader ~= nil)
   if not server then
     if own_run_dir then rundir.remove(run_dir) end
     if code == "running" then error("cannot run job '" .. job.name .. "': "

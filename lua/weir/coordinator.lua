@@ -75,7 +75,8 @@ end
 function Coordinator:restore_point(without_state)
   local what = self.options.restore
   local lineage = self.job.lineage
-  if lineage.restarts > 0 then what = "lineage" end
+  -- After a failure, or continuing a run taken over (weir.ha).
+  if lineage.restarts > 0 or lineage.adopted then what = "lineage" end
   if not what then return nil end
   local open = without_state and checkpoint.open_verified or checkpoint.load
   local loaded, err
@@ -308,6 +309,8 @@ function Coordinator:ack(task_id, id, files, timing)
     return self:decline(id, string.format("cannot write its manifest in "
       .. "%s: %s", pending.path, ferr))
   end
+  local fenced = self.job.fence and self.job.fence()
+  if fenced then return self:decline(id, "not published: " .. fenced) end
   local operators = {}
   for _, node in ipairs(self.job.pipeline.nodes) do
     operators[#operators + 1] = { uid = node.uid, kind = node.kind,
@@ -356,6 +359,7 @@ function Coordinator:complete(pending)
   self.last_completed = pending.id
   self.job.lineage.last = pending.path
   self.job.history:completed(pending, pending.path)
+  if self.job.on_completed then self.job.on_completed(pending.path) end
   self.checkpoints = self.checkpoints + 1
   errors.debug(string.format("checkpoint %d complete: %.0f ms (sync %.0f, "
     .. "async %.0f), %d bytes, %s", pending.id,

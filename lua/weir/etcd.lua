@@ -117,6 +117,11 @@ function Client:keepalive(id, cb)
   end)
 end
 
+--- Revokes lease id (what it holds is deleted at once); cb(err).
+function Client:revoke(id, cb)
+  self:call("/v3/lease/revoke", { ID = id }, function(err) cb(err) end)
+end
+
 --- Puts key = value (strings), under lease id if given; cb(err,
 -- revision).
 function Client:put(key, value, lease, cb)

@@ -15,6 +15,7 @@ local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
+local ha = require "weir.ha"
 local host_mod = require "weir.host"
 local kinds = require "weir.kinds"
 local plan = require "weir.plan"
@@ -232,6 +233,9 @@ function M.run(p)
       ctx.worker.parallelism), ctx.worker)
   end
   local parallelism = p.options.parallelism or ctx.default_parallelism or 1
+  -- weir run --ha: lead the job, or wait as a standby until it can.
+  local leader = ctx.script and p.options.ha and ha.lead(p.options.ha,
+    p.options.name, 2 * p.options.heartbeat_timeout)
   -- weir run --agents: the workers run on the agents, by default one
   -- subtask per slot they offer.
   local agents = ctx.script and p.options.agents
@@ -239,12 +243,23 @@ function M.run(p)
   if agents then parallelism = p.options.parallelism or agents.slots end
   local job = M.prepare(p, parallelism)
   if ctx.script then warn_uids(p) end
+  if leader then
+    if leader.adopt then
+      job.lineage.run_id, job.lineage.base = leader.adopt.run_id,
+        leader.adopt.base
+      job.lineage.adopted = true
+    end
+    job.leader = leader
+    job.fence = function() return leader:fence() end
+    job.on_completed = function(path) leader:record(job.lineage, path) end
+  end
   local stats
   if (agents or job.plan.max_parallelism > 1) and ctx.script then
     stats = supervisor.run(job, ctx, agents)
   else
     stats = run_local(job, ctx.script or p.options.restart)
   end
+  if leader then leader:close(job.lineage) end
   if ctx.report then ctx.report(stats) end
   return stats
 end

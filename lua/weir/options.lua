@@ -59,6 +59,9 @@ M.specs = {
     .. "stderr: error, warn, info (what the job does; default) or debug" },
   agents = { false, "string", "\"HOST:PORT,...\": run the job's worker "
     .. "processes on these weir agents (weir run only)" },
+  ha = { false, "string", "\"etcd://HOST:PORT\": coordinators of the "
+    .. "job elect a leader there; the others wait as standbys (weir run "
+    .. "only)" },
   secret_file = { false, "string", "file whose first line is the secret "
     .. "shared with the agents (default: ~/.config/weir/secret)" },
   state_dir = { false, "string", "directory for the rocksdb state "
@@ -105,6 +108,8 @@ local RULES = {
       end
       return true
     end, "must be HOST:PORT[,HOST:PORT...]" },
+  { "ha", function(v) return v:match("^etcd://[^:/]+:%d+/?$") ~= nil end,
+    "must be etcd://HOST:PORT" },
   { "log_level", function(v)
       return v == "error" or v == "warn" or v == "info" or v == "debug"
     end, "must be \"error\", \"warn\", \"info\" or \"debug\"" },

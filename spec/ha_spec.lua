@@ -1,0 +1,96 @@
+-- Coordinator high availability (weir run --ha etcd://...): a standby
+-- waits without starting anything, takes over when the leader is killed
+-- mid-run and continues its checkpoints to the exact output; a leader
+-- stopped past its lease (SIGSTOP) and resumed stops at once without
+-- publishing, and the output stays exact. etcd runs on loopback.
+local h = require "helpers"
+
+local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
+
+describe("weir run --ha", function()
+  local dir, input, expected, etcd_pid, url
+
+  setup(function()
+    dir = h.tmpdir()
+    etcd_pid, url = h.start_etcd(dir)
+    input = dir .. "/input.txt"
+    h.repeat_file(h.shakespeare, input, 20)
+    expected = h.wordcount_lines(input)
+  end)
+
+  teardown(function()
+    if etcd_pid then os.execute("kill " .. etcd_pid) end
+    h.sh("rm -rf " .. h.quote(dir))
+  end)
+
+  local function coordinator(case, hold)
+    return h.spawn_weir({ "run", "--ha", url, "--parallelism", "2",
+      "--checkpoint-interval", "100", "--checkpoint-dir",
+      dir .. "/" .. case .. "/ck", SCRIPT, input,
+      dir .. "/" .. case .. "/out", "fixed_delay", hold })
+  end
+
+  local function log_of(proc) return h.read_file(proc.dir .. "/err") or "" end
+
+  -- Starts a leader and a standby of the case's job (held at a pace by
+  -- hold); returns them once the standby waits.
+  local function leader_and_standby(case, hold)
+    h.write_file(hold, "")
+    local leader = coordinator(case, hold)
+    h.wait_until(function() return log_of(leader):find("leading job") end,
+      20000, "the leader")
+    local standby = coordinator(case, hold)
+    h.wait_until(function()
+      return log_of(standby):find("standby: job 'chaos' is led by")
+    end, 20000, "the standby")
+    return leader, standby
+  end
+
+  it("takes over when the leader is killed, continuing its checkpoints",
+    function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      local hold = dir .. "/kill-hold"
+      local leader, standby = leader_and_standby("kill", hold)
+      local job_dir = dir .. "/kill/ck/chaos"
+      local r = h.disturb_held(standby, hold, function()
+        local last = h.wait_checkpoint(job_dir, 0)
+        -- The standby started nothing: no workers, no restore.
+        assert.are.equal(0, #h.workers_of(standby.pid))
+        assert.not_matches("restoring", log_of(standby))
+        h.kill(leader, "KILL")
+        h.wait_exit(leader)
+        -- It restores the leader's newest checkpoint, then takes its own.
+        h.wait_until(function()
+          local log = log_of(standby)
+          return log:find("taking over from") and log:find("restoring "
+            .. job_dir .. "/chk-", 1, true)
+        end, 20000, "the standby to take over")
+        h.wait_checkpoint(job_dir, last)
+      end)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/kill/out")))
+    end)
+
+  it("stops a leader that lost its lease without publishing anything",
+    function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      local hold = dir .. "/stop-hold"
+      local leader, standby = leader_and_standby("stop", hold)
+      local job_dir = dir .. "/stop/ck/chaos"
+      local r = h.disturb_held(standby, hold, function()
+        local last = h.wait_checkpoint(job_dir, 0)
+        h.kill(leader, "STOP")
+        h.wait_until(function()
+          return log_of(standby):find("taking over from")
+        end, 20000, "the standby to take over")
+        last = h.wait_checkpoint(job_dir, last)
+        h.kill(leader, "CONT")
+        local lr = h.wait_exit(leader, 20000)
+        assert.are.equal(1, lr.status)
+        assert.matches("lost the leadership of job 'chaos'", lr.stderr)
+        h.wait_checkpoint(job_dir, last)
+      end)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/stop/out")))
+    end)
+end)
