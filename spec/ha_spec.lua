@@ -93,4 +93,19 @@ describe("weir run --ha", function()
       assert.are.equal(0, r.status, r.stderr)
       assert.same(expected, (h.committed_lines(dir .. "/stop/out")))
     end)
+
+  it("ends a standby at once when the job it waited for finished",
+    function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      local hold = dir .. "/done-hold"
+      local leader, standby = leader_and_standby("done", hold)
+      local lr = h.disturb_held(leader, hold, function() end)
+      assert.are.equal(0, lr.status, lr.stderr)
+      local r = h.wait_exit(standby, 30000)
+      assert.are.equal(0, r.status, r.stderr)
+      -- It found the leader's final checkpoint and ran nothing again.
+      assert.matches("restoring .*/done/ck/chaos/chk%-%d+", r.stderr)
+      assert.matches("0 checkpoints", r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/done/out")))
+    end)
 end)

@@ -5,8 +5,10 @@
 -- directory or its control socket, and the first to create the key once
 -- the leader's lease ended takes over.
 --
--- Keys (weir.etcd): /weir/<job>/leader holds the leader's identity under
--- its lease; /weir/<job>/lineage the leader's run (its run_id, the
+-- Keys (weir.etcd), per job directory (the absolute path of
+-- <checkpoint_dir>/<job>, so that two jobs of one name elsewhere do not
+-- meet): /weir<job dir>/leader holds the leader's identity under its
+-- lease; /weir<job dir>/lineage the leader's run (its run_id, the
 -- checkpoint it started from, the last checkpoint it completed, and
 -- "final" once the job ended), written only while it still leads (a
 -- fenced put). A standby that takes over adopts that run: it restores as
@@ -51,18 +53,19 @@ end
 --- Leads job `name` or waits until it can (blocking, on the loop).
 -- @param url "etcd://HOST:PORT"
 -- @param name the job's name
+-- @param job_dir its directory, absolute (<checkpoint_dir>/<name>)
 -- @param ttl_ms the lease's time-to-live (rounded up to seconds, at
 --   least 2 s): how long a dead leader holds the job
 -- @return the leader: adopt (nil, or { run_id, base } of the run to
 --   continue), and the methods below. Raises a one-line message when etcd
 --   cannot be reached or answers wrongly.
-function M.lead(url, name, ttl_ms)
+function M.lead(url, name, job_dir, ttl_ms)
   local client, perr = etcd.new(url)
   if not client then error(perr, 0) end
   local ttl_s = math.max(2, math.ceil(ttl_ms / 1000))
   local self = setmetatable({ client = client, name = name,
-    ttl_ms = ttl_s * 1000, key = "/weir/" .. name .. "/leader",
-    lineage_key = "/weir/" .. name .. "/lineage",
+    ttl_ms = ttl_s * 1000, key = "/weir" .. job_dir .. "/leader",
+    lineage_key = "/weir" .. job_dir .. "/lineage",
     me = string.format("%s pid %d", os.getenv("HOSTNAME") or "localhost",
       core.getpid()) }, Leader)
   local err, lease = sync(client, "grant", ttl_s)

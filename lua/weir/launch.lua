@@ -15,6 +15,7 @@ local checkpoint = require "weir.checkpoint_storage"
 local control = require "weir.control"
 local coordinator = require "weir.coordinator"
 local errors = require "weir.errors"
+local fsutil = require "weir.fsutil"
 local ha = require "weir.ha"
 local host_mod = require "weir.host"
 local kinds = require "weir.kinds"
@@ -235,7 +236,8 @@ function M.run(p)
   local parallelism = p.options.parallelism or ctx.default_parallelism or 1
   -- weir run --ha: lead the job, or wait as a standby until it can.
   local leader = ctx.script and p.options.ha and ha.lead(p.options.ha,
-    p.options.name, 2 * p.options.heartbeat_timeout)
+    p.options.name, fsutil.absolute(p.options.checkpoint_dir .. "/"
+      .. p.options.name), 2 * p.options.heartbeat_timeout)
   -- weir run --agents: the workers run on the agents, by default one
   -- subtask per slot they offer.
   local agents = ctx.script and p.options.agents
