@@ -155,10 +155,13 @@ describe("read_socket", function()
         -- more still to send) and a checkpoint completed since the last
         -- kill; once let go, its next lines are acknowledged, and the
         -- kill lands while it sends the ones after.
-        local before = #h.complete_checkpoints(job_dir)
+        -- (By the newest id: retention keeps their number at 3.)
+        local ids = h.complete_checkpoints(job_dir)
+        local before = ids[#ids] or 0
         h.wait_until(function()
+          local now = h.complete_checkpoints(job_dir)
           return (read_number(progress) or 0) >= round * N / 4
-            and #h.complete_checkpoints(job_dir) > before
+            and (now[#now] or 0) > before
         end, 30000, "a checkpoint and the client at its gate")
         h.write_file(gate .. "-" .. round, "")
         h.wait_until(function()
