@@ -309,7 +309,8 @@ function Coordinator:ack(task_id, id, files, timing)
     return self:decline(id, string.format("cannot write its manifest in "
       .. "%s: %s", pending.path, ferr))
   end
-  local fenced = self.job.fence and self.job.fence()
+  -- Under --ha, only while this coordinator surely leads (weir.ha).
+  local fenced = self.job.leader and self.job.leader:fence()
   if fenced then return self:decline(id, "not published: " .. fenced) end
   local operators = {}
   for _, node in ipairs(self.job.pipeline.nodes) do
@@ -359,7 +360,9 @@ function Coordinator:complete(pending)
   self.last_completed = pending.id
   self.job.lineage.last = pending.path
   self.job.history:completed(pending, pending.path)
-  if self.job.on_completed then self.job.on_completed(pending.path) end
+  if self.job.leader then
+    self.job.leader:record(self.job.lineage, pending.path)
+  end
   self.checkpoints = self.checkpoints + 1
   errors.debug(string.format("checkpoint %d complete: %.0f ms (sync %.0f, "
     .. "async %.0f), %d bytes, %s", pending.id,

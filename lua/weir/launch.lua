@@ -252,8 +252,6 @@ function M.run(p)
       job.lineage.adopted = true
     end
     job.leader = leader
-    job.fence = function() return leader:fence() end
-    job.on_completed = function(path) leader:record(job.lineage, path) end
   end
   local stats
   if (agents or job.plan.max_parallelism > 1) and ctx.script then
