@@ -3,6 +3,7 @@
 -- mid-run and continues its checkpoints to the exact output; a leader
 -- stopped past its lease (SIGSTOP) and resumed stops at once without
 -- publishing, and the output stays exact. etcd runs on loopback.
+local etcd = require "weir.etcd"
 local h = require "helpers"
 
 local SCRIPT = "spec/fixtures/chaos_wordcount.lua"
@@ -23,11 +24,16 @@ describe("weir run --ha", function()
     h.sh("rm -rf " .. h.quote(dir))
   end)
 
-  local function coordinator(case, hold)
-    return h.spawn_weir({ "run", "--ha", url, "--parallelism", "2",
+  local function coordinator(case, hold, out, extra)
+    local args = { "run", "--ha", url, "--parallelism", "2",
       "--checkpoint-interval", "100", "--checkpoint-dir",
-      dir .. "/" .. case .. "/ck", SCRIPT, input,
-      dir .. "/" .. case .. "/out", "fixed_delay", hold })
+      dir .. "/" .. case .. "/ck" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    for _, a in ipairs({ SCRIPT, input, dir .. "/" .. case .. "/"
+        .. (out or "out"), "fixed_delay", hold }) do
+      args[#args + 1] = a
+    end
+    return h.spawn_weir(args)
   end
 
   local function log_of(proc) return h.read_file(proc.dir .. "/err") or "" end
@@ -92,6 +98,74 @@ describe("weir run --ha", function()
       end)
       assert.are.equal(0, r.status, r.stderr)
       assert.same(expected, (h.committed_lines(dir .. "/stop/out")))
+    end)
+
+  -- Runs the case's job alone under --ha and kills it (kill -9) once a
+  -- checkpoint completed and etcd recorded it: a run left unfinished.
+  local function crashed_run(case)
+    local hold = dir .. "/" .. case .. "-hold"
+    h.write_file(hold, "")
+    local leader = coordinator(case, hold)
+    local ok, err = pcall(function()
+      local job_dir = dir .. "/" .. case .. "/ck/chaos"
+      -- The second checkpoint: the first one's etcd record is written by
+      -- the time the second completes.
+      h.wait_checkpoint(job_dir, h.wait_checkpoint(job_dir, 0))
+      h.kill(leader, "KILL")
+      h.wait_exit(leader)
+      -- Its lease ends a time-to-live later: a coordinator started before
+      -- would wait for it as a standby does.
+      local client = assert(etcd.new(url))
+      h.wait_until(function()
+        local err, value
+        client:get("/weir" .. job_dir .. "/leader", function(e, v)
+          err, value = e or false, v
+        end)
+        h.wait_until(function() return err ~= nil end, 10000, "etcd")
+        return not err and value == nil
+      end, 20000, "the killed leader's lease to end")
+    end)
+    os.remove(hold)
+    if not ok then
+      h.kill(leader, "KILL")
+      error(tostring(err) .. "; the job's log:\n"
+        .. (h.read_file(leader.dir .. "/err") or ""), 0)
+    end
+  end
+
+  it("continues an unfinished run in the job's next weir run --ha",
+    function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      crashed_run("again")
+      local r = h.wait_exit(coordinator("again"), 60000)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("continuing run %S+ of job 'chaos', which etcd "
+        .. "records as unfinished", r.stderr)
+      assert.matches("restoring .*/again/ck/chaos/chk%-%d+", r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/again/out")))
+    end)
+
+  it("refuses to start an unfinished run over when its checkpoints are "
+    .. "gone; --ha-new-run starts a new run", function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      crashed_run("gone")
+      h.sh("rm -rf " .. h.quote(dir .. "/gone/ck/chaos") .. "/chk-*")
+      local r = h.wait_exit(coordinator("gone"), 60000)
+      assert.are.equal(1, r.status, r.stderr)
+      assert.matches("cannot continue run %S+: no intact checkpoint of it "
+        .. "is left in .*/gone/ck/chaos %(its last was .*/chk%-%d+%)",
+        r.stderr)
+      assert.matches("add %-%-ha%-new%-run", r.stderr)
+      assert.not_matches("restoring", r.stderr)
+      r = h.wait_exit(coordinator("gone", nil, "new-out",
+        { "--ha-new-run" }), 60000)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("starting a new run of job 'chaos'", r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/gone/new-out")))
+      -- The new run is what etcd records now: a next run starts anew.
+      r = h.wait_exit(coordinator("gone", nil, "third-out"), 60000)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.not_matches("continuing run", r.stderr)
     end)
 
   it("ends a standby at once when the job it waited for finished",

@@ -96,6 +96,9 @@ local RUN_OPTIONS = {
     .. "availability: the coordinators of the job started with the same "
     .. "--ha elect a leader in etcd; the others wait and one takes over, "
     .. "continuing the leader's checkpoints, when the leader is gone" },
+  { "--ha-new-run", "flag", nil, nil, "with --ha, start a new run of the "
+    .. "job even if etcd records an unfinished run of it (whose leader "
+    .. "ended before the job did; by default it is continued)" },
   { "--state-dir", "string", "DIR", nil, "where the rocksdb backend keeps "
     .. "its working files (default: /tmp; avoid tmpfs, which holds them in "
     .. "memory)" },

@@ -2,8 +2,8 @@
 -- the acknowledgements of every task, publishes a checkpoint by writing its
 -- manifest last, tells the hosts to commit, keeps `retain` checkpoints,
 -- and takes the final checkpoint once every task ended. It also chooses
--- the checkpoint a job restores from, takes savepoints and cancels the
--- job on request (see weir.control).
+-- the checkpoint a job restores from (weir.restore), takes savepoints
+-- and cancels the job on request (see weir.control).
 --
 -- Hosts are the places tasks run: a weir.host in this process, or
 -- proxies of worker processes (weir.supervisor). A host offers
@@ -18,6 +18,7 @@ local incremental = require "weir.incremental"
 local job_history = require "weir.job_history"
 local fsutil = require "weir.fsutil"
 local metrics = require "weir.metrics"
+local restore = require "weir.restore"
 
 local M = {}
 
@@ -39,102 +40,10 @@ function M.new(job)
     Coordinator)
 end
 
--- -- Restore -----------------------------------------------------------------
-
-local function restore_error(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
-
--- The checkpoint a restart of this run restores: the newest intact one
--- of its lineage (those it took, carrying its run_id), else the one the
--- run started from, else none (the run starts over). A run never fails
--- over onto a checkpoint of an earlier run of the same job, as each Flink
--- run has a job id of its own.
-function Coordinator:lineage_point(open)
-  local lineage = self.job.lineage
-  local loaded = checkpoint.find_latest(self.job_dir, warn, open,
-    lineage.run_id)
-  if loaded then return loaded end
-  if not lineage.base then return nil end
-  local err
-  loaded, err = open(lineage.base)
-  if not loaded then
-    restore_error("cannot restore from %s, where this run started: %s",
-      lineage.base, err)
-  end
-  return loaded
-end
-
---- Finds the checkpoint to restore, verified, and checks it fits the job
--- from its manifest: on a restart after a failure, the newest of this
--- run's lineage (see lineage_point); otherwise as options.restore says,
--- "latest" (the newest intact checkpoint of any run) or a path. Returns
--- it, loaded with its state (see weir.checkpoint_storage.load) unless
--- without_state (workers load their own), or nil when there is nothing to restore.
--- Raises when a path given cannot be restored or does not fit the job.
+--- The checkpoint to restore, verified and checked against the job, or
+-- nil; see weir.restore.point. Sets self.restored and self.next_id.
 function Coordinator:restore_point(without_state)
-  local what = self.options.restore
-  local lineage = self.job.lineage
-  -- After a failure, or continuing a run taken over (weir.ha).
-  if lineage.restarts > 0 or lineage.adopted then what = "lineage" end
-  if not what then return nil end
-  local open = without_state and checkpoint.open_verified or checkpoint.load
-  local loaded, err
-  if what == "lineage" then
-    loaded = self:lineage_point(open)
-    if not loaded then
-      errors.note("no checkpoint of this run completed yet; starting from "
-        .. "the beginning")
-      return nil
-    end
-  elseif what == "latest" then
-    loaded = checkpoint.find_latest(self.job_dir, warn, open)
-    if not loaded then
-      warn(string.format("no complete checkpoint in %s; starting from the "
-        .. "beginning", self.job_dir))
-      return nil
-    end
-  else
-    if not core.stat(what) then
-      restore_error("cannot restore from %s: no such checkpoint or "
-        .. "savepoint directory (--restore latest picks the newest "
-        .. "checkpoint under --checkpoint-dir)", what)
-    end
-    loaded, err = open(what)
-    if not loaded then
-      restore_error("cannot restore from %s: %s", what, err)
-    end
-  end
-  local m = loaded.manifest
-  if m.max_parallelism ~= self.options.max_parallelism then
-    restore_error("cannot restore %s: it has max_parallelism %d, the job "
-      .. "has %d; max_parallelism is fixed for the life of the state",
-      loaded.path, m.max_parallelism, self.options.max_parallelism)
-  end
-  local nodes, kinds = {}, {}
-  for _, node in ipairs(self.job.pipeline.nodes) do nodes[node.uid] = node end
-  for _, op in ipairs(m.operators) do kinds[op.uid] = op.kind end
-  for _, file in ipairs(m.files) do
-    local node = nodes[file.uid]
-    if not node and not self.options.allow_non_restored_state then
-      restore_error("cannot restore %s: it holds state for operator '%s', "
-        .. "which this job does not have (--allow-non-restored-state "
-        .. "drops it)", loaded.path, file.uid)
-    elseif node and node.kind ~= kinds[file.uid] then
-      restore_error("cannot restore %s: operator '%s' is a %s in the "
-        .. "snapshot and a %s in the job", loaded.path, file.uid,
-        tostring(kinds[file.uid]), node.kind)
-    end
-  end
-  self.restored = loaded
-  if lineage.restarts == 0 then lineage.base = loaded.path end
-  errors.note(string.format("restoring %s (checkpoint %d%s, taken %s)",
-    loaded.path, m.id, m.savepoint and ", a savepoint" or "",
-    os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor((m.time_ms or 0) / 1000))))
-  -- Checkpoint ids go on from the restored one, so they never repeat one
-  -- the restored state has seen (a savepoint may come from elsewhere).
-  self.next_id = math.max(self.next_id, m.id + 1)
-  return loaded
+  return restore.point(self, without_state)
 end
 
 -- -- Checkpoints -------------------------------------------------------------

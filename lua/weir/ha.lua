@@ -13,9 +13,12 @@
 -- "final" once the job ended), written only while it still leads (a
 -- fenced put). A standby that takes over adopts that run: it restores as
 -- a restart of the leader would (the newest complete checkpoint carrying
--- the leader's run_id, weir.coordinator's lineage_point), the one case
--- where a run restores checkpoints it did not take; so output the leader
--- committed is never committed again, whatever the lag of the etcd write.
+-- the leader's run_id, see weir.restore), the one case where a run
+-- restores checkpoints it did not take; so output the leader committed
+-- is never committed again, whatever the lag of the etcd write. A run
+-- whose leader ended without finishing it is continued the same way by
+-- the next coordinator of the job, unless it is started with new_run
+-- (--ha-new-run).
 --
 -- Fencing: a leader that has not renewed its lease for two thirds of its
 -- time-to-live publishes no checkpoint (the lease ends at the earliest a
@@ -56,10 +59,15 @@ end
 -- @param job_dir its directory, absolute (<checkpoint_dir>/<name>)
 -- @param ttl_ms the lease's time-to-live (rounded up to seconds, at
 --   least 2 s): how long a dead leader holds the job
--- @return the leader: adopt (nil, or { run_id, base } of the run to
---   continue), and the methods below. Raises a one-line message when etcd
---   cannot be reached or answers wrongly.
-function M.lead(url, name, job_dir, ttl_ms)
+-- @param new_run true: when no leader is found, start a new run even if
+--   etcd records an unfinished one (a standby that waited for a leader
+--   always continues its run)
+-- @return the leader: adopt (nil, or { run_id, base, last } of the run to
+--   continue: base the checkpoint it started from, last its last
+--   completed one, each a path or nil), lineage_key, and the methods
+--   below. Raises a one-line message when etcd cannot be reached or
+--   answers wrongly.
+function M.lead(url, name, job_dir, ttl_ms, new_run)
   local client, perr = etcd.new(url)
   if not client then error(perr, 0) end
   local ttl_s = math.max(2, math.ceil(ttl_ms / 1000))
@@ -91,12 +99,22 @@ function M.lead(url, name, job_dir, ttl_ms)
   self.lease, self.renewed = lease, core.monotonic_ms()
   local gerr, value = sync(client, "get", self.lineage_key)
   if gerr then error(gerr, 0) end
-  local run_id, base, _, final = (value or ""):match(
+  local run_id, base, last, final = (value or ""):match(
     "^([^\t]+)\t([^\t]*)\t([^\t]*)\t?(%a*)$")
   -- A finished run is continued by its standbys (they find it finished);
   -- a coordinator that found no leader starts a new run of it.
-  if run_id and not (final == "final" and not waited) then
-    self.adopt = { run_id = run_id, base = base ~= "" and base or nil }
+  if run_id and not waited and final ~= "final" and new_run then
+    errors.note(string.format("--ha-new-run: starting a new run of job "
+      .. "'%s'; etcd's record of its unfinished run %s is replaced (that "
+      .. "run's checkpoints stay)", name, run_id))
+  elseif run_id and not (final == "final" and not waited) then
+    self.adopt = { run_id = run_id, base = base ~= "" and base or nil,
+      last = last ~= "" and last or nil }
+    if not waited then
+      errors.note(string.format("continuing run %s of job '%s', which "
+        .. "etcd records as unfinished (its leader ended before the job "
+        .. "did; --ha-new-run starts a new run instead)", run_id, name))
+    end
   end
   errors.note(string.format("%s job '%s' (%s)", waited and
     "taking over from " .. waited .. ": leading" or "leading", name, url))
@@ -149,6 +167,15 @@ function Leader:record(lineage, path, final)
           .. " in etcd: " .. (err or "this coordinator no longer leads"))
       end
     end)
+end
+
+--- Gives the leadership up after the job failed: the lease is revoked
+-- at once (the next coordinator need not wait for its end) and the
+-- lineage stays as recorded, unfinished. Errors of etcd are ignored: the
+-- lease then ends by itself.
+function Leader:resign()
+  if self.timer then self.timer:close() self.timer = nil end
+  sync(self.client, "revoke", self.lease)
 end
 
 --- Ends the leadership once the job ended: the lineage is marked final

@@ -237,7 +237,8 @@ function M.run(p)
   -- weir run --ha: lead the job, or wait as a standby until it can.
   local leader = ctx.script and p.options.ha and ha.lead(p.options.ha,
     p.options.name, fsutil.absolute(p.options.checkpoint_dir .. "/"
-      .. p.options.name), 2 * p.options.heartbeat_timeout)
+      .. p.options.name), 2 * p.options.heartbeat_timeout,
+    p.options.ha_new_run)
   -- weir run --agents: the workers run on the agents, by default one
   -- subtask per slot they offer.
   local agents = ctx.script and p.options.agents
@@ -249,15 +250,22 @@ function M.run(p)
     if leader.adopt then
       job.lineage.run_id, job.lineage.base = leader.adopt.run_id,
         leader.adopt.base
+      job.lineage.last = leader.adopt.last
       job.lineage.adopted = true
     end
     job.leader = leader
   end
-  local stats
-  if (agents or job.plan.max_parallelism > 1) and ctx.script then
-    stats = supervisor.run(job, ctx, agents)
-  else
-    stats = run_local(job, ctx.script or p.options.restart)
+  local ok, stats = pcall(function()
+    if (agents or job.plan.max_parallelism > 1) and ctx.script then
+      return supervisor.run(job, ctx, agents)
+    end
+    return run_local(job, ctx.script or p.options.restart)
+  end)
+  if not ok then
+    -- A failed run stays unfinished in etcd; the next coordinator of the
+    -- job need not wait for the lease to end.
+    if leader then leader:resign() end
+    error(stats, 0)
   end
   if leader then leader:close(job.lineage) end
   if ctx.report then ctx.report(stats) end

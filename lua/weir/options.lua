@@ -62,6 +62,8 @@ M.specs = {
   ha = { false, "string", "\"etcd://HOST:PORT\": coordinators of the "
     .. "job elect a leader there; the others wait as standbys (weir run "
     .. "only)" },
+  ha_new_run = { false, "boolean", "with ha: start a new run of the job "
+    .. "even if etcd records an unfinished one (weir run only)" },
   secret_file = { false, "string", "file whose first line is the secret "
     .. "shared with the agents (default: ~/.config/weir/secret)" },
   state_dir = { false, "string", "directory for the rocksdb state "
