@@ -340,26 +340,29 @@ function M.disturb_held(proc, hold, disturb)
 end
 
 --- Starts etcd (Debian's etcd-server) on free loopback ports with its
--- data in dir; returns its pid and its "etcd://127.0.0.1:PORT" once it
+-- data in dir; returns its pid and its "etcd://HOST:PORT" once it
 -- answers (bounded), or nil when etcd is not installed. The caller kills
--- it.
-function M.start_etcd(dir)
+-- it. at, if given, = { ip, prefix }: listen on ip (ports 2379 and 2380)
+-- and start it with the shell words prefix (e.g. "ip netns exec NS ").
+function M.start_etcd(dir, at)
   if not M.sh("command -v etcd"):find("%S") then return nil end
-  local port, peer = M.free_port(), M.free_port()
-  local url = "http://127.0.0.1:" .. port
-  local peer_url = "http://127.0.0.1:" .. peer
-  os.execute(string.format("etcd --name spec --data-dir %s "
+  local ip = at and at.ip or "127.0.0.1"
+  local port = at and 2379 or M.free_port()
+  local peer = at and 2380 or M.free_port()
+  local url = "http://" .. ip .. ":" .. port
+  local peer_url = "http://" .. ip .. ":" .. peer
+  os.execute(string.format("%setcd --name spec --data-dir %s "
     .. "--listen-client-urls %s --advertise-client-urls %s "
     .. "--listen-peer-urls %s --initial-advertise-peer-urls %s "
     .. "--initial-cluster spec=%s >%s/etcd.log 2>&1 & echo $! >%s/etcd.pid",
-    M.quote(dir .. "/etcd-data"), url, url, peer_url, peer_url, peer_url,
-    M.quote(dir), M.quote(dir)))
+    at and at.prefix or "", M.quote(dir .. "/etcd-data"), url, url,
+    peer_url, peer_url, peer_url, M.quote(dir), M.quote(dir)))
   local pid = tonumber(read_file(dir .. "/etcd.pid"))
   M.wait_until(function()
     return (read_file(dir .. "/etcd.log") or ""):find("ready to serve "
       .. "client requests", 1, true)
   end, 20000, "etcd to serve")
-  return pid, "etcd://127.0.0.1:" .. port
+  return pid, "etcd://" .. ip .. ":" .. port
 end
 
 --- Lists a job's checkpoint directories that have a manifest.

@@ -1,11 +1,13 @@
--- A job across hosts: three network namespaces on a bridge stand for a
--- coordinator's host and two agents' hosts (addresses only inside them;
--- one file system, as a shared one would be). A run across them gives
--- the output of a run on one host; the loss of a host (every process of
--- it killed) and a network partition (its link down) mid-run are
--- survived on the host that remains, exactly once; a coordinator
--- without the secret is refused. Needs root and `ip netns`; skips with
--- one line otherwise.
+-- A job across hosts: network namespaces on a bridge stand for a
+-- coordinator's host (c), two agents' hosts (a, b), a standby
+-- coordinator's host (d) and etcd's (e); addresses only inside them, one
+-- file system, as a shared one would be. A run across them gives the
+-- output of a run on one host; the loss of a host (every process of it
+-- killed) and a network partition (its link down) mid-run are survived on
+-- the host that remains, exactly once; a standby on another host takes
+-- over from a leader killed mid-run and continues on the agents; a
+-- coordinator without the secret is refused. Needs root and `ip netns`;
+-- skips with one line otherwise.
 local core = require "weir.core"
 local h = require "helpers"
 
@@ -14,7 +16,8 @@ local PREFIX = "wr" .. tostring(core.getpid() % 10000)
 local NET = "10.199." .. (core.getpid() % 250)
 -- The hosts (see scripts/netns): namespace, veth inside it, address.
 local HOSTS = {}
-for i, name in ipairs({ "c", "a", "b" }) do
+local NAMES = { "c", "a", "b", "d", "e" }
+for i, name in ipairs(NAMES) do
   HOSTS[name] = { ns = PREFIX .. name, veth = PREFIX .. name .. "v",
     ip = NET .. "." .. (i + 1) }
 end
@@ -25,14 +28,14 @@ local function run(cmd)
 end
 
 local function tear_down_network()
-  run("scripts/netns down " .. PREFIX .. " c a b")
+  run("scripts/netns down " .. PREFIX .. " " .. table.concat(NAMES, " "))
 end
 
 -- Makes the namespaces and the bridge; nil and why when it cannot.
 local function set_up_network()
   if core.getuid() ~= 0 then return nil, "needs root" end
-  local ok, out = run("scripts/netns up " .. PREFIX .. " " .. NET
-    .. " c a b")
+  local ok, out = run("scripts/netns up " .. PREFIX .. " " .. NET .. " "
+    .. table.concat(NAMES, " "))
   if not ok then return nil, (out:gsub("%s+$", "")) end
   return true
 end
@@ -85,8 +88,8 @@ describe("a job across hosts (network namespaces)", function()
     end
   end
 
-  -- `weir run` on host c with the agents on a and b.
-  local function coordinator(case, extra, hold, secret_file)
+  -- `weir run` on host c (or on_host) with the agents on a and b.
+  local function coordinator(case, extra, hold, secret_file, on_host)
     local args = { "run", "--agents", HOSTS.a.ip .. ":6123,"
       .. HOSTS.b.ip .. ":6123", "--secret-file", secret_file or secret,
       "--checkpoint-interval", "100", "--checkpoint-dir",
@@ -96,7 +99,8 @@ describe("a job across hosts (network namespaces)", function()
         "fixed_delay", hold }) do
       args[#args + 1] = a
     end
-    return h.spawn_weir(args, "exec ip netns exec " .. HOSTS.c.ns .. " ")
+    return h.spawn_weir(args, "exec ip netns exec "
+      .. HOSTS[on_host or "c"].ns .. " ")
   end
 
   local function newest_checkpoint(case, after)
@@ -181,6 +185,60 @@ describe("a job across hosts (network namespaces)", function()
       .. "nothing for", 1, true) or r.stderr:find("sent no heartbeat for",
       1, true), r.stderr)
   end)
+
+  it("continues on a standby coordinator of another host when the "
+    .. "leader is killed mid-run, on the same agents", function()
+      local etcd_dir = dir .. "/etcd"
+      h.sh("mkdir -p " .. h.quote(etcd_dir))
+      local etcd_pid, url = h.start_etcd(etcd_dir, { ip = HOSTS.e.ip,
+        prefix = "ip netns exec " .. HOSTS.e.ns .. " " })
+      if not etcd_pid then return pending("etcd is not installed") end
+      start_agent("a", 1)
+      start_agent("b", 1)
+      local hold = dir .. "/ha-hold"
+      h.write_file(hold, "")
+      local extra = { "--ha", url, "--parallelism", "2" }
+      local leader = coordinator("ha", extra, hold)
+      local standby
+      local function log_of(proc)
+        return h.read_file(proc.dir .. "/err") or ""
+      end
+      local ok, err = pcall(function()
+        h.wait_until(function() return log_of(leader):find("leading job") end,
+          20000, "the leader")
+        standby = coordinator("ha", extra, hold, nil, "d")
+        h.wait_until(function()
+          return log_of(standby):find("standby: job 'chaos' is led by")
+        end, 20000, "the standby")
+        local last = newest_checkpoint("ha", 0)
+        h.kill(leader, "KILL")
+        h.wait_exit(leader)
+        h.wait_until(function()
+          local log = log_of(standby)
+          return log:find("taking over from") and log:find("restoring "
+            .. dir .. "/ha/ck/chaos/chk-", 1, true)
+        end, 30000, "the standby to take over")
+        newest_checkpoint("ha", last)
+        -- Both agents run the standby's workers now.
+        for _, name in ipairs({ "a", "b" }) do
+          assert.matches("started worker %d of coordinator tcp:"
+            .. HOSTS.d.ip:gsub("%.", "%%.") .. ":%d+",
+            h.read_file(agents[name].dir .. "/err"))
+        end
+      end)
+      os.remove(hold)
+      local r = standby and h.wait_exit(standby, 120000)
+      os.execute("kill " .. etcd_pid)
+      if not ok then
+        h.kill(leader, "KILL")
+        stop_agents()
+        error(tostring(err) .. "; the standby's log:\n"
+          .. (standby and log_of(standby) or ""), 0)
+      end
+      assert.are.equal(0, r.status, r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/ha/out")))
+      stop_agents()
+    end)
 
   it("refuses a coordinator without the secret", function()
     start_agent("a", 1)
