@@ -6,17 +6,29 @@ local common = dofile("scripts/bench/common.lua")
 local runs, copies = tonumber(arg[1]), tonumber(arg[2])
 local run_or_exit = common.runner("bench-hosts")
 local PREFIX_ = "wb"
-local running = {}  -- pids of the agents started, killed on a failure
+local running = {}  -- pids of the processes started, killed on a failure
+local function clean_up()
+  for pid in pairs(running) do os.execute("kill -KILL " .. pid) end
+  os.execute("sleep 0.2; scripts/netns down " .. PREFIX_ .. " c a b d e")
+end
 local function sh(cmd)
   local ok = os.execute(cmd)
   if ok == 0 or ok == true then return end
-  for pid in pairs(running) do os.execute("kill -KILL " .. pid) end
-  os.execute("sleep 0.2; scripts/netns down " .. PREFIX_ .. " c a b")
+  clean_up()
   run_or_exit(cmd)
+end
+-- The text of the file at path ("" while it does not exist).
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local text = f:read("*a")
+  f:close()
+  return text
 end
 local dir = "build/bench"
 local PREFIX, NET = PREFIX_, "10.197.0"
-local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4" }
+local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4",
+  d = NET .. ".5", e = NET .. ".6" }
 sh("mkdir -p " .. dir)
 local abs = core.cwd() .. "/" .. dir
 
@@ -28,8 +40,8 @@ local f = assert(io.open(secret, "wb"))
 f:write("the secret of the benchmark's hosts\n")
 f:close()
 
-os.execute("scripts/netns down " .. PREFIX .. " c a b")
-sh("scripts/netns up " .. PREFIX .. " " .. NET .. " c a b")
+os.execute("scripts/netns down " .. PREFIX .. " c a b d e")
+sh("scripts/netns up " .. PREFIX .. " " .. NET .. " c a b d e")
 
 -- Starts an agent on host name; returns its pid.
 local function agent(name, slots)
@@ -53,13 +65,17 @@ local function stop(pid)
 end
 
 -- `weir run` of script with script_args (a string) at parallelism 2, on
--- host c with the agents, or on this host without.
-local function weir_cmd(agents, ck, script, script_args, interval)
-  local prefix = agents and "ip netns exec " .. PREFIX .. "c " or ""
+-- host c (or on_host) with the agents, or on this host without; extra:
+-- more options.
+local function weir_cmd(agents, ck, script, script_args, interval, on_host,
+    extra)
+  local prefix = agents and "ip netns exec " .. PREFIX .. (on_host or "c")
+    .. " " or ""
   return string.format("%sbuild/weir run --http off --parallelism 2 "
-    .. "--checkpoint-interval %d --checkpoint-dir %s %s%s %s", prefix,
+    .. "--checkpoint-interval %d --checkpoint-dir %s %s%s%s %s", prefix,
     interval or 1000, ck, agents and ("--agents " .. agents
-    .. " --secret-file " .. secret .. " ") or "", script, script_args)
+    .. " --secret-file " .. secret .. " ") or "", extra or "", script,
+    script_args)
 end
 
 -- The jobs each variant runs: word count on the input, and Nexmark q5
@@ -151,29 +167,84 @@ local function wait(fn)
   while not fn() do
     if core.monotonic_ms() > deadline then
       io.stderr:write("bench-hosts: timed out; the job's log:\n",
-        io.open(log):read("*a"))
+        read(log))
+      clean_up()
       os.exit(1)
     end
     os.execute("sleep 0.01")
   end
 end
+-- The time from t0 to the first appearance of text in the log file at
+-- path, and to the first checkpoint after before; in s.
+local function times_after(t0, path, text, before)
+  local seen
+  wait(function()
+    seen = seen or (read(path):find(text, 1, true)
+      and core.monotonic_ms())
+    return seen
+  end)
+  wait(function() return newest() > before end)
+  return (seen - t0) / 1000, (core.monotonic_ms() - t0) / 1000
+end
+local function wait_pid(pidfile)
+  os.execute("while kill -0 $(cat " .. pidfile .. ") 2>/dev/null; do "
+    .. "sleep 0.05; done")
+end
 wait(function() return newest() >= 1 end)
-local before = newest()
 local t0 = core.monotonic_ms()
 os.execute("pkill -KILL -P " .. pids[2] .. "; kill -KILL " .. pids[2])
-local restored, next_checkpoint
-wait(function()
-  restored = restored or (io.open(log):read("*a"):find("restoring")
-    and core.monotonic_ms())
-  return restored
-end)
-wait(function() return newest() > before end)
-next_checkpoint = core.monotonic_ms()
+local restored, next_checkpoint = times_after(t0, log, "restoring",
+  newest())
 os.remove(hold)
-os.execute("while kill -0 $(cat " .. log .. ".pid) 2>/dev/null; do "
-  .. "sleep 0.05; done")
+wait_pid(log .. ".pid")
 stop(pids[1])
-os.execute("scripts/netns down " .. PREFIX .. " c a b")
 print(string.format("host loss (heartbeat_timeout 1000 ms, restart delay "
   .. "100 ms): %.2f s to the restore, %.2f s to the next completed "
-  .. "checkpoint", (restored - t0) / 1000, (next_checkpoint - t0) / 1000))
+  .. "checkpoint", restored, next_checkpoint))
+
+-- Coordinator fail-over: etcd on host e, the leader on host c, a standby
+-- on host d, both with the agents on a and b (one slot each); the
+-- leader is killed (SIGKILL) once a checkpoint completed.
+local etcd_log = abs .. "/hosts-etcd.log"
+sh(string.format("rm -rf %s/hosts-etcd; ip netns exec %se etcd --name "
+  .. "bench --data-dir %s/hosts-etcd --listen-client-urls http://%s:2379 "
+  .. "--advertise-client-urls http://%s:2379 --listen-peer-urls "
+  .. "http://%s:2380 --initial-advertise-peer-urls http://%s:2380 "
+  .. "--initial-cluster bench=http://%s:2380 >%s 2>&1 & echo $! >%s.pid",
+  abs, PREFIX, abs, IP.e, IP.e, IP.e, IP.e, IP.e, etcd_log, etcd_log))
+running[tonumber(io.open(etcd_log .. ".pid"):read("*a"))] = true
+wait(function()
+  return read(etcd_log):find("ready to serve client requests", 1, true)
+end)
+pids = { agent("a", 1), agent("b", 1) }
+local standby_log = abs .. "/hosts-standby.log"
+sh("rm -rf " .. ck .. " " .. out .. "; : >" .. hold)
+local function ha_cmd(on_host)
+  return weir_cmd(IP.a .. ":6123," .. IP.b .. ":6123", ck,
+    "spec/fixtures/chaos_wordcount.lua", input .. " " .. out
+    .. " fixed_delay " .. hold, 100, on_host, "--ha etcd://" .. IP.e
+    .. ":2379 ")
+end
+-- Starts `weir run --ha` on host; waits for text in its log.
+local function coordinator(host, path, text)
+  sh(": >" .. path .. "; " .. ha_cmd(host) .. " 2>" .. path
+    .. " & echo $! >" .. path .. ".pid")
+  running[tonumber(read(path .. ".pid"))] = true
+  wait(function() return read(path):find(text, 1, true) end)
+end
+coordinator("c", log, "leading job")
+coordinator("d", standby_log, "standby: job")
+wait(function() return newest() >= 1 end)
+t0 = core.monotonic_ms()
+os.execute("kill -KILL $(cat " .. log .. ".pid)")
+local took_over, failed_over = times_after(t0, standby_log, "taking over",
+  newest())
+os.remove(hold)
+wait_pid(standby_log .. ".pid")
+for _, pid in ipairs(pids) do stop(pid) end
+for pid in pairs(running) do stop(pid) end
+os.execute("scripts/netns down " .. PREFIX .. " c a b d e")
+print(string.format("coordinator fail-over (lease 2 s, etcd and the two "
+  .. "coordinators on hosts of their own): %.2f s to the standby's "
+  .. "takeover, %.2f s to its first completed checkpoint", took_over,
+  failed_over))
