@@ -60,7 +60,7 @@ end
 
 local function stop(pid)
   running[pid] = nil
-  os.execute("kill -TERM " .. pid .. "; while kill -0 " .. pid
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null; while kill -0 " .. pid
     .. " 2>/dev/null; do sleep 0.05; done")
 end
 
