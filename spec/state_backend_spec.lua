@@ -159,6 +159,100 @@ describe("the rocksdb state backend", function()
     backend:close()
   end)
 
+  describe("restoring at the same parallelism", function()
+    local rocksdb_checkpoint = require "weir.rocksdb_checkpoint"
+    local Timers = require "weir.timers"
+    local root, backends
+    local node = { uid = "counts", kind = "process", name = "process",
+      defined_at = "spec/state_backend_spec.lua" }
+    local env = { max_parallelism = 8, parallelism = 1, subtask = 0,
+      task_id = 1 }
+
+    before_each(function()
+      root, backends = h.tmpdir(), {}
+    end)
+
+    after_each(function()
+      for _, b in ipairs(backends) do b:close() end
+      h.sh("rm -rf " .. h.quote(root))
+    end)
+
+    local function backend(name)
+      local b = state_backend.open({ state_backend = "rocksdb",
+        state_dir = root .. "/" .. name })
+      backends[#backends + 1] = b
+      local state = b:new_state(node, env, function() return {} end)
+      state.tracked = true  -- as a keyed process's: changes marked
+      local timers = Timers.new("timers")
+      table.insert(state.timer_queues, timers)
+      return b, state, timers
+    end
+
+    -- Checkpoint id of task 1 of backend b into root/shared: the state
+    -- file's rocksdb reference, as weir.checkpoint_storage.load gives it.
+    local function checkpoint_of(b, id)
+      local t = b:task_db(1)
+      local dir = assert(rocksdb_checkpoint.take(t, id))
+      local ref, err
+      rocksdb_checkpoint.upload(t, id, dir, root .. "/shared",
+        function() end, function() end, function(e, r) err, ref = e, r end)
+      h.wait_until(function() return ref or err end, 10000, "the upload")
+      assert.is_nil(err)
+      rocksdb_checkpoint.confirm(t, id)
+      return { dbid = ref.dbid, files = ref.files, private = ref.private,
+        first = 0, last = 7, timer_keys = ref.timer_keys[node.uid],
+        shared_dir = root .. "/shared" }
+    end
+
+    it("takes the checkpoint's files as the database, with its timers, "
+      .. "and references them instead of copying them again", function()
+      if not available then return pending("built without RocksDB") end
+      local b, state, timers = backend("a")
+      for i = 1, 1000 do
+        local e = state:entry("k" .. i)
+        e.state.n = i
+        if i % 10 == 0 then timers:add(e, 5000 + i) end
+      end
+      local ref = checkpoint_of(b, 1)
+      assert.are.equal(100, #ref.timer_keys)
+      b:close()
+      local b2, state2, timers2 = backend("b")
+      assert.is_true(b2:adopt(ref, 1, 0, 7))
+      state2:cache_timer_keys(ref.timer_keys)
+      timers2:rebuild(state2)
+      assert.are.equal(100, state2.count)  -- only those with timers read
+      assert.are.equal(5010, timers2:peek())
+      -- Nothing changed: the next checkpoint is the same files, none new.
+      local again = checkpoint_of(b2, 2)
+      assert.are.equal(#ref.files, #again.files)
+      for i, f in ipairs(again.files) do
+        assert.are.equal(ref.files[i].name, f.name)
+        assert.is_nil(f.new)
+      end
+      for i = 1, 1000 do
+        assert.are.equal(i, state2:entry("k" .. i).state.n)
+      end
+    end)
+
+    it("reads key by key instead at another range, into a database that "
+      .. "holds keys, or from a checkpoint without its keys with timers",
+      function()
+      if not available then return pending("built without RocksDB") end
+      local b, state = backend("a")
+      state:entry("k").state.n = 1
+      local ref = checkpoint_of(b, 1)
+      local b2, state2 = backend("b")
+      assert.is_false(b2:adopt(ref, 1, 0, 3))
+      local old = {}
+      for k, v in pairs(ref) do old[k] = v end
+      old.timer_keys = nil
+      assert.is_false(b2:adopt(old, 1, 0, 7))
+      state2:entry("other").state.n = 2
+      state2:flush()
+      assert.is_false(b2:adopt(ref, 1, 0, 7))
+    end)
+  end)
+
   describe("after kill -9", function()
     local SCRIPT = "spec/fixtures/running_count.lua"
     local dir, input, reference, total
@@ -181,10 +275,17 @@ describe("the rocksdb state backend", function()
       it("writes exactly the reference's lines at parallelism "
         .. parallelism, function()
         local case = "rocksdb-" .. parallelism
-        local r = h.kill_after_checkpoints(args(case, "rocksdb",
-          parallelism), dir .. "/" .. case .. "/ck/running_count", { 2, 3 })
+        local a = args(case, "rocksdb", parallelism)
+        table.insert(a, 2, "--log-level")
+        table.insert(a, 3, "debug")
+        local r = h.kill_after_checkpoints(a,
+          dir .. "/" .. case .. "/ck/running_count", { 2, 3 })
         assert.are.equal(0, r.status, r.stderr)
         h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
+        -- Restored at the same parallelism: the checkpoint's files taken
+        -- as the tasks' databases.
+        assert.matches("its RocksDB database is the checkpoint's files",
+          r.stderr)
       end)
     end
 

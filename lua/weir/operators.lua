@@ -185,6 +185,7 @@ function M.keyed(node, env, init, on_timer)
     end
   end
   local timers = Timers.new("timers")
+  if state.timer_queues then table.insert(state.timer_queues, timers) end
   local inst = { state = state, timers = timers, current = NO_WATERMARK }
   local emit_watermark = env.emit_watermark
   function inst.watermark(w, status)
@@ -205,7 +206,8 @@ function M.keyed(node, env, init, on_timer)
     -- (weir.rocksdb_checkpoint): this operator's state file references it.
     function inst.snapshot_native(ref)
       return { rocksdb = { dbid = ref.dbid, files = ref.files,
-        private = ref.private, first = first, last = last },
+        private = ref.private, first = first, last = last,
+        timer_keys = ref.timer_keys and ref.timer_keys[node.uid] },
         finished = inst.finished, watermark = inst.current }
     end
   end
@@ -218,8 +220,11 @@ function M.keyed(node, env, init, on_timer)
     local groups, files, finished, watermark = {}, {}, true, math.huge
     local native = {}
     for _, o in ipairs(olds) do
-      if o.state.rocksdb then
-        native[#native + 1] = o.state.rocksdb
+      local ref = o.state.rocksdb
+      if ref then
+        if ref.first <= last and ref.last >= first then
+          native[#native + 1] = ref
+        end
       else
         local file = checkpoint.file_of(o.state.key_groups)
         for kg, bytes in pairs(o.state.key_groups) do
@@ -232,10 +237,16 @@ function M.keyed(node, env, init, on_timer)
       watermark = math.min(watermark, o.state.watermark)
     end
     state:restore(groups, nil, files)
-    for _, ref in ipairs(native) do
-      env.state_backend:import(ref, node.uid, first, last, function(batch)
-        state:restore_entries(batch)
-      end)
+    -- At the same parallelism the task's database may be the checkpoint's
+    -- own files; else every key of the subtask's key groups is read.
+    if #native == 1 and next(groups) == nil and state.db
+        and env.state_backend:adopt(native[1], env.task_id, first, last) then
+      state:cache_timer_keys(native[1].timer_keys)
+    else
+      for _, ref in ipairs(native) do
+        env.state_backend:import(ref, node.uid, first, last,
+          function(batch) state:restore_entries(batch) end)
+      end
     end
     timers:rebuild(state)
     inst.finished, inst.current = finished, watermark
@@ -312,6 +323,7 @@ local function keyed_process(node, emit, env, fns)
   local inst, state, timers = M.keyed(node, env,
     function() return {} end, fire)
   local ptimers = Timers.new("ptimers")
+  if state.timer_queues then table.insert(state.timer_queues, ptimers) end
   local entry = entry_of(node, env, state)
   function ctx.emit(_, v) emit(v, ctx.timestamp) end
   function ctx.timer(_, t)

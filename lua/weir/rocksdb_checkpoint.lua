@@ -15,7 +15,10 @@
 --   retained checkpoint always references it (Flink's rule too).
 -- A restore (M.each_entry) puts a reference's files in a local directory,
 -- opens them as a database and reads the key groups a subtask owns: the
--- same or another parallelism, either backend.
+-- same or another parallelism, either backend. At the same parallelism on
+-- this backend, M.adopt takes the files as the task's database itself
+-- (Flink's restore of one state handle without rescaling): it costs the
+-- copy of the files, not a read and a write of every key.
 local core = require "weir.core"
 local failpoint = require "weir.failpoint"
 local fsutil = require "weir.fsutil"
@@ -37,6 +40,12 @@ local function read_all(path)
   return bytes
 end
 
+-- Whether directories a and b are the same one (device and inode).
+local function same_dir(a, b)
+  local sa, sb = a and core.stat(a), b and core.stat(b)
+  return sa and sb and sa.dev == sb.dev and sa.ino == sb.ino or false
+end
+
 local function write_all(path, bytes)
   local f, err = io.open(path, "wb")
   if not f then return nil, err end
@@ -51,10 +60,14 @@ end
 -- RocksDB checkpoint of it lands in a local directory.
 -- @return the directory | nil, message
 function M.take(t, id)
-  for _, state in pairs(t.states) do
+  local timer_keys = {}
+  for uid, state in pairs(t.states) do
     state:compact()
     state:flush()
+    timer_keys[uid] = state:timer_keys()
   end
+  t.timer_keys = t.timer_keys or {}
+  t.timer_keys[id] = timer_keys
   local dir = t.dir .. "-chk-" .. id
   rundir.remove(dir)
   local ok, err = t.db:checkpoint(dir)
@@ -71,15 +84,22 @@ end
 -- started() and ended() run around each copy (the host counts writes in
 -- flight). cb(nil, ref) once all are durable, with ref = { dbid, files =
 -- { { name, sst, size_bytes, checksum, new }, ... }, private = { [file]
--- = bytes } }; cb(message) when one failed.
+-- = bytes }, timer_keys = { [uid] = { RocksDB key, ... } } (the keys with
+-- timers at the barrier) }; cb(message) when one failed. The files of a
+-- database taken over by M.adopt are referenced where they are, in the
+-- checkpoint it came from, when that is in the same shared_dir.
 function M.upload(t, id, dir, shared_dir, started, ended, cb)
   local ok, merr = fsutil.mkdir_p(shared_dir)
   if not ok then return cb(merr) end
   local names = core.scandir(dir)
   if not names then return cb("cannot list " .. dir) end
   table.sort(names)
-  local ref = { dbid = t.dbid, files = {}, private = {} }
+  local ref = { dbid = t.dbid, files = {}, private = {},
+    timer_keys = t.timer_keys and t.timer_keys[id] }
+  if t.timer_keys then t.timer_keys[id] = nil end
   local confirmed = t.confirmed or {}
+  local inherited = t.inherited and same_dir(t.inherited_dir, shared_dir)
+    and t.inherited or {}
   local uploads, failed, listed = 0, nil, false
   local function finish()
     if uploads > 0 or not listed then return end
@@ -94,8 +114,9 @@ function M.upload(t, id, dir, shared_dir, started, ended, cb)
   for _, sst in ipairs(names) do
     local path = dir .. "/" .. sst
     if sst:match("%.sst$") then
-      local name = t.dbid .. "-" .. sst
-      local known = confirmed[name]
+      local name = inherited[sst] and inherited[sst].name
+        or t.dbid .. "-" .. sst
+      local known = confirmed[name] or inherited[sst]
       local f = { name = name, sst = sst }
       ref.files[#ref.files + 1] = f
       if known then
@@ -147,6 +168,7 @@ end
 --- Checkpoint id was aborted: what it uploaded is not reused.
 function M.forget(t, id)
   if t.files_of then t.files_of[id] = nil end
+  if t.timer_keys then t.timer_keys[id] = nil end
   rundir.remove(t.dir .. "-chk-" .. id)
 end
 
@@ -169,6 +191,32 @@ local function materialize(ref, dir)
   for name, bytes in pairs(ref.private) do
     ok, err = write_all(dir .. "/" .. name, bytes)
     if not ok then error(err, 0) end
+  end
+end
+
+--- Makes the files of the checkpointed database ref (a state file's
+-- rocksdb reference, shared_dir set) the database of task t (see
+-- weir.state_backend task_db, whose database must hold nothing yet):
+-- t.db is closed, its directory replaced by ref's files (each shared file
+-- verified) and opened again; its later checkpoints reference ref's
+-- shared files instead of copying them again. Raises naming a damaged or
+-- missing file, t then holding an empty database again.
+function M.adopt(t, ref)
+  t.db:close()
+  rundir.remove(t.dir)
+  local ok, err = pcall(materialize, ref, t.dir)
+  if not ok then rundir.remove(t.dir) end
+  local db, oerr = core.rocksdb_open(t.dir)
+  if not db then
+    error(string.format("cannot open the RocksDB state backend in %s: %s",
+      t.dir, tostring(oerr)), 0)
+  end
+  t.db = db
+  if not ok then error(err, 0) end
+  t.inherited, t.inherited_dir = {}, ref.shared_dir
+  for _, f in ipairs(ref.files) do
+    t.inherited[f.sst] = { name = f.name, size_bytes = f.size_bytes,
+      checksum = f.checksum }
   end
 end
 

@@ -89,7 +89,8 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     max_parallelism = max_parallelism, init = init, entries = {},
     groups = {}, count = 0, first = first, last = last,
     cache_bytes = cache_bytes, where = where, value_bytes = 64, cached = 0,
-    written = 0, buf = buffer.new(), dirty = {} }, RState)
+    written = 0, buf = buffer.new(), dirty = {}, timer_queues = {} },
+    RState)
   self.cache_keys = self:keys_for_budget()
   local entries = self.entries
   --- get(k): the entry of k, marked as used (see the module's comment).
@@ -491,6 +492,47 @@ function RState:restore(groups, owns, files)
       ops = self:write_full(ops)
     end)
   self:write(ops)
+end
+
+--- The RocksDB keys of the entries with timers, from the operator's
+-- timer queues (weir.timers, registered in timer_queues; each lists what
+-- it holds), for a checkpoint to list: a restore that takes the
+-- checkpoint's database as it is caches them again (cache_timer_keys).
+-- Call after a flush (the entries' stored values hold their timers).
+function RState:timer_keys()
+  local out, seen = {}, {}
+  for _, q in ipairs(self.timer_queues) do
+    for i = 1, q.n do
+      local e = q.es[i]
+      if not seen[e] and pinned(e) then
+        seen[e] = true
+        out[#out + 1] = e.db_key or assert(M.db_key(e.kg, e.key))
+      end
+    end
+  end
+  return out
+end
+
+--- Caches the entries of keys (RocksDB keys, from timer_keys) from the
+-- database, after a restore took a checkpoint's database as it is: the
+-- timer queues are rebuilt from the cache. Raises naming the operator
+-- when keys is not a list of keys or one is missing or undecodable.
+function RState:cache_timer_keys(keys)
+  for _, k in ipairs(keys) do
+    if type(k) ~= "string" or #k < 3 then
+      error(self.where .. ": the checkpoint's list of keys with timers "
+        .. "holds something that is not a key", 0)
+    end
+    local v, err = self.db:get(self.cf, k)
+    if not v then
+      error(string.format("%s: a key with timers is missing from the "
+        .. "restored RocksDB state%s", self.where,
+        err and ": " .. tostring(err) or ""), 0)
+    end
+    local e = self:decode_entry(k:byte(1) * 256 + k:byte(2), v)
+    e.db_key = k
+    self:cache(canon_of(e.key), e)
+  end
 end
 
 --- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry)

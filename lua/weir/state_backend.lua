@@ -146,6 +146,52 @@ function Backend:import(ref, uid, first, last, fn)
   if not ok then error(err, 0) end
 end
 
+-- Whether the database of task t holds nothing: no cached entry and no
+-- stored key in any of its operators' column families.
+local function holds_nothing(t)
+  for _, state in pairs(t.states) do
+    if next(state.entries) ~= nil then return false end
+    local kvs = t.db:scan(state.cf, "", nil, 1)
+    if not kvs or #kvs > 0 then return false end
+  end
+  return true
+end
+
+--- Restores task task_id's database from an incremental RocksDB
+-- checkpoint by taking ref's files as the database itself
+-- (weir.rocksdb_checkpoint.adopt; Flink's restore without rescaling),
+-- when that is possible: this backend is RocksDB, ref holds exactly the
+-- key groups first .. last and lists its keys with timers (checkpoints
+-- since that list was added), and the task's database holds nothing yet
+-- or was made from ref already (another operator of the task). Every
+-- operator state of the task then reads the new database.
+-- @return true when the task's database is ref's, false when ref must be
+--   imported key by key (Backend:import). Raises naming a damaged or
+--   missing file.
+function Backend:adopt(ref, task_id, first, last)
+  if self.kind ~= "rocksdb" or ref.first ~= first or ref.last ~= last
+      or type(ref.timer_keys) ~= "table" then
+    return false
+  end
+  local t = self:task_db(task_id)
+  if t.adopted then return t.adopted == ref.dbid end
+  if not holds_nothing(t) then return false end
+  rocksdb_checkpoint.adopt(t, ref)
+  for uid, state in pairs(t.states) do
+    local cf, err = t.db:column_family(uid)
+    if not cf then
+      error(string.format("%s: cannot open its RocksDB column family: %s",
+        state.where, tostring(err)), 0)
+    end
+    state.db, state.cf = t.db, cf
+  end
+  t.adopted = ref.dbid
+  errors.debug(string.format("task %s: its RocksDB database is the "
+    .. "checkpoint's files (%d shared) as they are, key groups %d-%d",
+    tostring(task_id), #ref.files, first, last))
+  return true
+end
+
 --- Closes the backend: its RocksDB databases and their directory go.
 function Backend:close()
   if self.dir then
