@@ -12,12 +12,14 @@ end
 
 -- A reduce summing per key, with ttl_ms (or none); returns the instance,
 -- the clock and the list of what it emitted.
-local function reduce(ttl_ms)
+local function reduce(ttl_ms, backend)
   local clock, out = { now = 0 }, {}
   local node = { kind = "reduce", uid = "sums", defined_at = "spec",
     fn = function(acc, x) return acc + x end, ttl_ms = ttl_ms }
+  local env = env_of(clock)
+  env.state_backend, env.task_id = backend, 1
   local inst = operators.reduce(node, function(v) out[#out + 1] = v end,
-    env_of(clock))
+    env)
   return inst, clock, out
 end
 
@@ -55,10 +57,70 @@ describe("state time-to-live", function()
     assert.are.equal(1, inst.state.entries["new"].state)
   end)
 
-  it("counts a restored key as written at the first sweep after", function()
+  it("keeps each key's write time in snapshots: a restored key expires "
+    .. "ttl_ms after its last write", function()
     local inst, clock = reduce(100)
     inst.push(1, nil, "a")
-    inst.state.entries["a"].written = nil   -- as a restore leaves it
+    clock.now = 60
+    inst.push(1, nil, "b")
+    local snap = inst.snapshot()
+    local restored, clock2, out = reduce(100)
+    restored.restore({ { subtask = 0, state = snap } })
+    clock2.now = 120
+    restored.push(10, nil, "a")   -- written at 0: expired
+    restored.push(10, nil, "b")   -- written at 60: alive
+    assert.same({ 10, 11 }, out)
+  end)
+
+  it("keeps the write times in snapshots of the rocksdb backend, which "
+    .. "either backend restores", function()
+    local core = require "weir.core"
+    if not core.rocksdb_open then return pending("built without RocksDB") end
+    local state_backend = require "weir.state_backend"
+    local backends = {}
+    local function rocksdb()
+      backends[#backends + 1] = state_backend.open({ state_backend =
+        "rocksdb" })
+      return backends[#backends]
+    end
+    local inst, clock = reduce(100, rocksdb())
+    inst.push(1, nil, "a")
+    clock.now = 60
+    inst.push(1, nil, "b")
+    local snap = inst.snapshot()
+    for _, backend in ipairs({ false, rocksdb() }) do
+      local restored, clock2, out = reduce(100, backend or nil)
+      restored.restore({ { subtask = 0, state = snap } })
+      clock2.now = 120
+      restored.push(10, nil, "a")   -- written at 0: expired
+      restored.push(10, nil, "b")   -- written at 60: alive
+      assert.same({ 10, 11 }, out)
+    end
+    for _, b in ipairs(backends) do b:close() end
+  end)
+
+  it("refuses write times in a snapshot that are not a list of ms",
+    function()
+    local buffer = require "string.buffer"
+    local State = require "weir.state"
+    local key = require "weir.key"
+    local kg = key.key_group("a", 128)
+    for _, bad in ipairs({ "x", { "x" }, { [2] = 1 }, { [0.5] = 1 } }) do
+      local bytes = buffer.encode({ "a", 1, nil, nil, n = 4, written = bad })
+      local flat, err = State.decode_group(bytes, kg, 128)
+      assert.is_nil(flat)
+      assert.matches("write times that are not a list of ms", err)
+    end
+    local ok = buffer.encode({ "a", 1, nil, nil, n = 4, written = { 7 } })
+    assert.are.equal(7, State.written_at(State.decode_group(ok, kg, 128), 1))
+  end)
+
+  it("counts a key restored without a write time (a snapshot of weir "
+    .. "before they were kept) as written at the first sweep after",
+    function()
+    local inst, clock = reduce(100)
+    inst.push(1, nil, "a")
+    inst.state.entries["a"].written = nil   -- as such a restore leaves it
     clock.now = 500
     inst.state:expire_some(clock.now, 100, 128)
     assert.are.equal(1, inst.state.count)

@@ -444,7 +444,8 @@ end
 
 --- Serializes the state in weir.state's format: { [key_group] = bytes },
 -- each a string.buffer encoding of { key1, state1, event_timers1,
--- processing_timers1, key2, ..., n = count }. Raises a user error naming
+-- processing_timers1, key2, ..., n = count, written = { [j] = ms } } (see
+-- weir.state's snapshot). Raises a user error naming
 -- the key and the path of any value string.buffer cannot carry.
 function RState:snapshot()
   self:compact()
@@ -464,6 +465,10 @@ function RState:snapshot()
     flat[n + 1], flat[n + 2] = e.key, e.state
     flat[n + 3], flat[n + 4] = e.timers, e.ptimers
     n = n + 4
+    if e.written then
+      flat.written = flat.written or {}
+      flat.written[n / 4] = e.written
+    end
   end)
   close_group()
   return out
@@ -482,7 +487,8 @@ function RState:restore(groups, owns, files)
     function(kg, flat)
       for i = 1, flat.n, 4 do
         local e = { key = flat[i], kg = kg, state = flat[i + 1],
-          timers = flat[i + 2], ptimers = flat[i + 3] }
+          timers = flat[i + 2], ptimers = flat[i + 3],
+          written = State.written_at(flat, i) }
         if pinned(e) then
           self:cache(canon_of(e.key), e)
         else

@@ -93,7 +93,8 @@ end
 --- Drops the state of every key of the next n key groups (in turn, as
 -- compact_some) not written for ttl_ms or more at now (wall-clock ms):
 -- its state is forgotten and the key with it unless it has timers. A key
--- restored from a snapshot counts as written at the first sweep after.
+-- restored from a snapshot without its write time (taken by weir before
+-- snapshots kept them) counts as written at the first sweep after.
 -- @return the number of keys whose state was dropped
 function M:expire_some(now, ttl_ms, n)
   local dropped = 0
@@ -163,9 +164,12 @@ end
 
 --- Serializes the state: { [key_group] = bytes }, each bytes a
 -- string.buffer encoding of { key1, state1, event_timers1,
--- processing_timers1, key2, ..., n = count } (timers: sets of times).
--- Raises a user error naming the key and the path of any value
--- string.buffer cannot carry (function, coroutine, userdata, cdata).
+-- processing_timers1, key2, ..., n = count, written = { [j] = ms } }
+-- (timers: sets of times; written, with a time-to-live only: the
+-- wall-clock ms the j-th key was last written, absent in snapshots of
+-- weir before it, whose keys count as written at the first sweep after
+-- a restore). Raises a user error naming the key and the path of any
+-- value string.buffer cannot carry (function, coroutine, userdata, cdata).
 function M:snapshot()
   self:compact()
   local out, buf = {}, buffer.new()
@@ -175,6 +179,12 @@ function M:snapshot()
       flat[n + 1], flat[n + 2] = e.key, e.state
       flat[n + 3], flat[n + 4] = e.timers, e.ptimers
       n = n + 4
+      local w = e.written
+      if w then
+        local written = flat.written or {}
+        flat.written = written
+        written[n / 4] = w
+      end
     end
     flat.n = n
     local ok, err = pcall(buf.encode, buf, flat)
@@ -231,7 +241,29 @@ function M.decode_group(bytes, kg, max_parallelism)
         .. "sets", kg)
     end
   end
+  local written = flat.written
+  if written ~= nil then
+    local ok = type(written) == "table"
+    for j, ms in pairs(ok and written or {}) do
+      if type(j) ~= "number" or j < 1 or j > n / 4 or j % 1 ~= 0
+          or type(ms) ~= "number" then
+        ok = false
+        break
+      end
+    end
+    if not ok then
+      return nil, string.format("key group %d holds write times that are "
+        .. "not a list of ms", kg)
+    end
+  end
   return flat
+end
+
+--- The write time (wall-clock ms) of the key at flat[i] of a decoded key
+-- group (see M:snapshot), or nil.
+function M.written_at(flat, i)
+  local written = flat.written
+  return written and written[(i + 3) / 4]
 end
 
 --- Calls fn(kg, flat) for each key group of a snapshot's groups (those
@@ -265,6 +297,7 @@ function M:restore(groups, owns, files)
     for i = 1, flat.n, 4 do
       local e = self:entry(flat[i])
       e.state, e.timers, e.ptimers = flat[i + 1], flat[i + 2], flat[i + 3]
+      e.written = M.written_at(flat, i)
     end
   end)
 end
