@@ -3,6 +3,7 @@
 -- once after kill -9, and snapshots either backend restores.
 local weir = require "weir"
 local checkpoint = require "weir.checkpoint_storage"
+local checkpoint_record = require "weir.checkpoint_record"
 local core = require "weir.core"
 local h = require "helpers"
 local operators = require "weir.operators"
@@ -406,7 +407,7 @@ describe("the rocksdb state backend", function()
         present[name] = true
       end
       assert.same(referenced, present)
-      local records = checkpoint.describe(job_dir, error)
+      local records = checkpoint_record.describe(job_dir, error)
       assert.is_true(records[2].size_bytes < records[2].full_bytes)
       -- weir inspect reads a key out of the newest one's shared files.
       local ins = h.run_weir({ "inspect", records[1].path, "--uid",

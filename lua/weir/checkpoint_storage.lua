@@ -312,15 +312,20 @@ function M.read_file(chk_path, file, max_parallelism)
 end
 
 --- Loads a checkpoint, verifying the manifest and every file it lists.
+-- @param chk_path the checkpoint's directory
+-- @param shared_verified true: the shared files (weir.incremental) were
+--   verified by whoever chose the checkpoint (the coordinator) and are
+--   not read here; a restore verifies each one it uses again as it reads
+--   it (weir.rocksdb_checkpoint)
 -- @return { manifest = m, states = { [uid] = { [subtask] = state } } }
 --   | nil, message naming the damaged file
-function M.load(chk_path)
+function M.load(chk_path, shared_verified)
   local m, err = M.read_manifest(chk_path)
   if not m then return nil, err end
   local states = {}
   for _, file in ipairs(m.files) do
     local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
-    if s then
+    if s and not shared_verified then
       local ok, verr = incremental.verify(chk_path, file)
       if not ok then s, ferr = nil, verr end
     end
@@ -536,42 +541,6 @@ end
 function M.next_id(job_dir)
   local newest = M.list(job_dir)[1]
   return newest and newest.id + 1 or 1
-end
-
---- The fields of a checkpoint record (see M.describe), in order.
-M.RECORD_FIELDS = { "id", "time", "size_bytes", "full_bytes", "sync_ms",
-  "async_ms", "alignment_ms", "duration_ms" }
-
---- Describes the complete checkpoints of job_dir, newest first, one
--- checkpoint record each: { id = "chk-<n>", time = ISO 8601 UTC,
--- size_bytes = bytes it added to storage, full_bytes = bytes of every file
--- it references (more than size_bytes for an incremental checkpoint, whose
--- shared files earlier ones wrote: weir.incremental), sync_ms and
--- async_ms = its synchronous part and the writes after it, alignment_ms =
--- barrier alignment (each the largest over its tasks; 0 when the manifest
--- predates them), duration_ms = trigger to manifest, marker = "final",
--- "savepoint" or nil; path, time_ms }. Damaged manifests are reported
--- through warn(message).
-function M.describe(job_dir, warn)
-  local out = {}
-  for _, c in ipairs(M.list(job_dir)) do
-    if c.complete then
-      local m, size = M.read_manifest(c.path)
-      if m then
-        local added, full = incremental.sizes(m.files)
-        out[#out + 1] = { id = "chk-" .. c.id, path = c.path,
-          time_ms = m.time_ms,
-          time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(m.time_ms / 1000)),
-          size_bytes = size + added, full_bytes = size + full,
-          sync_ms = m.sync_ms or 0, async_ms = m.async_ms or 0,
-          alignment_ms = m.alignment_ms or 0, duration_ms = m.duration_ms,
-          marker = m.final and "final" or m.savepoint and "savepoint" or nil }
-      else
-        warn(string.format("checkpoint %s is damaged (%s)", c.path, size))
-      end
-    end
-  end
-  return out
 end
 
 --- Moves a complete snapshot (a savepoint from the job directory) to

@@ -2,7 +2,7 @@
 -- has parsed its arguments. main(argv) returns the process exit status;
 -- errors are one line on stderr, prefixed "weir: " (usage errors "weir
 -- VERB: ", with a hint where to find help).
-local checkpoint = require "weir.checkpoint_storage"
+local checkpoint_record = require "weir.checkpoint_record"
 local command_line = require "weir.command_line"
 local errors = require "weir.errors"
 
@@ -98,13 +98,13 @@ function M.checkpoints(cmd)
     return fail(dir .. " is not a directory")
   end
   local warn = errors.warn
-  local jobs = { { dir = dir, list = checkpoint.describe(dir, warn) } }
+  local jobs = { { dir = dir, list = checkpoint_record.describe(dir, warn) } }
   if #jobs[1].list == 0 then
     jobs = {}
     local names = core.scandir(dir) or {}
     table.sort(names)
     for _, name in ipairs(names) do
-      local list = checkpoint.describe(dir .. "/" .. name, warn)
+      local list = checkpoint_record.describe(dir .. "/" .. name, warn)
       if #list > 0 then
         jobs[#jobs + 1] = { dir = dir .. "/" .. name, list = list }
       end
@@ -118,7 +118,7 @@ function M.checkpoints(cmd)
     for _, j in ipairs(jobs) do
       for _, c in ipairs(j.list) do
         local record = { job_dir = j.dir, marker = c.marker }
-        for _, name in ipairs(checkpoint.RECORD_FIELDS) do
+        for _, name in ipairs(checkpoint_record.RECORD_FIELDS) do
           record[name] = c[name]
         end
         io.stdout:write(json.encode(record), "\n")
@@ -129,7 +129,7 @@ function M.checkpoints(cmd)
   for _, j in ipairs(jobs) do
     io.stdout:write(j.dir, "\n")
     io.stdout:write(string.format("  %-8s %-20s %12s %12s %9s %9s %12s %11s\n",
-      unpack(checkpoint.RECORD_FIELDS)))
+      unpack(checkpoint_record.RECORD_FIELDS)))
     for _, c in ipairs(j.list) do
       io.stdout:write(string.format(
         "  %-8s %-20s %12d %12d %9.1f %9.1f %12.1f %11.1f%s\n", c.id, c.time,

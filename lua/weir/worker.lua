@@ -124,7 +124,8 @@ function Worker:set_up()
   local loaded
   if ctx.restore_path then
     local lerr
-    loaded, lerr = checkpoint.load(ctx.restore_path)
+    -- The coordinator verified the checkpoint's shared files just now.
+    loaded, lerr = checkpoint.load(ctx.restore_path, true)
     if not loaded then error("cannot restore from " .. ctx.restore_path
       .. ": " .. lerr, 0) end
   end

@@ -15,6 +15,7 @@
 --   luajit scripts/bench/state.lua RECORDS RUNS KEYS...
 local common = dofile("scripts/bench/common.lua")
 local checkpoint = require "weir.checkpoint_storage"
+local checkpoint_record = require "weir.checkpoint_record"
 local sh = common.runner("bench-state")
 local median = common.median
 
@@ -64,7 +65,7 @@ local function run(v, keys, hot)
       duration[#duration + 1] = m.duration_ms
     end
   end
-  for _, r in ipairs(checkpoint.describe(ck .. "/bench_state", print)) do
+  for _, r in ipairs(checkpoint_record.describe(ck .. "/bench_state", print)) do
     if r.marker ~= "final" then
       sizes[#sizes + 1] = { r.size_bytes / 1048576, r.full_bytes / 1048576 }
     end

@@ -8,7 +8,7 @@
 --   luajit scripts/bench/state_recovery.lua INTERVAL KEYS...
 local common = dofile("scripts/bench/common.lua")
 local core = require "weir.core"
-local checkpoint = require "weir.checkpoint_storage"
+local checkpoint_record = require "weir.checkpoint_record"
 local sh = common.runner("bench-state-recovery")
 
 local interval = tonumber(arg[1])
@@ -55,7 +55,7 @@ end
 -- The newest complete checkpoint's record (weir.checkpoint_storage
 -- describe), with its number as n, or nil.
 local function newest(job_dir)
-  local c = checkpoint.describe(job_dir, function() end)[1]
+  local c = checkpoint_record.describe(job_dir, function() end)[1]
   if c then c.n = tonumber(c.id:match("%d+")) end
   return c
 end
