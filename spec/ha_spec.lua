@@ -168,6 +168,40 @@ describe("weir run --ha", function()
       assert.not_matches("continuing run", r.stderr)
     end)
 
+  it("continues a new run of a finished job when its leader is killed "
+    .. "before its first checkpoint", function()
+      if not etcd_pid then return pending("etcd is not installed") end
+      local r = h.wait_exit(coordinator("rerun"), 60000)
+      assert.are.equal(0, r.status, r.stderr)
+      local hold = dir .. "/rerun-hold"
+      h.write_file(hold, "")
+      local args = { "--checkpoint-interval", "600000" }
+      local leader = coordinator("rerun", hold, "out2", args)
+      h.wait_until(function() return log_of(leader):find("leading job") end,
+        20000, "the leader")
+      local standby = coordinator("rerun", hold, "out2", args)
+      r = h.disturb_held(standby, hold, function()
+        h.wait_until(function()
+          return log_of(standby):find("standby: job 'chaos' is led by")
+        end, 20000, "the standby")
+        -- The new run is in etcd once its workers start.
+        local client = assert(etcd.new(url))
+        local key = "/weir" .. dir .. "/rerun/ck/chaos/lineage"
+        h.wait_until(function()
+          local value
+          client:get(key, function(e, v) value = e or v or "" end)
+          h.wait_until(function() return value end, 10000, "etcd")
+          return not value:find("final")
+        end, 20000, "the new run in etcd")
+        assert.are.equal(2, #h.workers_of(leader.pid))
+        h.kill(leader, "KILL")
+        h.wait_exit(leader)
+      end)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("no checkpoint of this run completed yet", r.stderr)
+      assert.same(expected, (h.committed_lines(dir .. "/rerun/out2")))
+    end)
+
   it("ends a standby at once when the job it waited for finished",
     function()
       if not etcd_pid then return pending("etcd is not installed") end

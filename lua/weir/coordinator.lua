@@ -42,8 +42,17 @@ end
 
 --- The checkpoint to restore, verified and checked against the job, or
 -- nil; see weir.restore.point. Sets self.restored and self.next_id.
+-- Under weir run --ha, the run is recorded in etcd once its start is
+-- known, so a standby taking over before its first checkpoint continues
+-- this run, not an earlier one.
 function Coordinator:restore_point(without_state)
-  return restore.point(self, without_state)
+  local loaded = restore.point(self, without_state)
+  local lineage, leader = self.job.lineage, self.job.leader
+  if leader and not lineage.recorded then
+    lineage.recorded = true
+    leader:record(lineage, lineage.last)
+  end
+  return loaded
 end
 
 -- -- Checkpoints -------------------------------------------------------------
