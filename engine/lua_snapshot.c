@@ -134,7 +134,70 @@ static int l_snapshot_write_async(lua_State* L) {
   return 1;
 }
 
+/* core.snapshot_verify(path) -> size_bytes, checksum | nil, message, code
+** Reads and verifies the snapshot file at path, as core.snapshot_read,
+** without handing its content to Lua. */
+static int l_snapshot_verify(lua_State* L) {
+  char* data;
+  size_t len;
+  uint64_t size_bytes;
+  uint32_t checksum;
+  int r = wr_snapshot_read(luaL_checkstring(L, 1), &data, &len, &size_bytes,
+                           &checksum);
+  if (r < 0) return wr__lua_push_error(L, r);
+  free(data);
+  lua_pushnumber(L, (lua_Number) size_bytes);
+  lua_pushnumber(L, (lua_Number) checksum);
+  return 2;
+}
+
+/* core.snapshot_extract(path, dst_path) -> size_bytes, checksum | nil,
+** message, code. Reads and verifies the snapshot file at path and writes
+** its content to dst_path, a plain file (mode 0600, not synced): a
+** working copy. size_bytes and checksum are the snapshot file's, to be
+** compared with what a manifest lists. */
+static int l_snapshot_extract(lua_State* L) {
+  uint64_t size_bytes;
+  uint32_t checksum;
+  int r = wr_snapshot_extract(luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+                              &size_bytes, &checksum);
+  if (r < 0) return wr__lua_push_error(L, r);
+  lua_pushnumber(L, (lua_Number) size_bytes);
+  lua_pushnumber(L, (lua_Number) checksum);
+  return 2;
+}
+
+/* core.snapshot_copy_async(src_path, path, fn) -> true | nil, message,
+** code. Writes the bytes of the file at src_path as the snapshot file
+** path, both read and written on the thread pool (the bytes never reach
+** Lua); later, on the loop, calls fn(err_message_or_nil, size_bytes,
+** checksum, duration_ms) as core.snapshot_write_async does. */
+static int l_snapshot_copy_async(lua_State* L) {
+  const char* src = luaL_checkstring(L, 1);
+  const char* path = luaL_checkstring(L, 2);
+  lwrite_t* w;
+  int r;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  w = malloc(sizeof(*w));
+  if (w == NULL) return luaL_error(L, "out of memory");
+  lua_pushvalue(L, 3);
+  w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  w->bytes_ref = LUA_NOREF;
+  r = wr_snapshot_write_file_start(wr__lua_loop(), &w->req, path, src,
+                                   write_cb);
+  if (r < 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
+    free(w);
+    return wr__lua_push_error(L, r);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg snapshot_functions[] = {
+  { "snapshot_verify", l_snapshot_verify },
+  { "snapshot_extract", l_snapshot_extract },
+  { "snapshot_copy_async", l_snapshot_copy_async },
   { "snapshot_write", l_snapshot_write },
   { "snapshot_read", l_snapshot_read },
   { "snapshot_write_async", l_snapshot_write_async },

@@ -4,6 +4,7 @@
 */
 #include "snapshot.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lz4frame.h>
@@ -228,11 +229,54 @@ int wr_snapshot_read(const char* path, char** data, size_t* len,
   return r;
 }
 
+/* Writes len bytes of data to a new plain file at path (mode 0600). */
+static int write_plain(const char* path, const char* data, size_t len) {
+  uv_fs_t req;
+  uv_buf_t buf;
+  size_t done = 0;
+  int fd, r = 0;
+  fd = uv_fs_open(NULL, &req, path, O_WRONLY | O_CREAT | O_TRUNC, 0600,
+                  NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return fd;
+  while (done < len) {
+    buf = uv_buf_init((char*) data + done, (unsigned int) (len - done));
+    r = uv_fs_write(NULL, &req, fd, &buf, 1, -1, NULL);
+    uv_fs_req_cleanup(&req);
+    if (r < 0) break;
+    done += (size_t) r;
+    r = 0;
+  }
+  if (uv_fs_close(NULL, &req, fd, NULL) < 0 && r == 0) r = (int) req.result;
+  uv_fs_req_cleanup(&req);
+  return r;
+}
+
+int wr_snapshot_extract(const char* path, const char* dst_path,
+                        uint64_t* size_bytes, uint32_t* checksum) {
+  char* data;
+  size_t len;
+  int r = wr_snapshot_read(path, &data, &len, size_bytes, checksum);
+  if (r < 0) return r;
+  r = write_plain(dst_path, data, len);
+  free(data);
+  return r;
+}
+
 /* -- Asynchronous write on the libuv thread pool ------------------------- */
 
 static void write_work(uv_work_t* work) {
   wr_snapshot_write_t* req = work->data;
   uint64_t start = uv_hrtime();
+  if (req->src_path != NULL) {
+    size_t len;
+    req->status = wr_fs_read_all(req->src_path, &req->bytes, &len);
+    if (req->status < 0) return;
+    req->parts[0].data = req->bytes;
+    req->parts[0].len = len;
+    req->n_parts = 1;
+    req->len = len;
+  }
   req->status = wr_snapshot_write_parts(req->path, req->parts, req->n_parts,
                                         &req->size_bytes, &req->checksum);
   req->duration_ns = uv_hrtime() - start;
@@ -243,26 +287,31 @@ static void write_after(uv_work_t* work, int status) {
   free(req->path);
   free(req->bytes);
   free(req->parts);
+  free(req->src_path);
   req->path = NULL;
   req->bytes = NULL;
   req->parts = NULL;
+  req->src_path = NULL;
   if (status < 0) req->status = status;  /* UV_ECANCELED */
   req->cb(req, req->status);
 }
 
 /* Starts writing the n parts (the array is copied; with copy, their bytes
-** too, joined, else borrowed). */
+** too, joined, else borrowed), or, with src_path, the bytes of that file
+** (read on the thread pool; n is 0). */
 static int write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
                        const char* path, const wr_snapshot_part_t* parts,
-                       size_t n, wr_snapshot_write_cb cb, int copy) {
+                       size_t n, wr_snapshot_write_cb cb, int copy,
+                       const char* src_path) {
   size_t i, len = 0;
   int r;
   for (i = 0; i < n; i++) len += parts[i].len;
+  req->src_path = src_path != NULL ? strdup(src_path) : NULL;
   req->path = strdup(path);
   req->bytes = copy ? malloc(len ? len : 1) : NULL;
   req->parts = malloc((copy ? 1 : n ? n : 1) * sizeof(*req->parts));
   if (req->path == NULL || (copy && req->bytes == NULL) ||
-      req->parts == NULL) {
+      req->parts == NULL || (src_path != NULL && req->src_path == NULL)) {
     r = WR_ENOMEM;
     goto fail_alloc;
   }
@@ -276,7 +325,7 @@ static int write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
     req->parts[0].len = len;
     req->n_parts = 1;
   } else {
-    memcpy(req->parts, parts, n * sizeof(*parts));
+    if (n > 0) memcpy(req->parts, parts, n * sizeof(*parts));
     req->n_parts = n;
   }
   req->len = len;
@@ -294,9 +343,11 @@ fail_alloc:
   free(req->path);
   free(req->bytes);
   free(req->parts);
+  free(req->src_path);
   req->path = NULL;
   req->bytes = NULL;
   req->parts = NULL;
+  req->src_path = NULL;
   return r;
 }
 
@@ -306,7 +357,7 @@ int wr_snapshot_write_start(uv_loop_t* loop, wr_snapshot_write_t* req,
   wr_snapshot_part_t part;
   part.data = data;
   part.len = len;
-  return write_start(loop, req, path, &part, 1, cb, 1);
+  return write_start(loop, req, path, &part, 1, cb, 1, NULL);
 }
 
 int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
@@ -316,12 +367,18 @@ int wr_snapshot_write_start_borrowed(uv_loop_t* loop,
   wr_snapshot_part_t part;
   part.data = data;
   part.len = len;
-  return write_start(loop, req, path, &part, 1, cb, 0);
+  return write_start(loop, req, path, &part, 1, cb, 0, NULL);
 }
 
 int wr_snapshot_write_start_parts(uv_loop_t* loop, wr_snapshot_write_t* req,
                                   const char* path,
                                   const wr_snapshot_part_t* parts, size_t n,
                                   wr_snapshot_write_cb cb) {
-  return write_start(loop, req, path, parts, n, cb, 0);
+  return write_start(loop, req, path, parts, n, cb, 0, NULL);
+}
+
+int wr_snapshot_write_file_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                                 const char* path, const char* src_path,
+                                 wr_snapshot_write_cb cb) {
+  return write_start(loop, req, path, NULL, 0, cb, 0, src_path);
 }

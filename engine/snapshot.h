@@ -68,6 +68,14 @@ int wr_snapshot_write_parts(const char* path,
 int wr_snapshot_read(const char* path, char** data, size_t* len,
                      uint64_t* size_bytes, uint32_t* checksum);
 
+/* Reads and verifies the snapshot file at path, as wr_snapshot_read, and
+** writes its content to dst_path as a plain file (created or truncated,
+** mode 0600, not synced: a working copy, e.g. of a database's file). The
+** content never leaves C. Returns 0 or a negative error; on an error
+** dst_path may hold part of the content. */
+int wr_snapshot_extract(const char* path, const char* dst_path,
+                        uint64_t* size_bytes, uint32_t* checksum);
+
 /* -- Asynchronous write on the libuv thread pool ------------------------- */
 
 typedef struct wr_snapshot_write_s wr_snapshot_write_t;
@@ -79,6 +87,8 @@ struct wr_snapshot_write_s {
   char* path;             /* owned copy of the target path */
   char* bytes;            /* owned copy of the content, or NULL */
   wr_snapshot_part_t* parts;  /* owned array: the content, in parts */
+  char* src_path;         /* owned: a file whose bytes are the content
+                          ** (read on the thread pool), or NULL */
   size_t n_parts;
   size_t len;             /* content size in bytes */
   uint64_t size_bytes;    /* result: size of the written file */
@@ -109,5 +119,13 @@ int wr_snapshot_write_start_parts(uv_loop_t* loop, wr_snapshot_write_t* req,
                                   const char* path,
                                   const wr_snapshot_part_t* parts, size_t n,
                                   wr_snapshot_write_cb cb);
+
+/* Like wr_snapshot_write_start, with the bytes of the file at src_path as
+** the content, read on the thread pool too (a file copied into a
+** snapshot without its bytes passing through the caller). A src_path
+** that cannot be read is the status cb gets. */
+int wr_snapshot_write_file_start(uv_loop_t* loop, wr_snapshot_write_t* req,
+                                 const char* path, const char* src_path,
+                                 wr_snapshot_write_cb cb);
 
 #endif

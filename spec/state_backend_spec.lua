@@ -235,6 +235,20 @@ describe("the rocksdb state backend", function()
       end
     end)
 
+    it("refuses a checkpoint's RocksDB file name that would leave its "
+      .. "directory", function()
+      if not available then return pending("built without RocksDB") end
+      local b, state = backend("a")
+      state:entry("k").state.n = 1
+      local ref = checkpoint_of(b, 1)
+      ref.files[1].sst = "../escaped.sst"
+      local b2 = backend("b")
+      local ok, err = pcall(b2.adopt, b2, ref, 1, 0, 7)
+      assert.is_false(ok)
+      assert.matches("not a plain name", err)
+      assert.is_nil(core.stat(root .. "/b/escaped.sst"))
+    end)
+
     it("reads key by key instead at another range, into a database that "
       .. "holds keys, or from a checkpoint without its keys with timers",
       function()

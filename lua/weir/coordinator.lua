@@ -36,7 +36,7 @@ function M.new(job)
     job_dir = job.job_dir, interval_ms = job.options.checkpoint_interval,
     total = #job.plan.tasks, ended = {}, ended_count = 0, hosts = {},
     next_id = checkpoint.next_id(job.job_dir), checkpoints = 0,
-    abandoned = {} },
+    abandoned = {}, writing_manifest = {} },
     Coordinator)
 end
 
@@ -185,8 +185,8 @@ end
 -- exited, or the thread pool drained).
 function Coordinator:remove_abandoned()
   for _, path in ipairs(self.abandoned) do
-    if core.stat(path) and not core.stat(path .. "/" .. checkpoint.MANIFEST)
-    then
+    if core.stat(path) and not self.writing_manifest[path]
+        and not core.stat(path .. "/" .. checkpoint.MANIFEST) then
       checkpoint.remove(path)
     end
   end
@@ -235,6 +235,7 @@ function Coordinator:ack(task_id, id, files, timing)
     operators[#operators + 1] = { uid = node.uid, kind = node.kind,
       parallelism = node.parallelism }
   end
+  self.writing_manifest[pending.path] = true
   checkpoint.write_manifest_async(pending.path, {
     job = self.job.name, id = id, time_ms = core.time_ms(),
     duration_ms = core.monotonic_ms() - pending.start_ms,
@@ -246,7 +247,17 @@ function Coordinator:ack(task_id, id, files, timing)
     savepoint = pending.savepoint and true or nil,
     run_id = self.job.lineage.run_id,
   }, errors.guard(function(err)
-    if self.pending ~= pending then return end
+    self.writing_manifest[pending.path] = nil
+    if self.pending ~= pending then
+      -- Abandoned while its manifest was written (every task's files were
+      -- durable by then): published if the manifest landed, as after a
+      -- crash right after the rename (a restore takes it and commits its
+      -- sinks), else removed here, not by remove_abandoned.
+      if not core.stat(pending.path .. "/" .. checkpoint.MANIFEST) then
+        checkpoint.remove(pending.path, true)
+      end
+      return
+    end
     err = err or failpoint.hit("checkpoint.manifest_dir_fsync")
     if err and not core.stat(pending.path .. "/" .. checkpoint.MANIFEST) then
       return self:decline(id, string.format("cannot write its manifest in "

@@ -63,10 +63,10 @@ function M.verify(chk_path, f)
   local dir = M.dir_of(chk_path)
   for _, s in ipairs(f.shared or {}) do
     local path = dir .. "/" .. s.name
-    local bytes, size, checksum = core.snapshot_read(path)
-    if not bytes then
+    local size, checksum = core.snapshot_verify(path)
+    if not size then
       return nil, string.format("%s (a shared file %s references): %s",
-        path, f.name, tostring(size))
+        path, f.name, tostring(checksum))
     end
     if size ~= s.size_bytes or checksum ~= s.checksum then
       return nil, string.format("%s (a shared file %s references): size "

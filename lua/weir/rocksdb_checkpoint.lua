@@ -123,9 +123,10 @@ function M.upload(t, id, dir, shared_dir, started, ended, cb)
         f.size_bytes, f.checksum = known.size_bytes, known.checksum
       else
         f.new = true
-        local bytes, rerr = read_all(path)
-        local wok, werr = bytes and core.snapshot_write_async(
-          shared_dir .. "/" .. name, bytes, function(err, size, checksum)
+        -- Read and written on the thread pool: the file's bytes never
+        -- become a Lua string.
+        local wok, werr = core.snapshot_copy_async(path,
+          shared_dir .. "/" .. name, function(err, size, checksum)
             ended()
             uploads = uploads - 1
             if err then
@@ -141,7 +142,7 @@ function M.upload(t, id, dir, shared_dir, started, ended, cb)
           started()
         else
           failed = failed or string.format("cannot copy %s to %s: %s",
-            path, shared_dir, tostring(rerr or werr))
+            path, shared_dir, tostring(werr))
         end
       end
     else
@@ -172,21 +173,36 @@ function M.forget(t, id)
   rundir.remove(t.dir .. "-chk-" .. id)
 end
 
+-- Whether name is a plain file name (no directory, not hidden).
+local function plain_name(name)
+  return type(name) == "string" and name:match("^[%w_.-]+$") ~= nil
+    and name:sub(1, 1) ~= "."
+end
+
 -- Puts the files of ref in directory dir: each shared file read back
 -- verified (size, checksum), the private ones as they are. Raises a
--- message naming a damaged or missing file.
+-- message naming a damaged or missing file, or a file name that would
+-- leave dir.
 local function materialize(ref, dir)
   local ok, err = fsutil.mkdir_p(dir)
   if not ok then error(err, 0) end
+  for name in pairs(ref.private) do
+    if not plain_name(name) then
+      error(string.format("%s: a RocksDB file name that is not a plain "
+        .. "name (%q)", ref.shared_dir, tostring(name)), 0)
+    end
+  end
   for _, f in ipairs(ref.files) do
-    local path = ref.shared_dir .. "/" .. f.name
-    local bytes, size, checksum = core.snapshot_read(path)
-    if not bytes then error(path .. ": " .. tostring(size), 0) end
+    local path = ref.shared_dir .. "/" .. tostring(f.name)
+    if not plain_name(f.sst) or not plain_name(f.name) then
+      error(string.format("%s: a RocksDB file name that is not a plain "
+        .. "name (%q)", path, tostring(f.sst)), 0)
+    end
+    local size, checksum = core.snapshot_extract(path, dir .. "/" .. f.sst)
+    if not size then error(path .. ": " .. tostring(checksum), 0) end
     if size ~= f.size_bytes or checksum ~= f.checksum then
       error(path .. ": size or checksum differs from the manifest", 0)
     end
-    ok, err = write_all(dir .. "/" .. f.sst, bytes)
-    if not ok then error(err, 0) end
   end
   for name, bytes in pairs(ref.private) do
     ok, err = write_all(dir .. "/" .. name, bytes)

@@ -176,7 +176,8 @@ function Backend:adopt(ref, task_id, first, last)
   local t = self:task_db(task_id)
   if t.adopted then return t.adopted == ref.dbid end
   if not holds_nothing(t) then return false end
-  rocksdb_checkpoint.adopt(t, ref)
+  -- Whether it failed or not, t.db is a database opened anew.
+  local ok, aerr = pcall(rocksdb_checkpoint.adopt, t, ref)
   for uid, state in pairs(t.states) do
     local cf, err = t.db:column_family(uid)
     if not cf then
@@ -185,6 +186,7 @@ function Backend:adopt(ref, task_id, first, last)
     end
     state.db, state.cf = t.db, cf
   end
+  if not ok then error(aerr, 0) end
   t.adopted = ref.dbid
   errors.debug(string.format("task %s: its RocksDB database is the "
     .. "checkpoint's files (%d shared) as they are, key groups %d-%d",
