@@ -73,7 +73,8 @@ for i = 2, #arg do
   local keys = tonumber(arg[i])
   local ck, marks = dir .. "/ck", dir .. "/marks"
   sh("rm -rf " .. ck .. " " .. marks .. "; : >" .. marks)
-  sh(string.format("build/weir run --http off --parallelism 2 "
+  sh(string.format("build/weir run --http off --log-level debug "
+    .. "--parallelism 2 "
     .. "--state-backend rocksdb --checkpoint-interval %d --checkpoint-dir "
     .. "%s scripts/bench/state_recovery_job.lua %.0f %d %s 2>%s/err & "
     .. "echo $! >%s/pid", interval, ck, 2 ^ 40, keys, marks, dir, dir))
@@ -112,9 +113,13 @@ for i = 2, #arg do
   os.execute("kill -TERM " .. job_pid .. "; while kill -0 " .. job_pid
     .. " 2>/dev/null; do sleep 0.05; done")
   job_pid = nil
-  if not read(dir .. "/err"):find("restoring", 1, true) then
+  local log = read(dir .. "/err")
+  if not log:find("restoring", 1, true) then
     fail("the job did not restore")
   end
+  -- The restart's steps, for where the time goes.
+  io.stderr:write(keys, " keys, the log from the kill on:\n",
+    log:match("\n([^\n]*was killed by signal.*)$") or "", "\n")
   print(string.format("| %d | %.1f | %.2f | %.2f |", keys,
     taken.full_bytes / 1048576,
     (firsts[1] - t0) / 1000, (firsts[#firsts] - t0) / 1000))
