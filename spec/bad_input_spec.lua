@@ -200,10 +200,17 @@ p:run()
             .. path:gsub("%p", "%%%0") .. ":5%) cannot serialize the state "
             .. "of key 1: state%.handlers%.on_line is a " .. kind .. " %(",
             r.stderr)
-          -- The failed checkpoint was not published.
-          local id = tonumber(r.stderr:match("checkpoint (%d+) failed"))
+          -- The failed checkpoint was not published: the one the last
+          -- attempt failed on (an earlier attempt's id may be taken again
+          -- by a later one, whose checkpoint of that id may complete).
+          local id
+          for n in r.stderr:gmatch("checkpoint (%d+) failed") do
+            id = tonumber(n)
+          end
           local ck = dir .. "/ck/" .. name
-          assert.is_nil(io.open(ck .. "/chk-" .. id .. "/_manifest"))
+          assert.is_nil(require("weir.core").stat(ck .. "/chk-" .. id
+            .. "/_manifest"),
+            r.stderr)
         end
       end)
     end
