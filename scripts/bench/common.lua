@@ -14,6 +14,16 @@ function M.runner(name)
   end
 end
 
+--- The text of the file at path ("" while it does not exist: a log a
+-- background process has yet to open).
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
 --- The median of a list of numbers (the lower one of an even count);
 -- sorts the list in place.
 function M.median(t)

@@ -17,14 +17,7 @@ local function sh(cmd)
   clean_up()
   run_or_exit(cmd)
 end
--- The text of the file at path ("" while it does not exist).
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = common.read
 local dir = "build/bench"
 local PREFIX, NET = PREFIX_, "10.197.0"
 local IP = { c = NET .. ".2", a = NET .. ".3", b = NET .. ".4",

@@ -16,13 +16,7 @@ local dir = os.tmpname()
 os.remove(dir)
 sh("mkdir -p " .. dir)
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = common.read
 
 local job_pid
 local function fail(msg)
