@@ -38,6 +38,17 @@ describe("weir run --ha", function()
 
   local function log_of(proc) return h.read_file(proc.dir .. "/err") or "" end
 
+  -- The value of key in etcd now: "" when absent, "error: ..." when etcd
+  -- did not answer it (bounded).
+  local function etcd_value(key)
+    local value
+    assert(etcd.new(url)):get(key, function(e, v)
+      value = e and "error: " .. e or v or ""
+    end)
+    h.wait_until(function() return value end, 10000, "etcd to answer")
+    return value
+  end
+
   -- Starts a leader and a standby of the case's job (held at a pace by
   -- hold); returns them once the standby waits.
   local function leader_and_standby(case, hold)
@@ -115,14 +126,8 @@ describe("weir run --ha", function()
       h.wait_exit(leader)
       -- Its lease ends a time-to-live later: a coordinator started before
       -- would wait for it as a standby does.
-      local client = assert(etcd.new(url))
       h.wait_until(function()
-        local err, value
-        client:get("/weir" .. job_dir .. "/leader", function(e, v)
-          err, value = e or false, v
-        end)
-        h.wait_until(function() return err ~= nil end, 10000, "etcd")
-        return not err and value == nil
+        return etcd_value("/weir" .. job_dir .. "/leader") == ""
       end, 20000, "the killed leader's lease to end")
     end)
     os.remove(hold)
@@ -185,13 +190,10 @@ describe("weir run --ha", function()
           return log_of(standby):find("standby: job 'chaos' is led by")
         end, 20000, "the standby")
         -- The new run is in etcd once its workers start.
-        local client = assert(etcd.new(url))
         local key = "/weir" .. dir .. "/rerun/ck/chaos/lineage"
         h.wait_until(function()
-          local value
-          client:get(key, function(e, v) value = e or v or "" end)
-          h.wait_until(function() return value end, 10000, "etcd")
-          return not value:find("final")
+          local value = etcd_value(key)
+          return not value:find("^error") and not value:find("final")
         end, 20000, "the new run in etcd")
         assert.are.equal(2, #h.workers_of(leader.pid))
         h.kill(leader, "KILL")
