@@ -35,6 +35,14 @@ static size_t content_parts(lua_State* L, int idx, wr_snapshot_part_t* one,
   return n;
 }
 
+/* Pushes a snapshot file's size in bytes and its checksum, as numbers. */
+static int push_size_checksum(lua_State* L, uint64_t size_bytes,
+                              uint32_t checksum) {
+  lua_pushnumber(L, (lua_Number) size_bytes);
+  lua_pushnumber(L, (lua_Number) checksum);
+  return 2;
+}
+
 /* core.snapshot_write(path, content) -> size_bytes, checksum
 **   | nil, message, code. content: a string, or a list of strings written
 ** one after the other (never joined). Durable: temp file, fsync, rename,
@@ -48,9 +56,7 @@ static int l_snapshot_write(lua_State* L) {
   int r = wr_snapshot_write_parts(path, parts, n, &size_bytes, &checksum);
   if (parts != &one) free(parts);
   if (r < 0) return wr__lua_push_error(L, r);
-  lua_pushnumber(L, (lua_Number) size_bytes);
-  lua_pushnumber(L, (lua_Number) checksum);
-  return 2;
+  return push_size_checksum(L, size_bytes, checksum);
 }
 
 /* core.snapshot_read(path) -> bytes, size_bytes, checksum
@@ -65,9 +71,7 @@ static int l_snapshot_read(lua_State* L) {
   if (r < 0) return wr__lua_push_error(L, r);
   lua_pushlstring(L, data, len);
   free(data);
-  lua_pushnumber(L, (lua_Number) size_bytes);
-  lua_pushnumber(L, (lua_Number) checksum);
-  return 3;
+  return 1 + push_size_checksum(L, size_bytes, checksum);
 }
 
 typedef struct {
@@ -146,9 +150,7 @@ static int l_snapshot_verify(lua_State* L) {
                            &checksum);
   if (r < 0) return wr__lua_push_error(L, r);
   free(data);
-  lua_pushnumber(L, (lua_Number) size_bytes);
-  lua_pushnumber(L, (lua_Number) checksum);
-  return 2;
+  return push_size_checksum(L, size_bytes, checksum);
 }
 
 /* core.snapshot_extract(path, dst_path) -> size_bytes, checksum | nil,
@@ -162,9 +164,7 @@ static int l_snapshot_extract(lua_State* L) {
   int r = wr_snapshot_extract(luaL_checkstring(L, 1), luaL_checkstring(L, 2),
                               &size_bytes, &checksum);
   if (r < 0) return wr__lua_push_error(L, r);
-  lua_pushnumber(L, (lua_Number) size_bytes);
-  lua_pushnumber(L, (lua_Number) checksum);
-  return 2;
+  return push_size_checksum(L, size_bytes, checksum);
 }
 
 /* core.snapshot_copy_async(src_path, path, fn) -> true | nil, message,
