@@ -92,6 +92,7 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     written = 0, buf = buffer.new(), dirty = {}, timer_queues = {} },
     RState)
   self.cache_keys = self:keys_for_budget()
+  self.evict_at = 0  -- see RState:evict
   local entries = self.entries
   --- get(k): the entry of k, marked as used (see the module's comment).
   local dirty = self.dirty
@@ -212,21 +213,28 @@ end
 function RState:uncache(canon, e)
   self.entries[canon] = nil
   local g = self.groups[e.kg]
+  -- An emptied group's table stays: asking next(g) whether it is empty
+  -- walks its dead slots from the start, per entry uncached.
   g[canon] = nil
-  if next(g) == nil then self.groups[e.kg] = nil end
   self.count = self.count - 1
 end
 
 -- Evicts about an eighth of the cache: entries neither pinned nor used
 -- since the last sweep (those lose their mark), written back first.
+-- Entries a timer pins stay however many they are; when they leave too
+-- few others to evict, the next sweep waits for an eighth more entries
+-- (a sweep per new key walked the whole cache each time: quadratic).
 function RState:evict()
   local want = math.max(1, math.floor(self.cache_keys / 8))
-  local ops, victims = {}, {}
+  local ops, victims, pins = {}, {}, 0
   for canon, e in pairs(self.entries) do
     if #victims >= want then break end
-    if e.used then
+    if pinned(e) then
+      pins = pins + 1
       e.used = nil
-    elseif not pinned(e) then
+    elseif e.used then
+      e.used = nil
+    else
       victims[#victims + 1] = canon
       if e.dirty or not self.tracked then self:put_entry(ops, e) end
       e.dirty = nil
@@ -237,6 +245,10 @@ function RState:evict()
     self:uncache(canon, self.entries[canon])
   end
   self.cache_keys = self:keys_for_budget()
+  self.evict_at = 0
+  if #victims < want and self.count - pins < want then
+    self.evict_at = self.count + math.floor(self.count / 8)
+  end
   -- Without checkpoints nothing flushes: the list of changed entries
   -- drops those written back here once it outgrows the cache by a
   -- quarter (it holds them alive: up to a quarter of the cache beyond
@@ -288,7 +300,9 @@ function RState:entry(k)
   if e then return e end
   local kg, why = key.key_group(k, self.max_parallelism)
   if not kg then errors.raise_invalid_key(k, why) end
-  if self.count >= self.cache_keys then self:evict() end
+  if self.count >= self.cache_keys and self.count >= self.evict_at then
+    self:evict()
+  end
   local v, err = self.db:get(self.cf, assert(M.db_key(kg, k)))
   if v then
     e = self:decode_entry(kg, v)
