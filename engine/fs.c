@@ -94,16 +94,11 @@ fail_open:
   return r;
 }
 
-int wr_fs_read_all(const char* path, char** data, size_t* len) {
+int wr_fs_open_regular(const char* path, uint64_t* size) {
   uv_fs_t req;
-  uv_buf_t buf;
-  size_t size, done = 0;
   uint64_t mode;
-  char* out;
   int fd, r, flags;
 
-  *data = NULL;
-  *len = 0;
   /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
   ** writer, forever; it is refused below, as anything but a regular file
   ** is, and reads of a regular file never block anyway. */
@@ -111,18 +106,38 @@ int wr_fs_read_all(const char* path, char** data, size_t* len) {
   uv_fs_req_cleanup(&req);
   if (fd < 0) return fd;
   r = uv_fs_fstat(NULL, &req, fd, NULL);
-  size = (size_t) req.statbuf.st_size;
+  *size = req.statbuf.st_size;
   mode = req.statbuf.st_mode;
   uv_fs_req_cleanup(&req);
-  if (r < 0) goto fail_stat;
-  if ((mode & S_IFMT) != S_IFREG) { r = WR_ENOTFILE; goto fail_stat; }
-  flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-    r = uv_translate_sys_error(errno);
-    goto fail_stat;
+  if (r >= 0 && (mode & S_IFMT) != S_IFREG) r = WR_ENOTFILE;
+  if (r >= 0) {
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+      r = uv_translate_sys_error(errno);
   }
+  if (r < 0) {
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+    return r;
+  }
+  return fd;
+}
+
+int wr_fs_read_all(const char* path, char** data, size_t* len) {
+  uv_fs_t req;
+  uv_buf_t buf;
+  uint64_t size64;
+  size_t size, done = 0;
+  char* out;
+  int fd, r;
+
+  *data = NULL;
+  *len = 0;
+  fd = wr_fs_open_regular(path, &size64);
+  if (fd < 0) return fd;
+  size = (size_t) size64;
   out = malloc(size ? size : 1);
-  if (out == NULL) { r = WR_ENOMEM; goto fail_stat; }
+  if (out == NULL) { r = WR_ENOMEM; goto fail_alloc; }
   while (done < size) {
     buf = uv_buf_init(out + done, (unsigned int) (size - done));
     r = uv_fs_read(NULL, &req, fd, &buf, 1, -1, NULL);
@@ -139,7 +154,7 @@ int wr_fs_read_all(const char* path, char** data, size_t* len) {
 
 fail_read:
   free(out);
-fail_stat:
+fail_alloc:
   uv_fs_close(NULL, &req, fd, NULL);
   uv_fs_req_cleanup(&req);
   return r;

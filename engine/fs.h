@@ -7,6 +7,7 @@
 #define WEIR_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Writes len bytes to path.tmp, fsyncs and closes it, renames it to path and
 ** fsyncs the directory. Returns 0 or a negative error; on error the
@@ -24,5 +25,11 @@ int wr_fs_fsync_parent(const char* path);
 ** device, a directory) is refused with WR_ENOTFILE. Returns 0 or a
 ** negative error; *data is NULL on error. */
 int wr_fs_read_all(const char* path, char** data, size_t* len);
+
+/* Opens the regular file at path for reading, as wr_fs_read_all does
+** (never blocking on a FIFO; WR_ENOTFILE for anything but a regular
+** file). Returns the file descriptor (the caller closes it) with *size its
+** size in bytes, or a negative error. */
+int wr_fs_open_regular(const char* path, uint64_t* size);
 
 #endif

@@ -139,17 +139,13 @@ static int l_snapshot_write_async(lua_State* L) {
 }
 
 /* core.snapshot_verify(path) -> size_bytes, checksum | nil, message, code
-** Reads and verifies the snapshot file at path, as core.snapshot_read,
-** without handing its content to Lua. */
+** Verifies the snapshot file at path as core.snapshot_read does, a piece
+** at a time, without handing its content to Lua. */
 static int l_snapshot_verify(lua_State* L) {
-  char* data;
-  size_t len;
   uint64_t size_bytes;
   uint32_t checksum;
-  int r = wr_snapshot_read(luaL_checkstring(L, 1), &data, &len, &size_bytes,
-                           &checksum);
+  int r = wr_snapshot_verify(luaL_checkstring(L, 1), &size_bytes, &checksum);
   if (r < 0) return wr__lua_push_error(L, r);
-  free(data);
   return push_size_checksum(L, size_bytes, checksum);
 }
 

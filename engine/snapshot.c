@@ -229,38 +229,171 @@ int wr_snapshot_read(const char* path, char** data, size_t* len,
   return r;
 }
 
-/* Writes len bytes of data to a new plain file at path (mode 0600). */
-static int write_plain(const char* path, const char* data, size_t len) {
+/* Input and output of a streamed read: a file is read STREAM_IN_BYTES at a
+** time and its content produced a block (at most 4 MiB, the frames'
+** block size) at a time, so that verifying or extracting a file of any
+** size touches the same 5 MiB of memory. */
+#define STREAM_IN_BYTES (1u << 20)
+#define STREAM_OUT_BYTES (4u << 20)
+
+/* Receives each piece of a streamed file's content; returns 0 or a
+** negative error, which stops the read. */
+typedef int (*content_sink_fn)(void* ctx, const char* data, size_t len);
+
+typedef struct {
+  int fd;
+  uint64_t left;          /* bytes of the file not read yet */
+  char* in;               /* STREAM_IN_BYTES */
+  size_t in_len, in_pos;  /* bytes in `in`, bytes of them consumed */
+  unsigned char tail[4];  /* the last 4 bytes read: the content checksum */
+} stream_t;
+
+/* Reads the next piece of the file into s->in. Returns the bytes read (0 at
+** the end of the file) or a negative error. */
+static int stream_fill(stream_t* s) {
   uv_fs_t req;
   uv_buf_t buf;
-  size_t done = 0;
-  int fd, r = 0;
-  fd = uv_fs_open(NULL, &req, path, O_WRONLY | O_CREAT | O_TRUNC, 0600,
-                  NULL);
+  size_t want = s->left < STREAM_IN_BYTES ? (size_t) s->left : STREAM_IN_BYTES;
+  int r;
+  s->in_len = s->in_pos = 0;
+  if (want == 0) return 0;
+  buf = uv_buf_init(s->in, (unsigned int) want);
+  r = uv_fs_read(NULL, &req, s->fd, &buf, 1, -1, NULL);
   uv_fs_req_cleanup(&req);
-  if (fd < 0) return fd;
-  while (done < len) {
-    buf = uv_buf_init((char*) data + done, (unsigned int) (len - done));
+  if (r <= 0) return r < 0 ? r : WR_ETRUNCATED;  /* shrank while read */
+  s->in_len = (size_t) r;
+  s->left -= (uint64_t) r;
+  if (r >= 4) {
+    memcpy(s->tail, s->in + r - 4, 4);
+  } else {
+    memmove(s->tail, s->tail + r, 4 - (size_t) r);
+    memcpy(s->tail + 4 - r, s->in, (size_t) r);
+  }
+  return r;
+}
+
+/* Decompresses the frame of a snapshot file whose header s->in holds,
+** handing its content to sink (NULL: only verify). The checks and errors
+** are wr_snapshot_decode's. */
+static int stream_frame(stream_t* s, uint64_t file_size, char* out,
+                        content_sink_fn sink, void* ctx) {
+  LZ4F_dctx* dctx;
+  LZ4F_frameInfo_t info;
+  uint64_t produced = 0, src_len = file_size - WR_SNAPSHOT_HEADER_BYTES;
+  size_t consumed, hint;
+  int r = 0;
+
+  if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+    return WR_ENOMEM;
+  s->in_pos = WR_SNAPSHOT_HEADER_BYTES;
+  consumed = s->in_len - s->in_pos;
+  hint = LZ4F_getFrameInfo(dctx, &info, s->in + s->in_pos, &consumed);
+  if (LZ4F_isError(hint)) {
+    r = src_len < LZ4F_HEADER_SIZE_MAX ? WR_ETRUNCATED : WR_ECORRUPT;
+  } else if (info.contentChecksumFlag != LZ4F_contentChecksumEnabled ||
+             info.contentSize > max_content_size(src_len - consumed)) {
+    r = WR_ECORRUPT;  /* see wr_snapshot_decode */
+  }
+  s->in_pos += consumed;
+  while (r == 0 && hint != 0) {
+    size_t in, got = STREAM_OUT_BYTES;
+    if (s->in_pos == s->in_len) {
+      r = stream_fill(s);
+      if (r == 0) r = WR_ETRUNCATED;
+      if (r < 0) break;
+      r = 0;
+    }
+    in = s->in_len - s->in_pos;
+    hint = LZ4F_decompress(dctx, out, &got, s->in + s->in_pos, &in, NULL);
+    if (LZ4F_isError(hint) || (in == 0 && got == 0)) {
+      r = WR_ECORRUPT;
+      break;
+    }
+    s->in_pos += in;
+    produced += got;
+    if (produced > info.contentSize) r = WR_ECORRUPT;
+    else if (sink != NULL && got > 0) r = sink(ctx, out, got);
+  }
+  LZ4F_freeDecompressionContext(dctx);
+  if (r == 0 && (s->in_pos != s->in_len || s->left != 0 ||
+                 produced != info.contentSize))
+    r = WR_ECORRUPT;
+  return r;
+}
+
+/* Reads and verifies the snapshot file at path in pieces, as
+** wr_snapshot_read does without holding it whole, handing its content to
+** sink (NULL: only verify). Returns 0 or a negative error. */
+static int stream_file(const char* path, content_sink_fn sink, void* ctx,
+                       uint64_t* size_bytes, uint32_t* checksum) {
+  stream_t s;
+  uv_fs_t req;
+  uint64_t size;
+  char* out;
+  int r;
+
+  memset(&s, 0, sizeof(s));
+  s.fd = wr_fs_open_regular(path, &size);
+  if (s.fd < 0) return s.fd;
+  s.left = size;
+  s.in = malloc(STREAM_IN_BYTES);
+  out = malloc(STREAM_OUT_BYTES);
+  if (s.in == NULL || out == NULL) {
+    r = WR_ENOMEM;
+  } else {
+    r = stream_fill(&s);
+    if (r >= 0 && (s.in_len < WR_SNAPSHOT_HEADER_BYTES ||
+                   memcmp(s.in, magic, sizeof(magic)) != 0))
+      r = s.in_len < sizeof(magic) ? WR_ETRUNCATED : WR_EMAGIC;
+    else if (r >= 0 && read_u32le((const unsigned char*) s.in + 4) !=
+                           WR_SNAPSHOT_VERSION)
+      r = WR_EVERSION;
+    else if (r >= 0)
+      r = stream_frame(&s, size, out, sink, ctx);
+  }
+  free(out);
+  free(s.in);
+  uv_fs_close(NULL, &req, s.fd, NULL);
+  uv_fs_req_cleanup(&req);
+  if (r < 0) return r;
+  *size_bytes = size;
+  *checksum = read_u32le(s.tail);
+  return 0;
+}
+
+int wr_snapshot_verify(const char* path, uint64_t* size_bytes,
+                       uint32_t* checksum) {
+  return stream_file(path, NULL, NULL, size_bytes, checksum);
+}
+
+/* Appends len bytes of data to the file descriptor *ctx. */
+static int write_fd(void* ctx, const char* data, size_t len) {
+  uv_fs_t req;
+  uv_buf_t buf;
+  int fd = *(int*) ctx, r;
+  while (len > 0) {
+    buf = uv_buf_init((char*) data, (unsigned int) len);
     r = uv_fs_write(NULL, &req, fd, &buf, 1, -1, NULL);
     uv_fs_req_cleanup(&req);
-    if (r < 0) break;
-    done += (size_t) r;
-    r = 0;
+    if (r < 0) return r;
+    data += r;
+    len -= (size_t) r;
   }
-  if (uv_fs_close(NULL, &req, fd, NULL) < 0 && r == 0) r = (int) req.result;
-  uv_fs_req_cleanup(&req);
-  return r;
+  return 0;
 }
 
 int wr_snapshot_extract(const char* path, const char* dst_path,
                         uint64_t* size_bytes, uint32_t* checksum) {
-  char* data;
-  size_t len;
-  int r = wr_snapshot_read(path, &data, &len, size_bytes, checksum);
-  if (r < 0) return r;
-  r = write_plain(dst_path, data, len);
-  free(data);
-  return r;
+  uv_fs_t req;
+  int fd, r, closed;
+  fd = uv_fs_open(NULL, &req, dst_path, O_WRONLY | O_CREAT | O_TRUNC, 0600,
+                  NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return fd;
+  r = stream_file(path, write_fd, &fd, size_bytes, checksum);
+  closed = uv_fs_close(NULL, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+  return r < 0 ? r : closed < 0 ? closed : 0;
 }
 
 /* -- Asynchronous write on the libuv thread pool ------------------------- */

@@ -68,11 +68,18 @@ int wr_snapshot_write_parts(const char* path,
 int wr_snapshot_read(const char* path, char** data, size_t* len,
                      uint64_t* size_bytes, uint32_t* checksum);
 
-/* Reads and verifies the snapshot file at path, as wr_snapshot_read, and
-** writes its content to dst_path as a plain file (created or truncated,
-** mode 0600, not synced: a working copy, e.g. of a database's file). The
-** content never leaves C. Returns 0 or a negative error; on an error
-** dst_path may hold part of the content. */
+/* Verifies the snapshot file at path as wr_snapshot_read does (the same
+** checks and errors), reading it a piece at a time: about 5 MiB of memory
+** whatever its size. *size_bytes is the file's size, *checksum its content
+** checksum. Returns 0 or a negative error. */
+int wr_snapshot_verify(const char* path, uint64_t* size_bytes,
+                       uint32_t* checksum);
+
+/* Verifies the snapshot file at path as wr_snapshot_verify does, writing
+** its content to dst_path as a plain file (created or truncated, mode
+** 0600, not synced: a working copy, e.g. of a database's file) as it
+** comes. The content never leaves C. Returns 0 or a negative error; on an
+** error dst_path may hold part of the content. */
 int wr_snapshot_extract(const char* path, const char* dst_path,
                         uint64_t* size_bytes, uint32_t* checksum);
 

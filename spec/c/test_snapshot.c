@@ -236,6 +236,71 @@ static void file_copied_in_and_extracted(void) {
   free(data);
 }
 
+/* Writes len bytes of data to the plain file path. */
+static void put_file(const char* path, const char* data, size_t len) {
+  FILE* f = fopen(path, "wb");
+  CHECK(f != NULL && fwrite(data, 1, len, f) == len && fclose(f) == 0);
+}
+
+/* Verifying or extracting a file a piece at a time agrees with reading it
+** whole, on a file of several input pieces and blocks, on every cut and
+** bit flip tried, and on an empty content. */
+static void verified_in_pieces_as_read_whole(void) {
+  char dir[] = "/tmp/weir-ctest-XXXXXX", path[64], bad[64], dst[64];
+  size_t len = (9u << 20) + 12345, image_len, out_len, i;
+  uint64_t size, size2, x = 88172645463325252ull;
+  uint32_t c, c2;
+  char *data = malloc(len), *image, *out;
+  /* Content that compresses a little: blocks of both kinds. */
+  for (i = 0; i < len; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    data[i] = (i / 65536) % 2 ? (char) x : (char) ('a' + x % 4);
+  }
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(path, sizeof(path), "%s/s.snap", dir);
+  snprintf(bad, sizeof(bad), "%s/bad.snap", dir);
+  snprintf(dst, sizeof(dst), "%s/out", dir);
+  CHECK(wr_snapshot_write(path, data, len, &size, &c) == 0);
+  CHECK(size > (2u << 20));
+  CHECK(wr_snapshot_verify(path, &size2, &c2) == 0);
+  CHECK(size2 == size && c2 == c);
+  CHECK(wr_snapshot_extract(path, dst, &size2, &c2) == 0);
+  CHECK(size2 == size && c2 == c);
+  CHECK(wr_fs_read_all(dst, &out, &out_len) == 0);
+  CHECK(out_len == len && memcmp(out, data, len) == 0);
+  free(out);
+  CHECK(wr_fs_read_all(path, &image, &image_len) == 0);
+  for (i = 0; i < 48; i++) {
+    /* A cut (the first half of the tries) or a bit flip, spread over the
+    ** file and its last bytes. */
+    size_t at = i % 24 < 20 ? (image_len / 20) * (i % 24) + i
+                            : image_len - 1 - (i % 24 - 20);
+    int whole, pieces;
+    if (i < 24) {
+      put_file(bad, image, at);
+    } else {
+      image[at] ^= 0x04;
+      put_file(bad, image, image_len);
+      image[at] ^= 0x04;
+    }
+    whole = wr_snapshot_read(bad, &out, &out_len, &size2, &c2);
+    if (whole == 0) free(out);
+    pieces = wr_snapshot_verify(bad, &size2, &c2);
+    CHECK(whole < 0 && pieces < 0);
+    CHECK(wr_snapshot_extract(bad, dst, &size2, &c2) < 0);
+  }
+  CHECK(wr_snapshot_write(path, "", 0, &size, &c) == 0);
+  CHECK(wr_snapshot_verify(path, &size2, &c2) == 0 && size2 == size &&
+        c2 == c);
+  CHECK(wr_snapshot_verify(dir, &size2, &c2) == WR_ENOTFILE);
+  free(image);
+  free(data);
+  unlink(path);
+  unlink(bad);
+  unlink(dst);
+  rmdir(dir);
+}
+
 static void write_to_missing_dir_fails_cleanly(void) {
   uint64_t size;
   uint32_t c;
@@ -324,5 +389,7 @@ const wr_test_t wr_snapshot_tests[] = {
   { "snapshot: async writes, copied and borrowed",
     async_writes_copied_and_borrowed },
   { "snapshot: a file copied in and extracted", file_copied_in_and_extracted },
+  { "snapshot: verified in pieces as read whole",
+    verified_in_pieces_as_read_whole },
   { NULL, NULL }
 };
