@@ -149,6 +149,63 @@ static int l_snapshot_verify(lua_State* L) {
   return push_size_checksum(L, size_bytes, checksum);
 }
 
+/* core.snapshot_verify_all(paths, threads) -> results. Verifies every
+** snapshot file of the list paths as core.snapshot_verify does, on up to
+** threads threads at once (default 1), returning when all are done.
+** results[i] is { size_bytes, checksum } or { nil, message, code } for
+** paths[i]. Raises on a path that is not a string, or out of memory. */
+static int l_snapshot_verify_all(lua_State* L) {
+  size_t n, i;
+  unsigned threads;
+  const char** paths;
+  uint64_t* sizes;
+  uint32_t* checksums;
+  int* results;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = lua_objlen(L, 1);
+  threads = (unsigned) luaL_optinteger(L, 2, 1);
+  paths = malloc((n ? n : 1) * sizeof(*paths));
+  sizes = malloc((n ? n : 1) * sizeof(*sizes));
+  checksums = malloc((n ? n : 1) * sizeof(*checksums));
+  results = malloc((n ? n : 1) * sizeof(*results));
+  if (!paths || !sizes || !checksums || !results) goto fail;
+  /* The strings stay referenced by the table, which the call holds. */
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (int) i + 1);
+    paths[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (paths[i] == NULL) {
+      free(paths); free(sizes); free(checksums); free(results);
+      return luaL_error(L, "paths[%d] is not a string", (int) i + 1);
+    }
+  }
+  if (wr_snapshot_verify_many(paths, n, threads ? threads : 1, sizes,
+                              checksums, results) < 0)
+    goto fail;
+  lua_createtable(L, (int) n, 0);
+  for (i = 0; i < n; i++) {
+    if (results[i] < 0) {
+      lua_createtable(L, 3, 0);
+      lua_pushstring(L, wr_strerror(results[i]));
+      lua_rawseti(L, -2, 2);
+      lua_pushstring(L, wr_err_name(results[i]));
+      lua_rawseti(L, -2, 3);
+    } else {
+      lua_createtable(L, 2, 0);
+      lua_pushnumber(L, (lua_Number) sizes[i]);
+      lua_rawseti(L, -2, 1);
+      lua_pushnumber(L, (lua_Number) checksums[i]);
+      lua_rawseti(L, -2, 2);
+    }
+    lua_rawseti(L, -2, (int) i + 1);
+  }
+  free(paths); free(sizes); free(checksums); free(results);
+  return 1;
+fail:
+  free(paths); free(sizes); free(checksums); free(results);
+  return luaL_error(L, "out of memory");
+}
+
 /* core.snapshot_extract(path, dst_path) -> size_bytes, checksum | nil,
 ** message, code. Reads and verifies the snapshot file at path and writes
 ** its content to dst_path, a plain file (mode 0600, not synced): a
@@ -192,6 +249,7 @@ static int l_snapshot_copy_async(lua_State* L) {
 
 static const luaL_Reg snapshot_functions[] = {
   { "snapshot_verify", l_snapshot_verify },
+  { "snapshot_verify_all", l_snapshot_verify_all },
   { "snapshot_extract", l_snapshot_extract },
   { "snapshot_copy_async", l_snapshot_copy_async },
   { "snapshot_write", l_snapshot_write },

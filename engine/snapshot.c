@@ -366,6 +366,56 @@ int wr_snapshot_verify(const char* path, uint64_t* size_bytes,
   return stream_file(path, NULL, NULL, size_bytes, checksum);
 }
 
+/* The files of one wr_snapshot_verify_many call, taken in turn by its
+** threads. */
+typedef struct {
+  const char* const* paths;
+  size_t n, next;
+  uv_mutex_t lock;
+  uint64_t* sizes;
+  uint32_t* checksums;
+  int* results;
+} verify_many_t;
+
+static void verify_thread(void* arg) {
+  verify_many_t* v = arg;
+  for (;;) {
+    size_t i;
+    uv_mutex_lock(&v->lock);
+    i = v->next++;
+    uv_mutex_unlock(&v->lock);
+    if (i >= v->n) return;
+    v->results[i] = wr_snapshot_verify(v->paths[i], &v->sizes[i],
+                                       &v->checksums[i]);
+  }
+}
+
+int wr_snapshot_verify_many(const char* const* paths, size_t n,
+                            unsigned threads, uint64_t* sizes,
+                            uint32_t* checksums, int* results) {
+  verify_many_t v;
+  uv_thread_t tids[WR_SNAPSHOT_VERIFY_THREADS];
+  unsigned started = 0, t;
+  v.paths = paths;
+  v.n = n;
+  v.next = 0;
+  v.sizes = sizes;
+  v.checksums = checksums;
+  v.results = results;
+  if (uv_mutex_init(&v.lock) != 0) return WR_ENOMEM;
+  if (threads > WR_SNAPSHOT_VERIFY_THREADS) threads = WR_SNAPSHOT_VERIFY_THREADS;
+  if (threads > n) threads = (unsigned) n;
+  /* The calling thread verifies too: with no thread started, it does all. */
+  for (t = 1; t < threads; t++) {
+    if (uv_thread_create(&tids[started], verify_thread, &v) != 0) break;
+    started++;
+  }
+  verify_thread(&v);
+  for (t = 0; t < started; t++) uv_thread_join(&tids[t]);
+  uv_mutex_destroy(&v.lock);
+  return 0;
+}
+
 /* Appends len bytes of data to the file descriptor *ctx. */
 static int write_fd(void* ctx, const char* data, size_t len) {
   uv_fs_t req;

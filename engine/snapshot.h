@@ -75,6 +75,18 @@ int wr_snapshot_read(const char* path, char** data, size_t* len,
 int wr_snapshot_verify(const char* path, uint64_t* size_bytes,
                        uint32_t* checksum);
 
+/* The most threads wr_snapshot_verify_many runs. */
+#define WR_SNAPSHOT_VERIFY_THREADS 16u
+
+/* Verifies the n snapshot files paths[i] as wr_snapshot_verify does, on
+** up to threads threads at once (the caller's among them; at most
+** WR_SNAPSHOT_VERIFY_THREADS), and returns when all are done: results[i]
+** is 0 with sizes[i] and checksums[i] set, or file i's negative error.
+** Returns 0, or WR_ENOMEM when nothing could be verified. */
+int wr_snapshot_verify_many(const char* const* paths, size_t n,
+                            unsigned threads, uint64_t* sizes,
+                            uint32_t* checksums, int* results);
+
 /* Verifies the snapshot file at path as wr_snapshot_verify does, writing
 ** its content to dst_path as a plain file (created or truncated, mode
 ** 0600, not synced: a working copy, e.g. of a database's file) as it

@@ -433,23 +433,29 @@ describe("the rocksdb state backend", function()
       local taken = tonumber(r.stderr:match("; (%d+) checkpoints"))
       assert.is_true(taken >= 10, taken .. " checkpoints")
       h.assert_exactly_once(dir .. "/" .. case .. "/out", reference, total)
-      local referenced, reused = {}, false
+      local referenced, reused = {}, nil
       for _, m in ipairs(manifests(job_dir)) do
         for _, f in ipairs(m.files) do
           for _, sf in ipairs(f.shared or {}) do
             referenced[sf.name] = true
-            reused = reused or not sf.new
+            if not sf.new then reused = "chk-" .. m.id end
           end
         end
       end
-      assert.is_true(reused, "no checkpoint reused a shared file")
+      assert.is_truthy(reused, "no checkpoint reused a shared file")
       local present = {}
       for _, name in ipairs(core.scandir(job_dir .. "/shared")) do
         present[name] = true
       end
       assert.same(referenced, present)
+      -- The one that reused a file added less than it references (one
+      -- right after a compaction of RocksDB's may copy all of it again).
       local records = checkpoint_record.describe(job_dir, error)
-      assert.is_true(records[2].size_bytes < records[2].full_bytes)
+      local incremental
+      for _, rec in ipairs(records) do
+        if rec.id == reused then incremental = rec end
+      end
+      assert.is_true(incremental.size_bytes < incremental.full_bytes)
       -- weir inspect reads a key out of the newest one's shared files.
       local ins = h.run_weir({ "inspect", records[1].path, "--uid",
         "counts", "--key", "the" })

@@ -325,10 +325,6 @@ function M.load(chk_path, shared_verified)
   local states = {}
   for _, file in ipairs(m.files) do
     local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
-    if s and not shared_verified then
-      local ok, verr = incremental.verify(chk_path, file)
-      if not ok then s, ferr = nil, verr end
-    end
     if not s then return nil, ferr end
     if s.state.rocksdb then
       s.state.rocksdb.shared_dir = incremental.dir_of(chk_path)
@@ -336,19 +332,25 @@ function M.load(chk_path, shared_verified)
     states[file.uid] = states[file.uid] or {}
     states[file.uid][file.subtask] = s
   end
+  if not shared_verified then
+    local ok, verr = incremental.verify_all(chk_path, m.files)
+    if not ok then return nil, verr end
+  end
   return { manifest = m, states = states, path = chk_path }
 end
 
 --- Verifies a checkpoint without keeping its state: the manifest and
--- every file, one at a time. Returns the manifest | nil, message.
+-- every file, one state file at a time, then the shared files all at once
+-- (weir.incremental.verify_all). Returns the manifest | nil, message.
 function M.verify(chk_path)
   local m, err = M.read_manifest(chk_path)
   if not m then return nil, err end
   for _, file in ipairs(m.files) do
     local s, ferr = M.read_file(chk_path, file, m.max_parallelism)
-    if s then s, ferr = incremental.verify(chk_path, file) end
     if not s then return nil, ferr end
   end
+  local ok, verr = incremental.verify_all(chk_path, m.files)
+  if not ok then return nil, verr end
   return m
 end
 

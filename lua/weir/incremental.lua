@@ -55,25 +55,41 @@ function M.entry_error(f, i)
   return nil
 end
 
---- Verifies every shared file a manifest entry f of checkpoint chk_path
--- references: it exists, and its size and checksum (and its content's
--- lz4 checksums) are the manifest's.
--- @return true | nil, message naming the file
-function M.verify(chk_path, f)
+--- Verifies every shared file the manifest entries files (a list) of
+-- checkpoint chk_path reference: each exists, and its size and checksum
+-- (and its content's lz4 checksums) are the manifest's. The files are
+-- verified on as many threads as there are CPUs (core.snapshot_verify_all).
+-- @return true | nil, message naming the first damaged file
+function M.verify_all(chk_path, files)
   local dir = M.dir_of(chk_path)
-  for _, s in ipairs(f.shared or {}) do
-    local path = dir .. "/" .. s.name
-    local size, checksum = core.snapshot_verify(path)
-    if not size then
-      return nil, string.format("%s (a shared file %s references): %s",
-        path, f.name, tostring(checksum))
+  local paths, wanted = {}, {}
+  for _, f in ipairs(files) do
+    for _, s in ipairs(f.shared or {}) do
+      paths[#paths + 1] = dir .. "/" .. s.name
+      wanted[#wanted + 1] = { s = s, f = f }
     end
-    if size ~= s.size_bytes or checksum ~= s.checksum then
+  end
+  if #paths == 0 then return true end
+  local results = core.snapshot_verify_all(paths, core.cpu_count())
+  for i, r in ipairs(results) do
+    local s, f = wanted[i].s, wanted[i].f
+    if not r[1] then
+      return nil, string.format("%s (a shared file %s references): %s",
+        paths[i], f.name, tostring(r[2]))
+    end
+    if r[1] ~= s.size_bytes or r[2] ~= s.checksum then
       return nil, string.format("%s (a shared file %s references): size "
-        .. "or checksum differs from the manifest", path, f.name)
+        .. "or checksum differs from the manifest", paths[i], f.name)
     end
   end
   return true
+end
+
+--- Verifies every shared file the manifest entry f of checkpoint
+-- chk_path references, as M.verify_all does.
+-- @return true | nil, message naming the file
+function M.verify(chk_path, f)
+  return M.verify_all(chk_path, { f })
 end
 
 --- The bytes a manifest's files add to storage and reference in all:

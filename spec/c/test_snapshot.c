@@ -301,6 +301,42 @@ static void verified_in_pieces_as_read_whole(void) {
   rmdir(dir);
 }
 
+/* Many files verified on several threads at once: each result is the one
+** wr_snapshot_verify gives alone, a damaged and a missing file among them. */
+static void many_verified_at_once(void) {
+  char dir[] = "/tmp/weir-ctest-XXXXXX", names[9][64];
+  const char* paths[9];
+  uint64_t sizes[9], size;
+  uint32_t checksums[9], c;
+  int results[9], i;
+  size_t len;
+  char* data = sample(&len);
+  CHECK(mkdtemp(dir) != NULL);
+  for (i = 0; i < 9; i++) {
+    snprintf(names[i], sizeof(names[i]), "%s/%d.snap", dir, i);
+    paths[i] = names[i];
+    if (i != 7) CHECK(wr_snapshot_write(names[i], data, len - (size_t) i * 100,
+                                        &size, &c) == 0);
+  }
+  {
+    FILE* f = fopen(names[4], "r+b");
+    CHECK(f != NULL && fseek(f, 100, SEEK_SET) == 0 && fputc('!', f) != EOF);
+    CHECK(fclose(f) == 0);
+  }
+  CHECK(wr_snapshot_verify_many(paths, 9, 4, sizes, checksums, results) == 0);
+  for (i = 0; i < 9; i++) {
+    int alone = wr_snapshot_verify(names[i], &size, &c);
+    CHECK(results[i] == alone);
+    if (alone == 0) CHECK(sizes[i] == size && checksums[i] == c);
+    CHECK((i == 4 || i == 7) == (alone < 0));
+    unlink(names[i]);
+  }
+  CHECK(results[7] == UV_ENOENT);
+  CHECK(wr_snapshot_verify_many(paths, 0, 4, sizes, checksums, results) == 0);
+  rmdir(dir);
+  free(data);
+}
+
 static void write_to_missing_dir_fails_cleanly(void) {
   uint64_t size;
   uint32_t c;
@@ -391,5 +427,6 @@ const wr_test_t wr_snapshot_tests[] = {
   { "snapshot: a file copied in and extracted", file_copied_in_and_extracted },
   { "snapshot: verified in pieces as read whole",
     verified_in_pieces_as_read_whole },
+  { "snapshot: many verified at once", many_verified_at_once },
   { NULL, NULL }
 };
