@@ -138,6 +138,61 @@ describe("the rocksdb state backend", function()
       backend:close()
     end)
 
+  -- A window operator of kind on the RocksDB backend (a cache of 1 MiB:
+  -- every key stays cached), and the number of entries each flush (a
+  -- checkpoint's synchronous part) writes back.
+  local function window_flushes(assigner, functions, join)
+    local windows = require "weir.windows"
+    local backend = state_backend.open({ state_backend = "rocksdb",
+      state_cache_mb = 1 })
+    local node = { kind = join and "window_join" or "window", uid = "w",
+      defined_at = "spec", assigner = assigner, allowed_lateness = 0,
+      functions = functions }
+    local env = { max_parallelism = 128, parallelism = 1, subtask = 0,
+      task_id = 1, side = {}, stats = { late_records = 0 },
+      emit_watermark = function() end, state_backend = backend }
+    local make = join and windows.window_join or windows.window
+    local inst = make(node, function() end, env)
+    local state = inst.state
+    local written, put_entry = 0, state.put_entry
+    state.put_entry = function(self, ops, e)
+      written = written + 1
+      return put_entry(self, ops, e)
+    end
+    local push = join and function(r, ts, k)
+      inst.inputs[1](r, ts, k)
+      inst.inputs[2](r, ts, k)
+    end or inst.push
+    local function flush()
+      written = 0
+      state:flush()
+      return written
+    end
+    return push, flush, backend
+  end
+
+  for _, case in ipairs({
+    { "tumbling windows", "tumbling", { 1e9 } },
+    { "sliding windows with panes", "sliding", { 1e9, 1e8 } },
+    { "session windows", "session", { 1e9 } },
+    { "a window join", "tumbling", { 1e9 }, true } }) do
+    it("writes back in a checkpoint only the keys whose " .. case[1]
+      .. " changed since the last one", function()
+        local windows = require "weir.windows"
+        local count = { kind = "aggregate", init = function() return 0 end,
+          add = function(n) return n + 1 end,
+          merge = function(a, b) return a + b end }
+        local push, flush, backend = window_flushes(
+          windows[case[2]](unpack(case[3])), not case[4] and count or nil,
+          case[4])
+        for i = 1, 1000 do push(i, i, "k" .. i) end
+        assert.are.equal(1000, flush())
+        for i = 1, 30 do push(i, 1000 + i, "k" .. i % 10) end
+        assert.are.equal(10, flush())
+        backend:close()
+      end)
+  end
+
   it("sizes its cache by what the values hold before anything was written "
     .. "back", function()
       local backend = state_backend.open({ state_backend = "rocksdb",

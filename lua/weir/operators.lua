@@ -204,11 +204,18 @@ function M.keyed(node, env, init, on_timer)
   if state.db then
     -- The RocksDB backend's incremental checkpoint of the task's database
     -- (weir.rocksdb_checkpoint): this operator's state file references it.
-    function inst.snapshot_native(ref)
-      return { rocksdb = { dbid = ref.dbid, files = ref.files,
-        private = ref.private, first = first, last = last,
-        timer_keys = ref.timer_keys and ref.timer_keys[node.uid] },
-        finished = inst.finished, watermark = inst.current }
+    -- Called in the synchronous part: what the operator holds besides
+    -- its keys is taken at the barrier; the returned function makes the
+    -- state file once the upload is done (records flowed on meanwhile,
+    -- and a watermark taken then would drop replayed records as late).
+    function inst.snapshot_native()
+      local finished, watermark = inst.finished, inst.current
+      return function(ref)
+        return { rocksdb = { dbid = ref.dbid, files = ref.files,
+          private = ref.private, first = first, last = last,
+          timer_keys = ref.timer_keys and ref.timer_keys[node.uid] },
+          finished = finished, watermark = watermark }
+      end
     end
   end
   -- On the heap the snapshot reads only this operator's memory: a forked
@@ -262,14 +269,25 @@ end
 -- plain lookup (the RocksDB backend's get, which marks what it returns as
 -- used and changed).
 local RECORDS_PER_SWEEP = 1024
-local function entry_of(node, env, state)
-  local entries, ttl = state.entries, node.ttl_ms
-  local lookup = state.get
+
+--- The lookup of a keyed operator's entries: lookup(key) -> the entry of
+-- key in state (weir.state or weir.rocksdb_state), created if new. On
+-- the RocksDB backend it is the state's get, which marks the entry as
+-- used and changed, so that a flush writes back only what changed (the
+-- state is then tracked); every change to an entry must then come
+-- through it or through a timer (see M.keyed).
+function M.lookup(state)
+  local entries, lookup = state.entries, state.get
   if lookup then
     state.tracked = true
-  else
-    lookup = function(key) return entries[key] or state:entry(key) end
+    return lookup
   end
+  return function(key) return entries[key] or state:entry(key) end
+end
+
+local function entry_of(node, env, state)
+  local ttl = node.ttl_ms
+  local lookup = M.lookup(state)
   if not ttl then return lookup end
   local clock, init, records = env.clock, state.init, 0
   return function(key)

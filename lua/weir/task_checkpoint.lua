@@ -202,8 +202,9 @@ end
 
 -- Takes the RocksDB states of nodes (of task) for checkpoint id
 -- incrementally (weir.rocksdb_checkpoint): the task's database is
--- checkpointed here, its new files copied after, then each node's state
--- file, referencing them, is written; on_written(file) runs per file as
+-- checkpointed here, with what each operator holds besides its keys
+-- (inst.snapshot_native), its new files copied after, then each node's
+-- state file, referencing them, is written; on_written(file) runs per file as
 -- for write_state, the file's manifest entry listing the shared files.
 -- A failure declines the checkpoint.
 function Checkpoints:native_states(task, nodes, id, path, on_written)
@@ -211,6 +212,10 @@ function Checkpoints:native_states(task, nodes, id, path, on_written)
   local t = host.state_backend:task_db(task.id)
   local dir, err = rocksdb_checkpoint.take(t, id)
   if not dir then return host.coord:decline(id, err) end
+  local make_state = {}
+  for _, node in ipairs(nodes) do
+    make_state[node] = task.insts[node.id].snapshot_native()
+  end
   self.writing = self.writing + 1
   rocksdb_checkpoint.upload(t, id, dir, incremental.dir_of(path),
     function() self.writing = self.writing + 1 end,
@@ -225,8 +230,8 @@ function Checkpoints:native_states(task, nodes, id, path, on_written)
           checksum = f.checksum, new = f.new }
       end
       for _, node in ipairs(nodes) do
-        self:write_state(task, node, id, path,
-          task.insts[node.id].snapshot_native(ref), function(file)
+        self:write_state(task, node, id, path, make_state[node](ref),
+          function(file)
             file.shared = shared
             on_written(file)
           end)

@@ -128,7 +128,8 @@ end
 -- (see M.window).
 local function session_push(op)
   local inst, state, gap, lateness = op.inst, op.state, op.gap, op.lateness
-  local entries, init, add, merge = state.entries, op.init, op.add, op.merge
+  local lookup, init, add, merge = operators.lookup(state), op.init, op.add,
+    op.merge
   local fire, late, add_timers = op.fire, op.late, op.add_timers
   local delete_timers, index_add = op.delete_timers, op.index_add
   local index_remove, index_of = op.index_remove, op.index_of
@@ -152,7 +153,7 @@ local function session_push(op)
 
   return errors.register(function(record, ts, key)
     if ts == nil then error(errors.messages.no_timestamp, 0) end
-    local e = entries[key] or state:entry(key)
+    local e = lookup(key)
     local windows, ix = e.state, index_of(e)
     -- A key's windows are disjoint, so ordered by end they are ordered
     -- by start too: those the record's window [ts, ts + gap) touches,
@@ -222,14 +223,14 @@ local function pane_functions(op)
 
   local function pane_push()
     local inst, state, timers = op.inst, op.state, op.timers
-    local entries, late = state.entries, op.late
+    local lookup, late = operators.lookup(state), op.late
     return errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
       local watermark = inst.current
       local p = ts - ts % slide
       -- The newest window holding the pane starts at p.
       if p + size - 1 + lateness <= watermark then return late(record, ts) end
-      local e = entries[key] or state:entry(key)
+      local e = lookup(key)
       local pane = e.state[p]
       if not pane then
         pane = { start = p, acc = init() }
@@ -313,7 +314,7 @@ function M.window(node, emit, env)
   if panes then on_pane_timer, pane_push = pane_functions(pane_op) end
   inst, state, timers = operators.keyed(node, env,
     function() return {} end, panes and on_pane_timer or on_timer)
-  local entries = state.entries
+  local lookup = operators.lookup(state)
   inst.windows_visited = 0
 
   local function late(record, ts)
@@ -346,14 +347,14 @@ function M.window(node, emit, env)
   elseif assigner.kind == "tumbling" then
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
-      local e = entries[key] or state:entry(key)
+      local e = lookup(key)
       local start = ts - ts % size
       if not add_to(e, start, start + size, record) then late(record, ts) end
     end, node)
   elseif assigner.kind == "sliding" then
     inst.push = errors.register(function(record, ts, key)
       if ts == nil then error(errors.messages.no_timestamp, 0) end
-      local e = entries[key] or state:entry(key)
+      local e = lookup(key)
       local any = false
       local start = ts - ts % slide
       while start > ts - size do
@@ -418,7 +419,7 @@ function M.window_join(node, emit, env)
   local state, timers
   inst, state, timers = operators.keyed(node, env,
     function() return {} end, on_timer)
-  local entries = state.entries
+  local lookup = operators.lookup(state)
   inst.windows_visited = 0
 
   -- Adds record to side ("l" or "r") of each of its windows that has not
@@ -431,7 +432,7 @@ function M.window_join(node, emit, env)
     while start > ts - size do
       local last = start + size - 1
       if last > watermark then
-        e = e or entries[key] or state:entry(key)
+        e = e or lookup(key)
         local w = e.state[start]
         if not w then
           w = { start = start, e = start + size, l = {}, r = {} }
