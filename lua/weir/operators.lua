@@ -184,7 +184,7 @@ function M.keyed(node, env, init, on_timer)
       return fire(e, t)
     end
   end
-  local timers = Timers.new("timers")
+  local timers = Timers.new("timers", state.timer_refs)
   if state.timer_queues then table.insert(state.timer_queues, timers) end
   local inst = { state = state, timers = timers, current = NO_WATERMARK }
   local emit_watermark = env.emit_watermark
@@ -248,7 +248,7 @@ function M.keyed(node, env, init, on_timer)
     -- own files; else every key of the subtask's key groups is read.
     if #native == 1 and next(groups) == nil and state.db
         and env.state_backend:adopt(native[1], env.task_id, first, last) then
-      state:cache_timer_keys(native[1].timer_keys)
+      state:queue_timer_keys(native[1].timer_keys)
     else
       for _, ref in ipairs(native) do
         env.state_backend:import(ref, node.uid, first, last,
@@ -340,7 +340,7 @@ local function keyed_process(node, emit, env, fns)
   end
   local inst, state, timers = M.keyed(node, env,
     function() return {} end, fire)
-  local ptimers = Timers.new("ptimers")
+  local ptimers = Timers.new("ptimers", state.timer_refs)
   if state.timer_queues then table.insert(state.timer_queues, ptimers) end
   local entry = entry_of(node, env, state)
   function ctx.emit(_, v) emit(v, ctx.timestamp) end

@@ -84,8 +84,8 @@ end
 -- started() and ended() run around each copy (the host counts writes in
 -- flight). cb(nil, ref) once all are durable, with ref = { dbid, files =
 -- { { name, sst, size_bytes, checksum, new }, ... }, private = { [file]
--- = bytes }, timer_keys = { [uid] = { RocksDB key, ... } } (the keys with
--- timers at the barrier) }; cb(message) when one failed. The files of a
+-- = bytes }, timer_keys = { [uid] = the operator's timers at the barrier
+-- (weir.rocksdb_state's timer_keys) } }; cb(message) when one failed. The files of a
 -- database taken over by M.adopt are referenced where they are, in the
 -- checkpoint it came from, when that is in the same shared_dir.
 function M.upload(t, id, dir, shared_dir, started, ended, cb)

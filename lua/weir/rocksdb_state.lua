@@ -9,9 +9,10 @@
 -- `entries` is a bounded cache of decoded entries, the same shape as
 -- weir.state's, so operators read and change `e.state` as plain Lua
 -- tables. A cached entry is written back when it is evicted and at every
--- snapshot. Entries with timers stay cached (the timer queues point at
--- them). Eviction is Corbató's CLOCK: an entry looked up through get()
--- since the last sweep gets a second chance.
+-- snapshot. Entries with timers leave the cache as others do: the timer
+-- queues (weir.timers) hold their keys, and a due timer looks its entry up
+-- again (timer_refs). Eviction is Corbató's CLOCK: an entry looked up
+-- through get() since the last sweep gets a second chance.
 --
 -- Snapshots are full and in weir.state's format ({ [key_group] = bytes }),
 -- so a checkpoint or savepoint of either backend restores on the other, at
@@ -21,10 +22,12 @@ local clear = require "table.clear"
 local errors = require "weir.errors"
 local key = require "weir.key"
 local State = require "weir.state"
+local rocksdb_timers = require "weir.rocksdb_timers"
 
 local M = {}
 local RState = {}
 RState.__index = RState
+rocksdb_timers.install(RState)
 
 -- Keys scanned per call into RocksDB, and per write batch.
 local SCAN_KEYS = 4096
@@ -92,7 +95,6 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     written = 0, buf = buffer.new(), dirty = {}, timer_queues = {} },
     RState)
   self.cache_keys = self:keys_for_budget()
-  self.evict_at = 0  -- see RState:evict
   local entries = self.entries
   --- get(k): the entry of k, marked as used (see the module's comment).
   local dirty = self.dirty
@@ -108,6 +110,13 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     end
     return self:entry(k)
   end
+  --- What the operator's timer queues hold of an entry: its key, looked
+  -- up again (and marked changed when its timers change; see weir.timers).
+  self.timer_refs = { ref = function(e) return e.key end,
+    entry = function(k, change)
+      if change then return self.get(k) end
+      return self:entry(k, true)
+    end }
   return self
 end
 
@@ -127,8 +136,8 @@ local function canon_of(k)
   return "\0" .. enc
 end
 
--- Whether entry e must stay cached: a timer queue points at it.
-local function pinned(e)
+-- Whether entry e has timers (a key with timers is never empty).
+local function has_timers(e)
   return (e.timers ~= nil and next(e.timers) ~= nil)
     or (e.ptimers ~= nil and next(e.ptimers) ~= nil)
 end
@@ -136,7 +145,7 @@ end
 local function is_empty(e)
   local s = e.state
   return (s == nil or type(s) == "table" and next(s) == nil)
-    and not pinned(e)
+    and not has_timers(e)
 end
 
 -- Adds the write of entry e to ops (a db:write list): its value, or a
@@ -219,20 +228,14 @@ function RState:uncache(canon, e)
   self.count = self.count - 1
 end
 
--- Evicts about an eighth of the cache: entries neither pinned nor used
--- since the last sweep (those lose their mark), written back first.
--- Entries a timer pins stay however many they are; when they leave too
--- few others to evict, the next sweep waits for an eighth more entries
--- (a sweep per new key walked the whole cache each time: quadratic).
+-- Evicts about an eighth of the cache: entries not used since the last
+-- sweep (those lose their mark), written back first.
 function RState:evict()
   local want = math.max(1, math.floor(self.cache_keys / 8))
-  local ops, victims, pins = {}, {}, 0
+  local ops, victims = {}, {}
   for canon, e in pairs(self.entries) do
     if #victims >= want then break end
-    if pinned(e) then
-      pins = pins + 1
-      e.used = nil
-    elseif e.used then
+    if e.used then
       e.used = nil
     else
       victims[#victims + 1] = canon
@@ -245,10 +248,6 @@ function RState:evict()
     self:uncache(canon, self.entries[canon])
   end
   self.cache_keys = self:keys_for_budget()
-  self.evict_at = 0
-  if #victims < want and self.count - pins < want then
-    self.evict_at = self.count + math.floor(self.count / 8)
-  end
   -- Without checkpoints nothing flushes: the list of changed entries
   -- drops those written back here once it outgrows the cache by a
   -- quarter (it holds them alive: up to a quarter of the cache beyond
@@ -293,16 +292,16 @@ end
 
 --- Returns the entry of key k, from the cache, else from RocksDB, else
 -- new (state from init); raises a user error when k is not a valid key.
--- `entries[k]` is the caller's fast path for cached scalar keys.
-function RState:entry(k)
+-- An entry read or made here is marked changed unless quiet (it is then
+-- only marked used). `entries[k]` is the caller's fast path for cached
+-- scalar keys.
+function RState:entry(k, quiet)
   local canon = canon_of(k)
   local e = self.entries[canon]
   if e then return e end
   local kg, why = key.key_group(k, self.max_parallelism)
   if not kg then errors.raise_invalid_key(k, why) end
-  if self.count >= self.cache_keys and self.count >= self.evict_at then
-    self:evict()
-  end
+  if self.count >= self.cache_keys then self:evict() end
   local v, err = self.db:get(self.cf, assert(M.db_key(kg, k)))
   if v then
     e = self:decode_entry(kg, v)
@@ -318,7 +317,7 @@ function RState:entry(k)
     e = { key = k, kg = kg, state = self.init and self.init() }
   end
   self:cache(canon, e)
-  self:mark(e)
+  if quiet then e.used = true else self:mark(e) end
   return e
 end
 
@@ -489,12 +488,13 @@ function RState:snapshot()
 end
 
 --- Replaces the state with a snapshot's key groups (weir.state's
--- format; see weir.state.restore for owns and files): entries with timers
--- are cached, the rest written to RocksDB.
+-- format; see weir.state.restore for owns and files), written to RocksDB;
+-- the timer queues (registered before) are rebuilt from their timers.
 function RState:restore(groups, owns, files)
   for k in pairs(self.entries) do self.entries[k] = nil end
   for k in pairs(self.groups) do self.groups[k] = nil end
   self.count = 0
+  for _, q in ipairs(self.timer_queues) do q.ts, q.es, q.n = {}, {}, 0 end
   -- The database is the host's own, new with it: nothing to clear.
   local ops = {}
   State.each_group(groups, owns, files, self.max_parallelism,
@@ -503,72 +503,23 @@ function RState:restore(groups, owns, files)
         local e = { key = flat[i], kg = kg, state = flat[i + 1],
           timers = flat[i + 2], ptimers = flat[i + 3],
           written = State.written_at(flat, i) }
-        if pinned(e) then
-          self:cache(canon_of(e.key), e)
-        else
-          self:put_entry(ops, e)
-        end
+        self:queue_timers(e)
+        self:put_entry(ops, e)
       end
       ops = self:write_full(ops)
     end)
   self:write(ops)
 end
 
---- The RocksDB keys of the entries with timers, from the operator's
--- timer queues (weir.timers, registered in timer_queues; each lists what
--- it holds), for a checkpoint to list: a restore that takes the
--- checkpoint's database as it is caches them again (cache_timer_keys).
--- Call after a flush (the entries' stored values hold their timers).
-function RState:timer_keys()
-  local out, seen = {}, {}
-  for _, q in ipairs(self.timer_queues) do
-    for i = 1, q.n do
-      local e = q.es[i]
-      if not seen[e] and pinned(e) then
-        seen[e] = true
-        out[#out + 1] = e.db_key or assert(M.db_key(e.kg, e.key))
-      end
-    end
-  end
-  return out
-end
-
---- Caches the entries of keys (RocksDB keys, from timer_keys) from the
--- database, after a restore took a checkpoint's database as it is: the
--- timer queues are rebuilt from the cache. Raises naming the operator
--- when keys is not a list of keys or one is missing or undecodable.
-function RState:cache_timer_keys(keys)
-  for _, k in ipairs(keys) do
-    if type(k) ~= "string" or #k < 3 then
-      error(self.where .. ": the checkpoint's list of keys with timers "
-        .. "holds something that is not a key", 0)
-    end
-    local v, err = self.db:get(self.cf, k)
-    if not v then
-      error(string.format("%s: a key with timers is missing from the "
-        .. "restored RocksDB state%s", self.where,
-        err and ": " .. tostring(err) or ""), 0)
-    end
-    local e = self:decode_entry(k:byte(1) * 256 + k:byte(2), v)
-    e.db_key = k
-    self:cache(canon_of(e.key), e)
-  end
-end
-
 --- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry)
--- to the state: those with timers cached, the others written as they
--- were stored.
+-- to the state, written as they were stored, their timers to the timer
+-- queues.
 function RState:restore_entries(batch)
   local ops = {}
   for _, r in ipairs(batch) do
-    local e = entry_of_value(r.kg, r.entry)
-    e.db_key = r.db_key
-    if pinned(e) then
-      self:cache(canon_of(e.key), e)
-    else
-      local n = #ops
-      ops[n + 1], ops[n + 2], ops[n + 3] = self.cf, r.db_key, r.bytes
-    end
+    self:queue_timers(entry_of_value(r.kg, r.entry))
+    local n = #ops
+    ops[n + 1], ops[n + 2], ops[n + 3] = self.cf, r.db_key, r.bytes
   end
   self:write(ops)
 end
