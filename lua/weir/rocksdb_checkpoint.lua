@@ -85,9 +85,10 @@ end
 -- flight). cb(nil, ref) once all are durable, with ref = { dbid, files =
 -- { { name, sst, size_bytes, checksum, new }, ... }, private = { [file]
 -- = bytes }, timer_keys = { [uid] = the operator's timers at the barrier
--- (weir.rocksdb_state's timer_keys) } }; cb(message) when one failed. The files of a
--- database taken over by M.adopt are referenced where they are, in the
--- checkpoint it came from, when that is in the same shared_dir.
+-- (weir.rocksdb_timers' timer_keys) } }; cb(message) when one failed. The
+-- files of a database taken over by M.adopt are referenced where they
+-- are, in the checkpoint it came from, when that is in the same
+-- shared_dir.
 function M.upload(t, id, dir, shared_dir, started, ended, cb)
   local ok, merr = fsutil.mkdir_p(shared_dir)
   if not ok then return cb(merr) end

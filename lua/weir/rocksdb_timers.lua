@@ -20,7 +20,6 @@ function methods.queue_timers(self, e)
   end
 end
 
-
 --- The operator's timers at the barrier, for a checkpoint to list: { queues
 -- = { [field] = { ts = { time (ms), ... }, keys = { key, ... } } } }, one
 -- per timer queue (weir.timers, registered in timer_queues), copies of
@@ -90,7 +89,6 @@ function methods.queue_timer_keys(self, list)
     end
   end
 end
-
 
 --- Adds these methods to the RocksDB state's metatable RState:
 -- queue_timers(e), timer_keys(), queue_timer_keys(list) (see each).
