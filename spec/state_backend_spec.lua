@@ -120,8 +120,7 @@ describe("the rocksdb state backend", function()
         task_id = 1 }
       local state = backend:new_state({ uid = "windows", kind = "process",
         defined_at = "spec" }, env, function() return {} end)
-      local timers = require("weir.timers").new("timers", state.timer_refs)
-      table.insert(state.timer_queues, timers)
+      local timers = state:new_timer_queue("timers")
       for i = 1, 3000 do
         local e = state.get("k" .. i)
         e.state.n = i
@@ -142,6 +141,84 @@ describe("the rocksdb state backend", function()
       assert.is_true(state.count <= 64, state.count .. " keys cached")
       backend:close()
     end)
+
+  it("orders timers in RocksDB by time: the bytes of times sort as the "
+    .. "times do", function()
+    local time_bytes = require("weir.rocksdb_timers").time_bytes
+    local times = { -math.huge, -1e15, -1.5, -1, -0.25, 0, 0.25, 1, 1.5,
+      1e3, 1700000000000, 1700000000001, 2^53, math.huge }
+    for i = 1, #times - 1 do
+      local a, b = time_bytes(times[i]), time_bytes(times[i + 1])
+      assert.are.equal(8, #a)
+      assert.is_true(a < b, times[i] .. " before " .. times[i + 1])
+    end
+    assert.are.equal(time_bytes(0), time_bytes(-0.0))
+  end)
+
+  it("fires what the heap's timer queue fires, under random adds, "
+    .. "deletes and watermarks, with few timers in memory", function()
+    if not available then return pending("built without RocksDB") end
+    local backend = state_backend.open({ state_backend = "rocksdb",
+      state_cache_mb = 0.0001 })
+    local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
+      task_id = 1 }
+    local state = backend:new_state({ uid = "random", kind = "process",
+      defined_at = "spec" }, env, function() return {} end)
+    local queue = state:new_timer_queue("timers")
+    local heap = require("weir.timers").new("timers")
+    local entries = {}  -- the heap's: plain tables
+    local function plain(k)
+      entries[k] = entries[k] or { key = k }
+      return entries[k]
+    end
+    math.randomseed(14)
+    local w, fired, most = 0, 0, 0
+    -- Fires both up to w: the same timers, the queue's in time order.
+    local function advance(to)
+      local got, want, last = {}, {}, -math.huge
+      queue:advance(to, function(e, at)
+        assert.is_true(at >= last, at .. " fired after " .. last)
+        last = at
+        got[#got + 1] = at .. " " .. e.key
+      end)
+      heap:advance(to, function(e, at) want[#want + 1] = at .. " " .. e.key end)
+      table.sort(got)
+      table.sort(want)
+      assert.same(want, got)
+      fired = fired + #got
+    end
+    for step = 1, 20000 do
+      local k = "k" .. math.random(1, 500)
+      -- Thousands pending: more than the front holds.
+      local t = w + math.random(-10, 2e6)
+      local r = math.random()
+      if r < 0.6 then
+        queue:add(state.get(k), t)
+        heap:add(plain(k), t)
+      elseif r < 0.8 then
+        t = next(plain(k).timers or {}) or t  -- a pending one, mostly
+        queue:delete(state.get(k), t)
+        heap:delete(plain(k), t)
+      else
+        w = w + math.random(0, 400)
+        advance(w)
+      end
+      assert.is_true(queue.n <= 1024 + 4096, queue.n .. " in memory")
+      local pending = 0
+      if step % 1000 == 0 then
+        for _, e in pairs(entries) do
+          for _ in pairs(e.timers or {}) do pending = pending + 1 end
+        end
+        most = math.max(most, pending)
+      end
+    end
+    assert.is_true(most > 6000, most .. " timers pending at most")
+    advance(math.huge)
+    assert.is_true(fired > 5000, fired .. " fired")
+    assert.is_nil(queue:peek())
+    assert.are.equal(0, #backend:task_db(1).db:scan(state.tcf, "", nil))
+    backend:close()
+  end)
 
   -- A window operator of kind on the RocksDB backend (a cache of 1 MiB:
   -- every key stays cached), and the number of entries each flush (a
@@ -249,7 +326,6 @@ describe("the rocksdb state backend", function()
 
   describe("restoring at the same parallelism", function()
     local rocksdb_checkpoint = require "weir.rocksdb_checkpoint"
-    local Timers = require "weir.timers"
     local root, backends
     local node = { uid = "counts", kind = "process", name = "process",
       defined_at = "spec/state_backend_spec.lua" }
@@ -271,8 +347,7 @@ describe("the rocksdb state backend", function()
       backends[#backends + 1] = b
       local state = b:new_state(node, env, function() return {} end)
       state.tracked = true  -- as a keyed process's: changes marked
-      local timers = Timers.new("timers", state.timer_refs)
-      table.insert(state.timer_queues, timers)
+      local timers = state:new_timer_queue("timers")
       return b, state, timers
     end
 
@@ -302,15 +377,19 @@ describe("the rocksdb state backend", function()
         if i % 10 == 0 then timers:add(e, 5000 + i) end
       end
       local ref = checkpoint_of(b, 1)
-      assert.are.equal(100, #ref.timer_keys.queues.timers.keys)
+      -- The timers are in the checkpoint's files: the state file lists
+      -- none of them.
+      assert.same({ in_db = true }, ref.timer_keys)
       b:close()
       local b2, state2, timers2 = backend("b")
       assert.is_true(b2:adopt(ref, 1, 0, 7))
       state2:queue_timer_keys(ref.timer_keys)
       timers2:rebuild(state2)
-      assert.are.equal(0, state2.count)  -- read for their timers, not kept
-      assert.are.equal(100, timers2.n)
+      assert.are.equal(0, state2.count)
+      assert.are.equal(0, timers2.n)  -- read when due
       assert.are.equal(5010, timers2:peek())
+      assert.are.equal(100, timers2.n)
+      assert.are.equal(0, state2.count)  -- not even then
       -- Nothing changed: the next checkpoint is the same files, none new.
       local again = checkpoint_of(b2, 2)
       assert.are.equal(#ref.files, #again.files)
@@ -323,38 +402,53 @@ describe("the rocksdb state backend", function()
       end
     end)
 
-    it("rebuilds the timers of a checkpoint that lists its keys with "
-      .. "timers as RocksDB keys (taken before it listed the timers)",
-      function()
-      if not available then return pending("built without RocksDB") end
-      local b, state, timers = backend("a")
-      local old_list = {}
-      for i = 1, 100 do
-        local e = state:entry("k" .. i)
-        e.state.n = i
-        if i % 10 == 0 then
-          timers:add(e, 5000 + i)
-          old_list[#old_list + 1] = rocksdb_state.db_key(e.kg, e.key)
+    for _, format in ipairs({ "RocksDB keys", "timers and keys" }) do
+      it("stores the timers of a checkpoint taken before they were in "
+        .. "RocksDB, which lists them as " .. format, function()
+        if not available then return pending("built without RocksDB") end
+        local b, state, timers = backend("a")
+        local old_list = format == "RocksDB keys" and {}
+          or { queues = { timers = { ts = {}, keys = {} } } }
+        for i = 1, 100 do
+          local e = state:entry("k" .. i)
+          e.state.n = i
+          if i % 10 == 0 then
+            timers:add(e, 5000 + i)
+            if format == "RocksDB keys" then
+              old_list[#old_list + 1] = rocksdb_state.db_key(e.kg, e.key)
+            else
+              local q = old_list.queues.timers
+              q.ts[#q.ts + 1], q.keys[#q.keys + 1] = 5000 + i, e.key
+            end
+          end
         end
-      end
-      old_list[#old_list + 1] = rocksdb_state.db_key(0, "gone")
-      local ref = checkpoint_of(b, 1)
-      ref.timer_keys = old_list
-      b:close()
-      local b2, state2, timers2 = backend("b")
-      assert.is_true(b2:adopt(ref, 1, 0, 7))
-      state2:queue_timer_keys(ref.timer_keys)
-      local fired = {}
-      timers2:advance(6000, function(e, t)
-        fired[#fired + 1] = e.key .. "@" .. t
+        if format == "RocksDB keys" then
+          old_list[#old_list + 1] = rocksdb_state.db_key(0, "gone")
+        end
+        -- Such a checkpoint holds no timers' column family.
+        local db = b:task_db(1).db
+        local kvs = db:scan(state.tcf, "", nil)
+        assert.are.equal(20, #kvs)
+        for i = 1, #kvs, 2 do db:delete(state.tcf, kvs[i]) end
+        local ref = checkpoint_of(b, 1)
+        ref.timer_keys = old_list
+        b:close()
+        local b2, state2, timers2 = backend("b")
+        assert.is_true(b2:adopt(ref, 1, 0, 7))
+        assert.are.equal(0, #b2:task_db(1).db:scan(state2.tcf, "", nil))
+        state2:queue_timer_keys(ref.timer_keys)
+        local fired = {}
+        timers2:advance(6000, function(e, t)
+          fired[#fired + 1] = e.key .. "@" .. t
+        end)
+        assert.are.equal(10, #fired)
+        assert.are.equal("k10@5010", fired[1])
+        assert.are.equal("k100@5100", fired[10])
+        local ok, err = pcall(state2.queue_timer_keys, state2, { 7 })
+        assert.is_false(ok)
+        assert.matches("holds something that is not a key", err)
       end)
-      assert.are.equal(10, #fired)
-      assert.are.equal("k10@5010", fired[1])
-      assert.are.equal("k100@5100", fired[10])
-      local ok, err = pcall(state2.queue_timer_keys, state2, { 7 })
-      assert.is_false(ok)
-      assert.matches("holds something that is not a key", err)
-    end)
+    end
 
     it("refuses a checkpoint's RocksDB file name that would leave its "
       .. "directory", function()

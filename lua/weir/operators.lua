@@ -184,8 +184,8 @@ function M.keyed(node, env, init, on_timer)
       return fire(e, t)
     end
   end
-  local timers = Timers.new("timers", state.timer_refs)
-  if state.timer_queues then table.insert(state.timer_queues, timers) end
+  local timers = state.new_timer_queue and state:new_timer_queue("timers")
+    or Timers.new("timers")
   local inst = { state = state, timers = timers, current = NO_WATERMARK }
   local emit_watermark = env.emit_watermark
   function inst.watermark(w, status)
@@ -340,8 +340,8 @@ local function keyed_process(node, emit, env, fns)
   end
   local inst, state, timers = M.keyed(node, env,
     function() return {} end, fire)
-  local ptimers = Timers.new("ptimers", state.timer_refs)
-  if state.timer_queues then table.insert(state.timer_queues, ptimers) end
+  local ptimers = state.new_timer_queue
+    and state:new_timer_queue("ptimers") or Timers.new("ptimers")
   local entry = entry_of(node, env, state)
   function ctx.emit(_, v) emit(v, ctx.timestamp) end
   function ctx.timer(_, t)
@@ -390,7 +390,7 @@ local function keyed_process(node, emit, env, fns)
       return fire(e, t)
     end or fire
     function inst.periodic()
-      if ptimers.n > 0 then ptimers:advance(wall_ms(), marked_fire) end
+      if ptimers:any() then ptimers:advance(wall_ms(), marked_fire) end
     end
   end
   function inst.restored() ptimers:rebuild(state) end

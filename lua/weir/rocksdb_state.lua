@@ -9,9 +9,10 @@
 -- `entries` is a bounded cache of decoded entries, the same shape as
 -- weir.state's, so operators read and change `e.state` as plain Lua
 -- tables. A cached entry is written back when it is evicted and at every
--- snapshot. Entries with timers leave the cache as others do: the timer
--- queues (weir.timers) hold their keys, and a due timer looks its entry up
--- again (timer_refs). Eviction is Corbató's CLOCK: an entry looked up
+-- snapshot. Entries with timers leave the cache as others do: the timers
+-- are in RocksDB too, in a column family of their own ordered by time
+-- (weir.rocksdb_timers), and a due timer looks its key's entry up again.
+-- Eviction is Corbató's CLOCK: an entry looked up
 -- through get() since the last sweep gets a second chance.
 --
 -- Snapshots are full and in weir.state's format ({ [key_group] = bytes }),
@@ -80,15 +81,16 @@ end
 --- Creates the state of an operator's subtask.
 -- @param db the process's database (core.rocksdb_open)
 -- @param cf its column family for this operator (db:column_family)
+-- @param tcf the column family of the operator's timers
 -- @param max_parallelism number of key groups
 -- @param init function() -> initial state of a new key (may be nil)
 -- @param first, last the key groups of the subtask (others may share
 --   the column family: other subtasks of the operator in this process)
 -- @param cache_bytes function() -> the cache's budget in bytes
 -- @param where names the operator in messages
-function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
-    where)
-  local self = setmetatable({ db = db, cf = cf,
+function M.new(db, cf, tcf, max_parallelism, init, first, last,
+    cache_bytes, where)
+  local self = setmetatable({ db = db, cf = cf, tcf = tcf,
     max_parallelism = max_parallelism, init = init, entries = {},
     groups = {}, count = 0, first = first, last = last,
     cache_bytes = cache_bytes, where = where, value_bytes = 64, cached = 0,
@@ -110,13 +112,6 @@ function M.new(db, cf, max_parallelism, init, first, last, cache_bytes,
     end
     return self:entry(k)
   end
-  --- What the operator's timer queues hold of an entry: its key, looked
-  -- up again (and marked changed when its timers change; see weir.timers).
-  self.timer_refs = { ref = function(e) return e.key end,
-    entry = function(k, change)
-      if change then return self.get(k) end
-      return self:entry(k, true)
-    end }
   return self
 end
 
@@ -148,16 +143,23 @@ local function is_empty(e)
     and not has_timers(e)
 end
 
+--- The RocksDB key of entry e ({ key, kg (computed when absent) }), kept
+-- in e.db_key: an entry is written back again and again.
+function RState:db_key_of(e)
+  local dbk = e.db_key
+  if dbk then return dbk end
+  local kg = e.kg or assert(key.key_group(e.key, self.max_parallelism))
+  dbk = assert(M.db_key(kg, e.key))
+  e.db_key = dbk
+  return dbk
+end
+
 -- Adds the write of entry e to ops (a db:write list): its value, or a
 -- delete when it holds nothing. Raises naming the key and the path when
 -- its state cannot be serialized.
 function RState:put_entry(ops, e)
-  local n, dbk = #ops, e.db_key
-  if not dbk then
-    dbk = assert(M.db_key(e.kg, e.key))
-    e.db_key = dbk  -- kept: the entry is written back again and again
-  end
-  ops[n + 1], ops[n + 2] = self.cf, dbk
+  local n = #ops
+  ops[n + 1], ops[n + 2] = self.cf, self:db_key_of(e)
   if is_empty(e) then
     ops[n + 3] = false
     return
@@ -292,10 +294,9 @@ end
 
 --- Returns the entry of key k, from the cache, else from RocksDB, else
 -- new (state from init); raises a user error when k is not a valid key.
--- An entry read or made here is marked changed unless quiet (it is then
--- only marked used). `entries[k]` is the caller's fast path for cached
--- scalar keys.
-function RState:entry(k, quiet)
+-- An entry read or made here is marked changed. `entries[k]` is the
+-- caller's fast path for cached scalar keys.
+function RState:entry(k)
   local canon = canon_of(k)
   local e = self.entries[canon]
   if e then return e end
@@ -317,7 +318,7 @@ function RState:entry(k, quiet)
     e = { key = k, kg = kg, state = self.init and self.init() }
   end
   self:cache(canon, e)
-  if quiet then e.used = true else self:mark(e) end
+  self:mark(e)
   return e
 end
 
@@ -494,7 +495,7 @@ function RState:restore(groups, owns, files)
   for k in pairs(self.entries) do self.entries[k] = nil end
   for k in pairs(self.groups) do self.groups[k] = nil end
   self.count = 0
-  for _, q in ipairs(self.timer_queues) do q.ts, q.es, q.n = {}, {}, 0 end
+  for _, q in ipairs(self.timer_queues) do q:clear() end
   -- The database is the host's own, new with it: nothing to clear.
   local ops = {}
   State.each_group(groups, owns, files, self.max_parallelism,
@@ -503,7 +504,7 @@ function RState:restore(groups, owns, files)
         local e = { key = flat[i], kg = kg, state = flat[i + 1],
           timers = flat[i + 2], ptimers = flat[i + 3],
           written = State.written_at(flat, i) }
-        self:queue_timers(e)
+        self:put_timers(ops, e)
         self:put_entry(ops, e)
       end
       ops = self:write_full(ops)
@@ -512,12 +513,14 @@ function RState:restore(groups, owns, files)
 end
 
 --- Adds restored entries (a batch of weir.rocksdb_checkpoint.each_entry)
--- to the state, written as they were stored, their timers to the timer
--- queues.
+-- to the state, written as they were stored, their timers to the timers'
+-- column family.
 function RState:restore_entries(batch)
   local ops = {}
   for _, r in ipairs(batch) do
-    self:queue_timers(entry_of_value(r.kg, r.entry))
+    local e = entry_of_value(r.kg, r.entry)
+    e.db_key = r.db_key
+    self:put_timers(ops, e)
     local n = #ops
     ops[n + 1], ops[n + 2], ops[n + 3] = self.cf, r.db_key, r.bytes
   end

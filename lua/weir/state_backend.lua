@@ -105,6 +105,19 @@ function Backend:task_db(task_id)
   return t
 end
 
+-- The column families of operator uid (named where in messages) in db:
+-- its keys' and its timers' (weir.rocksdb_timers), made when missing.
+local function column_families(db, uid, where)
+  local cf, err = db:column_family(uid)
+  local tcf, terr
+  if cf then tcf, terr = db:column_family("timers:" .. uid) end
+  if not tcf then
+    error(string.format("%s: cannot open its RocksDB column families: %s",
+      where, tostring(err or terr)), 0)
+  end
+  return cf, tcf
+end
+
 --- The keyed state of an operator's subtask on this backend.
 -- @param node the operator (its uid names the column family)
 -- @param env the operator's environment (weir.host): max_parallelism,
@@ -116,15 +129,11 @@ function Backend:new_state(node, env, init)
     return State.new(env.max_parallelism, init)
   end
   local t = self:task_db(env.task_id)
-  local cf, err = t.db:column_family(node.uid)
-  if not cf then
-    error(string.format("%s: cannot make its RocksDB column family: %s",
-      errors.describe(node), tostring(err)), 0)
-  end
+  local cf, tcf = column_families(t.db, node.uid, errors.describe(node))
   local first, last = core.key_group_range(env.max_parallelism,
     env.parallelism, env.subtask)
   local states = self.states
-  local state = RocksState.new(t.db, cf, env.max_parallelism, init,
+  local state = RocksState.new(t.db, cf, tcf, env.max_parallelism, init,
     first, last, function()
       return self.cache_bytes / math.max(1, #states)
     end, errors.describe(node))
@@ -179,12 +188,8 @@ function Backend:adopt(ref, task_id, first, last)
   -- Whether it failed or not, t.db is a database opened anew.
   local ok, aerr = pcall(rocksdb_checkpoint.adopt, t, ref)
   for uid, state in pairs(t.states) do
-    local cf, err = t.db:column_family(uid)
-    if not cf then
-      error(string.format("%s: cannot open its RocksDB column family: %s",
-        state.where, tostring(err)), 0)
-    end
-    state.db, state.cf = t.db, cf
+    state.db, state.cf, state.tcf = t.db,
+      column_families(t.db, uid, state.where)
   end
   if not ok then error(aerr, 0) end
   t.adopted = ref.dbid

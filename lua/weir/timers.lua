@@ -1,22 +1,16 @@
 --- Timers of a keyed operator: per key and time, deduplicated, fired in
 -- time order. A timer lives in its key's entry (entry[field] is a set of
 -- times), so it is part of the keyed state and of every checkpoint; the
--- binary heap here only orders them and is rebuilt on restore. The heap
--- holds a reference to each timer's entry: the entry itself, or, for a
--- state whose entries may leave memory (weir.rocksdb_state), its key, the
--- entry looked up again when the timer is due (as Flink's RocksDB backend
--- keeps timers by key, not by object).
+-- binary heap here only orders them and is rebuilt on restore. (The
+-- RocksDB backend keeps its timers in RocksDB instead, with the same
+-- methods: weir.rocksdb_timers.)
 local M = {}
 M.__index = M
 
 --- Creates a timer queue over the entries' field (`timers` for event
--- time, `ptimers` for processing time). refs, if given, = { ref =
--- function(entry) -> what the heap holds, entry = function(ref, change)
--- -> the entry (looked up; change: a timer of it is about to fire, and the
--- entry to change) }; without it the heap holds the entries.
-function M.new(field, refs)
-  return setmetatable({ field = field, ts = {}, es = {}, n = 0,
-    ref = refs and refs.ref, entry = refs and refs.entry }, M)
+-- time, `ptimers` for processing time).
+function M.new(field)
+  return setmetatable({ field = field, ts = {}, es = {}, n = 0 }, M)
 end
 
 local function swap(h, i, j)
@@ -56,6 +50,10 @@ local function pop(h)
   return t, e
 end
 
+--- The heap's primitives, over any table { ts = times, es = what each
+-- is for, n = count }: push(h, t, e); pop(h) -> t, e (the earliest).
+M.heap_push, M.heap_pop = push, pop
+
 --- Registers a timer at time t (ms) for entry e; a second timer for the
 -- same key and time is ignored.
 function M:add(e, t)
@@ -66,13 +64,7 @@ function M:add(e, t)
   end
   if set[t] then return end
   set[t] = true
-  push(self, t, self.ref and self.ref(e) or e)
-end
-
---- Adds to the heap the timer at time t (ms) of what ref refers to (see
--- M.new), already in its entry's set: for a state rebuilding its queues.
-function M:push_ref(t, ref)
-  push(self, t, ref)
+  push(self, t, e)
 end
 
 --- Removes entry e's timer at time t, if any.
@@ -83,10 +75,8 @@ end
 
 --- Returns the earliest pending time, or nil.
 function M:peek()
-  local entry = self.entry
   while self.n > 0 do
     local t, e = self.ts[1], self.es[1]
-    if entry then e = entry(e) end
     local set = e[self.field]
     if set and set[t] then return t end
     pop(self)  -- deleted
@@ -102,17 +92,20 @@ function M:advance(w, fire)
     local t = self:peek()
     if t == nil or t > w then return end
     local _, e = pop(self)
-    if self.entry then e = self.entry(e, true) end
     e[self.field][t] = nil
     fire(e, t)
   end
 end
 
+--- Whether any timer is pending (cheaper than peek: a deleted one may
+-- count).
+function M:any()
+  return self.n > 0
+end
+
 --- Rebuilds the queue from the timer sets of the entries of a keyed state
--- (after a restore). A queue of references (see M.new) is left alone:
--- its state rebuilds it as it restores (weir.rocksdb_state).
+-- (after a restore).
 function M:rebuild(state)
-  if self.ref then return end
   self.ts, self.es, self.n = {}, {}, 0
   for _, e in pairs(state.entries) do
     local set = e[self.field]
