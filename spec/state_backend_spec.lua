@@ -165,6 +165,7 @@ describe("the rocksdb state backend", function()
     local state = backend:new_state({ uid = "random", kind = "process",
       defined_at = "spec" }, env, function() return {} end)
     local queue = state:new_timer_queue("timers")
+    queue.front_max, queue.front_keep = 4096, 1024
     local heap = require("weir.timers").new("timers")
     local entries = {}  -- the heap's: plain tables
     local function plain(k)
@@ -203,7 +204,7 @@ describe("the rocksdb state backend", function()
         w = w + math.random(0, 400)
         advance(w)
       end
-      assert.is_true(queue.n <= 1024 + 4096, queue.n .. " in memory")
+      assert.is_true(queue.n <= 4096, queue.n .. " in memory")
       local pending = 0
       if step % 1000 == 0 then
         for _, e in pairs(entries) do
@@ -216,6 +217,7 @@ describe("the rocksdb state backend", function()
     advance(math.huge)
     assert.is_true(fired > 5000, fired .. " fired")
     assert.is_nil(queue:peek())
+    queue:write()
     assert.are.equal(0, #backend:task_db(1).db:scan(state.tcf, "", nil))
     backend:close()
   end)
@@ -371,15 +373,20 @@ describe("the rocksdb state backend", function()
       .. "and references them instead of copying them again", function()
       if not available then return pending("built without RocksDB") end
       local b, state, timers = backend("a")
-      for i = 1, 1000 do
+      -- A front of at most 40 timers: it keeps the earliest 10 of them
+      -- and stores the others.
+      timers.front_max, timers.front_keep = 40, 10
+      for i = 1000, 1, -1 do
         local e = state:entry("k" .. i)
         e.state.n = i
         if i % 10 == 0 then timers:add(e, 5000 + i) end
       end
       local ref = checkpoint_of(b, 1)
-      -- The timers are in the checkpoint's files: the state file lists
-      -- none of them.
-      assert.same({ in_db = true }, ref.timer_keys)
+      -- The stored timers are in the checkpoint's files, and the state
+      -- file lists those only the front held.
+      assert.is_true(ref.timer_keys.in_db)
+      local listed = #ref.timer_keys.front.timers.ts
+      assert.is_true(listed > 0 and listed <= 40, listed .. " listed")
       b:close()
       local b2, state2, timers2 = backend("b")
       assert.is_true(b2:adopt(ref, 1, 0, 7))
@@ -387,16 +394,40 @@ describe("the rocksdb state backend", function()
       timers2:rebuild(state2)
       assert.are.equal(0, state2.count)
       assert.are.equal(0, timers2.n)  -- read when due
-      assert.are.equal(5010, timers2:peek())
-      assert.are.equal(100, timers2.n)
-      assert.are.equal(0, state2.count)  -- not even then
-      -- Nothing changed: the next checkpoint is the same files, none new.
-      local again = checkpoint_of(b2, 2)
-      assert.are.equal(#ref.files, #again.files)
-      for i, f in ipairs(again.files) do
-        assert.are.equal(ref.files[i].name, f.name)
-        assert.is_nil(f.new)
+      local fired = {}
+      timers2:advance(5500, function(e, t)
+        assert.are.equal(e.state.n + 5000, t)
+        fired[#fired + 1] = t
+      end)
+      assert.are.equal(50, #fired)
+      assert.are.equal(5010, fired[1])
+      assert.are.equal(5500, fired[50])
+      assert.are.equal(5510, timers2:peek())
+      for i = 1, 50 do  -- fired, so no longer in the key's state
+        local e = state2:entry("k" .. i * 10)
+        assert.is_nil(next(e.timers))
       end
+      b2:close()
+      -- Restored again: the next checkpoint references the same files
+      -- (none copied again) and one new one at most, of the listed
+      -- timers, stored now.
+      b2, state2 = backend("c")
+      assert.is_true(b2:adopt(ref, 1, 0, 7))
+      state2:queue_timer_keys(ref.timer_keys)
+      local again = checkpoint_of(b2, 2)
+      local old = {}
+      for _, f in ipairs(ref.files) do old[f.name] = true end
+      local new = 0
+      for _, f in ipairs(again.files) do
+        if old[f.name] then
+          assert.is_nil(f.new)
+          old[f.name] = nil
+        else
+          new = new + 1
+        end
+      end
+      assert.is_nil(next(old))
+      assert.is_true(new <= 1, new .. " new files")
       for i = 1, 1000 do
         assert.are.equal(i, state2:entry("k" .. i).state.n)
       end
@@ -426,9 +457,12 @@ describe("the rocksdb state backend", function()
           old_list[#old_list + 1] = rocksdb_state.db_key(0, "gone")
         end
         -- Such a checkpoint holds no timers' column family.
+        timers.front_max, timers.front_keep = 4, 2
+        timers:trim()
         local db = b:task_db(1).db
+        timers:write()
         local kvs = db:scan(state.tcf, "", nil)
-        assert.are.equal(20, #kvs)
+        assert.are.equal(16, #kvs)  -- 8 stored: all but the front's 2
         for i = 1, #kvs, 2 do db:delete(state.tcf, kvs[i]) end
         local ref = checkpoint_of(b, 1)
         ref.timer_keys = old_list

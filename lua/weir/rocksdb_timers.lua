@@ -11,16 +11,19 @@
 -- queue's field ("e" event time, "p" processing time), the time as 8
 -- bytes whose byte order is the numeric order, and its entry's RocksDB
 -- key; the value is the string.buffer encoding of { time (ms), key }.
--- Adds, deletes and fires write the column family at once, so the
--- RocksDB checkpoint a barrier takes holds the timers at the barrier, and
--- a restore that takes that checkpoint's files as they are rebuilds
--- nothing.
 --
 -- In memory, a front: a binary heap (weir.timers') of up to FRONT_MAX
--- timers, every stored timer up to its bound (a RocksDB key) among them;
--- `all` when it holds every stored timer. An add at or before the bound
--- joins the front; a later one is only stored, and read (LOAD_TIMERS at a
--- time, in key order) when the front runs out.
+-- timers, every timer up to its bound (a RocksDB key) among them; `all`
+-- when it holds every timer. An add at or before the bound joins the
+-- front only (it is stored if the front trims it); a later one is stored
+-- only, and read (LOAD_TIMERS at a time, in key order) when the front
+-- runs out. So a job whose timers fit in the front never writes them,
+-- and one whose timers do not keeps only the earliest in memory. Stored
+-- timers' changes are written in batches, and all of them in the
+-- synchronous part of a checkpoint: the RocksDB checkpoint holds the
+-- stored timers at the barrier, and the state file lists the others
+-- (timer_keys); a restore that takes the checkpoint's files as they are
+-- stores those, and rebuilds nothing.
 local bit = require "bit"
 local buffer = require "string.buffer"
 local ffi = require "ffi"
@@ -32,11 +35,14 @@ Queue.__index = Queue
 local methods = {}
 
 -- Timers read per scan when the front runs out.
-local LOAD_TIMERS = 1024
+local LOAD_TIMERS = 4096
 -- The front's most timers: adds at or before the bound join it, and, while
 -- it holds every stored timer, any add; past this many it keeps the
--- earliest LOAD_TIMERS (trim).
-local FRONT_MAX = 4096
+-- earliest FRONT_KEEP and stores the others (trim). About 150 bytes
+-- each.
+local FRONT_MAX, FRONT_KEEP = 65536, 16384
+-- Writes to the column family per batch.
+local WRITE_TIMERS = 4096
 
 local heap_push, heap_pop = Timers.heap_push, Timers.heap_pop
 
@@ -85,7 +91,9 @@ function M.new(state, field)
     .. (field == "timers" and "e" or "p")
   local q = setmetatable({ state = state, field = field, prefix = prefix,
     prefix_end = prefix:sub(1, 2) .. (field == "timers" and "f" or "q"),
-    ts = {}, es = {}, n = 0, live = {}, bound = nil, all = false,
+    ts = {}, es = {}, n = 0, live = {}, unstored = {}, bound = nil,
+    all = true,  -- a new state's column family holds none
+    ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP,
     buf = buffer.new() }, Queue)
   table.insert(state.timer_queues, q)
   return q
@@ -110,10 +118,30 @@ function Queue:failed(what, err)
     self.state.where, what, tostring(err)), 0)
 end
 
--- Joins timer tk (time t, key k) to the front.
-function Queue:push(t, tk, k)
+--- Writes the queue's pending changes to its column family.
+function Queue:write()
+  local ops = self.ops
+  if #ops == 0 then return end
+  local ok, err = self.state.db:write(ops)
+  if not ok then self:failed("store", err) end
+  self.ops = {}
+end
+
+-- Adds a write of timer tk (value v, or false: a delete) to the pending
+-- ones, written once they are a batch.
+function Queue:stage(tk, v)
+  local ops = self.ops
+  local n = #ops
+  ops[n + 1], ops[n + 2], ops[n + 3] = self.state.tcf, tk, v
+  if n + 3 >= 3 * WRITE_TIMERS then self:write() end
+end
+
+-- Joins timer tk (time t, key k) to the front; stored: it is in the
+-- column family (else only in the front).
+function Queue:push(t, tk, k, stored)
   heap_push(self, t, tk)
   self.live[tk] = k
+  if not stored then self.unstored[tk] = true end
 end
 
 --- Registers a timer at time t (ms) for entry e; a second timer for the
@@ -129,22 +157,21 @@ function Queue:add(e, t)
   if set[t] then return end
   set[t] = true
   local tk = self:key_of(e, t)
-  local state = self.state
-  local ok, err = state.db:put(state.tcf, tk, self:value_of(t, e.key))
-  if not ok then self:failed("store", err) end
   local bound = self.bound
   if self.all or (bound and tk <= bound) then
     self:push(t, tk, e.key)
     if not bound or tk > bound then self.bound = tk end
-    if self.n > FRONT_MAX then self:trim() end
+    if self.n > self.front_max then self:trim() end
+  else
+    self:stage(tk, self:value_of(t, e.key))
   end
 end
 
--- Keeps the earliest LOAD_TIMERS timers of the front (by RocksDB key),
--- the bound lowered to the last of them: the others are stored, and read
+-- Keeps the earliest front_keep timers of the front (by RocksDB key), the
+-- bound lowered to the last of them; the others are stored, and read
 -- again when the front runs out.
 function Queue:trim()
-  local live, ts, es = self.live, self.ts, self.es
+  local live, unstored, ts, es = self.live, self.unstored, self.ts, self.es
   local keep, t_of = {}, {}
   for i = 1, self.n do
     local tk = es[i]
@@ -154,14 +181,28 @@ function Queue:trim()
     end
   end
   table.sort(keep)
-  local was = live
-  self.ts, self.es, self.n, self.live = {}, {}, 0, {}
-  for i = 1, math.min(#keep, LOAD_TIMERS) do
+  self.ts, self.es, self.n, self.live, self.unstored = {}, {}, 0, {}, {}
+  local n = math.min(#keep, self.front_keep)
+  for i = 1, #keep do
     local tk = keep[i]
-    self:push(t_of[tk], tk, was[tk])
+    if i <= n then
+      self:push(t_of[tk], tk, live[tk], not unstored[tk])
+    elseif unstored[tk] then
+      self:stage(tk, self:value_of(t_of[tk], live[tk]))
+    end
   end
-  self.bound = keep[math.min(#keep, LOAD_TIMERS)]
-  self.all = #keep <= LOAD_TIMERS
+  self.bound = keep[n]
+  self.all = #keep <= n
+end
+
+-- Forgets timer tk: a delete is written when it is stored.
+function Queue:forget(tk)
+  self.live[tk] = nil
+  if self.unstored[tk] then
+    self.unstored[tk] = nil
+  else
+    self:stage(tk, false)
+  end
 end
 
 --- Removes entry e's timer at time t, if any.
@@ -169,15 +210,12 @@ function Queue:delete(e, t)
   local set = e[self.field]
   if not (set and set[t]) then return end
   set[t] = nil
-  local tk = self:key_of(e, t)
-  self.live[tk] = nil
-  local state = self.state
-  local ok, err = state.db:delete(state.tcf, tk)
-  if not ok then self:failed("delete", err) end
+  self:forget(self:key_of(e, t))
 end
 
 -- Reads the next stored timers after the bound into the front.
 function Queue:load()
+  self:write()
   local state = self.state
   local from = self.bound and self.bound .. "\0" or self.prefix
   local kvs = state.db:scan(state.tcf, from, self.prefix_end, LOAD_TIMERS)
@@ -190,7 +228,7 @@ function Queue:load()
         .. "decoded (%s)", state.where, ok and "not a timer"
         or tostring(v)), 0)
     end
-    self:push(v[1], kvs[i], v[2])
+    self:push(v[1], kvs[i], v[2], true)
   end
   if #kvs > 0 then self.bound = kvs[#kvs - 1] end
   if #kvs < 2 * LOAD_TIMERS then self.all = true end
@@ -226,9 +264,7 @@ function Queue:advance(w, fire)
     if t == nil or t > w then return end
     local _, tk = heap_pop(self)
     local k = live[tk]
-    live[tk] = nil
-    local ok, err = state.db:delete(state.tcf, tk)
-    if not ok then self:failed("delete", err) end
+    self:forget(tk)
     local e = state.get(k)
     local set = e[field]
     -- The key's entry is the truth: a stored timer it does not hold (a
@@ -244,11 +280,30 @@ end
 -- stores a restored entry's timers in it).
 function Queue:rebuild() end
 
---- Forgets the front (the stored timers stay, read again when due): for a
--- state whose database or column family was replaced or refilled.
+--- Forgets the front and the pending writes (the stored timers stay,
+-- read again when due): for a state whose database or column family was
+-- replaced or refilled.
 function Queue:clear()
-  self.ts, self.es, self.n, self.live = {}, {}, 0, {}
-  self.bound, self.all = nil, false
+  self.ts, self.es, self.n, self.live, self.unstored = {}, {}, 0, {}, {}
+  self.bound, self.all, self.ops = nil, false, {}
+end
+
+-- The front's timers that are not stored, live at the barrier, for a
+-- checkpoint's state file: { ts = { time, ... }, tks = { RocksDB key,
+-- ... }, keys = { key, ... } }; the pending writes are written first.
+function Queue:unstored_timers()
+  self:write()
+  local live, unstored, ts, es = self.live, self.unstored, self.ts, self.es
+  local out, seen = { ts = {}, tks = {}, keys = {} }, {}
+  for i = 1, self.n do
+    local tk = es[i]
+    if unstored[tk] and live[tk] ~= nil and not seen[tk] then
+      seen[tk] = true
+      local n = #out.ts + 1
+      out.ts[n], out.tks[n], out.keys[n] = ts[i], tk, live[tk]
+    end
+  end
+  return out
 end
 
 -- Adds the writes of entry e's timers (restored, not stored yet) to ops
@@ -271,10 +326,42 @@ function methods.new_timer_queue(self, field)
   return M.new(self, field)
 end
 
---- What a checkpoint's state file lists of the operator's timers: they
--- are in the RocksDB checkpoint (the column family), so only that.
-function methods.timer_keys()
-  return { in_db = true }
+--- What a checkpoint's state file lists of the operator's timers, in the
+-- synchronous part: { in_db = true (the others are in the RocksDB
+-- checkpoint's column family), front = { [field] = the timers only the
+-- front holds (Queue:unstored_timers) } }, O(the front) (pending writes
+-- are written first).
+function methods.timer_keys(self)
+  local front = {}
+  for _, q in ipairs(self.timer_queues) do
+    front[q.field] = q:unstored_timers()
+  end
+  return { in_db = true, front = front }
+end
+
+-- Adds to ops (a db:write list) the writes of the timers of queue q a
+-- checkpoint's state file lists (Queue:unstored_timers), or raises.
+function methods.put_listed_timers(self, ops, q, saved)
+  local ts, tks, keys = type(saved) == "table" and saved.ts,
+    type(saved) == "table" and saved.tks, type(saved) == "table"
+    and saved.keys
+  if type(ts) ~= "table" or type(tks) ~= "table" or type(keys) ~= "table"
+      or #ts ~= #tks or #ts ~= #keys then
+    self:bad_timer_keys("a queue that is not one")
+  end
+  local prefix = q.prefix
+  for i = 1, #ts do
+    local t, tk, k = ts[i], tks[i], keys[i]
+    if type(t) ~= "number" or t ~= t or type(tk) ~= "string"
+        or #tk <= #prefix + 8 or tk:sub(1, #prefix) ~= prefix
+        or not is_key(k) then
+      self:bad_timer_keys("something that is not a timer")
+    end
+    local n = #ops
+    ops[n + 1], ops[n + 2], ops[n + 3] = self.tcf, tk, q:value_of(t, k)
+    ops = self:write_full(ops)
+  end
+  return ops
 end
 
 -- Raises naming the operator: the checkpoint's timers are not what
@@ -311,8 +398,9 @@ end
 
 --- Readies the timer queues after a restore took a checkpoint's database
 -- as it is: list is what the checkpoint's state file lists (timer_keys).
--- A checkpoint of this format holds its timers in the column family;
--- one of an older format lists the RocksDB keys of its keys with timers
+-- A checkpoint of this format holds its timers in the column family, but
+-- for those only the front held, which are stored now; one of an older
+-- format lists the RocksDB keys of its keys with timers
 -- (or the timers themselves, with their keys), whose entries' timers are
 -- stored here (a listed key that is not stored holds none). Raises
 -- naming the operator when list is none of these, or a value is
@@ -320,8 +408,16 @@ end
 function methods.queue_timer_keys(self, list)
   if type(list) ~= "table" then self:bad_timer_keys("no list") end
   for _, q in ipairs(self.timer_queues) do q:clear() end
-  if list.in_db then return end
   local ops = {}
+  if list.in_db then
+    if type(list.front) ~= "table" then self:bad_timer_keys("no front") end
+    for _, q in ipairs(self.timer_queues) do
+      if list.front[q.field] ~= nil then
+        ops = self:put_listed_timers(ops, q, list.front[q.field])
+      end
+    end
+    return self:write(ops)
+  end
   for _, k in ipairs(self:old_timer_keys(list)) do
     if type(k) ~= "string" or #k < 3 then
       self:bad_timer_keys("something that is not a key")
