@@ -148,10 +148,14 @@ end
 function RState:db_key_of(e)
   local dbk = e.db_key
   if dbk then return dbk end
-  local kg = e.kg or assert(key.key_group(e.key, self.max_parallelism))
-  dbk = assert(M.db_key(kg, e.key))
+  dbk = e.kg and assert(M.db_key(e.kg, e.key)) or self:db_key_for(e.key)
   e.db_key = dbk
   return dbk
+end
+
+--- The RocksDB key of key k (a valid key: a timer's).
+function RState:db_key_for(k)
+  return assert(M.db_key(assert(key.key_group(k, self.max_parallelism)), k))
 end
 
 -- Adds the write of entry e to ops (a db:write list): its value, or a
@@ -294,9 +298,10 @@ end
 
 --- Returns the entry of key k, from the cache, else from RocksDB, else
 -- new (state from init); raises a user error when k is not a valid key.
--- An entry read or made here is marked changed. `entries[k]` is the
+-- An entry read or made here is marked changed unless quiet (it is then
+-- only marked used: a timer queue's look at it). `entries[k]` is the
 -- caller's fast path for cached scalar keys.
-function RState:entry(k)
+function RState:entry(k, quiet)
   local canon = canon_of(k)
   local e = self.entries[canon]
   if e then return e end
@@ -318,7 +323,7 @@ function RState:entry(k)
     e = { key = k, kg = kg, state = self.init and self.init() }
   end
   self:cache(canon, e)
-  self:mark(e)
+  if quiet then e.used = true else self:mark(e) end
   return e
 end
 

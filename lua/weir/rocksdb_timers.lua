@@ -1,32 +1,34 @@
---- The timers of the RocksDB backend's state (weir.rocksdb_state), kept
--- in RocksDB as Flink's RocksDB timer service keeps them: a column family
--- of the operator's own ("timers:" .. uid) orders them by time, so that
--- neither the timers nor their keys need memory beyond the earliest few.
--- A timer still lives in its key's entry too (entry[field] is a set of
--- times, as on the heap): it is part of the key's value, of savepoints in
--- the canonical format and of the rescaling that reads entries; the column
--- family is the order they fire in.
+--- The timers of the RocksDB backend's state (weir.rocksdb_state), in
+-- memory up to a bound and in RocksDB past it, as Flink's RocksDB timer
+-- service keeps them: a column family of the operator's own ("timers:"
+-- .. uid) orders them by time, so that neither the timers nor their keys
+-- need memory beyond the earliest ones. A timer also lives in its key's
+-- entry (entry[field] is a set of times, as on the heap), and the entry is
+-- the truth: it is part of the key's value, of savepoints in the
+-- canonical format and of the rescaling that reads entries, and a queued
+-- timer its entry no longer holds (deleted) does not fire.
 --
--- A timer's RocksDB key is the subtask's first key group (2 bytes), the
--- queue's field ("e" event time, "p" processing time), the time as 8
--- bytes whose byte order is the numeric order, and its entry's RocksDB
--- key; the value is the string.buffer encoding of { time (ms), key }.
+-- The front, in memory, is a binary heap (weir.timers') of (time, key):
+-- every timer before its bound (a time, and for that time a RocksDB key),
+-- or every timer at all (`all`), up to FRONT_MAX of them; past that it
+-- keeps about the earliest FRONT_KEEP and stores the others (trim).
+-- Timers past the bound are stored only, and read (LOAD_TIMERS at a time,
+-- in key order, moved: deleted from RocksDB as they join the front) when
+-- the front runs out. So a job whose timers fit in the front never writes
+-- them; one whose timers do not keeps the earliest in memory.
 --
--- In memory, a front: a binary heap (weir.timers') of up to FRONT_MAX
--- timers, every timer up to its bound (a RocksDB key) among them; `all`
--- when it holds every timer. An add at or before the bound joins the
--- front only (it is stored if the front trims it); a later one is stored
--- only, and read (LOAD_TIMERS at a time, in key order) when the front
--- runs out. So a job whose timers fit in the front never writes them,
--- and one whose timers do not keeps only the earliest in memory. Stored
--- timers' changes are written in batches, and all of them in the
--- synchronous part of a checkpoint: the RocksDB checkpoint holds the
--- stored timers at the barrier, and the state file lists the others
--- (timer_keys); a restore that takes the checkpoint's files as they are
--- stores those, and rebuilds nothing.
+-- A stored timer's RocksDB key is the subtask's first key group (2
+-- bytes), the queue's field ("e" event time, "p" processing time), the
+-- time as 8 bytes whose byte order is the numeric order, and its entry's
+-- RocksDB key; the value is the string.buffer encoding of { time (ms),
+-- key }. Writes go in batches, all of them in the synchronous part of a
+-- checkpoint, whose RocksDB checkpoint then holds the stored timers at the
+-- barrier; the state file lists the front (timer_keys). A restore that
+-- takes those files as they are takes the front back as listed.
 local bit = require "bit"
 local buffer = require "string.buffer"
 local ffi = require "ffi"
+local new_table = require "table.new"
 local Timers = require "weir.timers"
 
 local M = {}
@@ -36,13 +38,13 @@ local methods = {}
 
 -- Timers read per scan when the front runs out.
 local LOAD_TIMERS = 4096
--- The front's most timers: adds at or before the bound join it, and, while
--- it holds every stored timer, any add; past this many it keeps the
--- earliest FRONT_KEEP and stores the others (trim). About 150 bytes
--- each.
-local FRONT_MAX, FRONT_KEEP = 65536, 16384
+-- The front's most timers, and about how many a trim keeps (16 bytes
+-- each, with the keys the entries hold too).
+local FRONT_MAX, FRONT_KEEP = 1048576, 262144
 -- Writes to the column family per batch.
 local WRITE_TIMERS = 4096
+-- Times a trim samples to choose the bound.
+local TRIM_SAMPLES = 4096
 
 local heap_push, heap_pop = Timers.heap_push, Timers.heap_pop
 
@@ -84,14 +86,14 @@ end
 --- Creates the timer queue of state (a weir.rocksdb_state) over its
 -- entries' field ("timers" or "ptimers"), registered in its timer_queues.
 -- Its methods are weir.timers': add, delete, peek, advance, rebuild (a
--- no-op: the column family is the order), plus any() and clear().
+-- no-op), plus any(), write() and clear().
 function M.new(state, field)
   local kg = state.first
   local prefix = string.char(math.floor(kg / 256), kg % 256)
     .. (field == "timers" and "e" or "p")
   local q = setmetatable({ state = state, field = field, prefix = prefix,
     prefix_end = prefix:sub(1, 2) .. (field == "timers" and "f" or "q"),
-    ts = {}, es = {}, n = 0, live = {}, unstored = {}, bound = nil,
+    ts = {}, es = {}, n = 0, bt = nil, bk = nil,
     all = true,  -- a new state's column family holds none
     ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP,
     buf = buffer.new() }, Queue)
@@ -99,9 +101,14 @@ function M.new(state, field)
   return q
 end
 
+-- The RocksDB key of a timer at t of the entry whose RocksDB key is dbk.
+function Queue:key_at(t, dbk)
+  return self.prefix .. time_bytes(t) .. dbk
+end
+
 -- The RocksDB key of entry e's timer at t.
 function Queue:key_of(e, t)
-  return self.prefix .. time_bytes(t) .. self.state:db_key_of(e)
+  return self:key_at(t, self.state:db_key_of(e))
 end
 
 -- The stored value of a timer at t for key k.
@@ -118,7 +125,8 @@ function Queue:failed(what, err)
     self.state.where, what, tostring(err)), 0)
 end
 
---- Writes the queue's pending changes to its column family.
+--- Writes the queue's pending changes to its column family. Raises
+-- naming the operator when RocksDB cannot.
 function Queue:write()
   local ops = self.ops
   if #ops == 0 then return end
@@ -136,12 +144,13 @@ function Queue:stage(tk, v)
   if n + 3 >= 3 * WRITE_TIMERS then self:write() end
 end
 
--- Joins timer tk (time t, key k) to the front; stored: it is in the
--- column family (else only in the front).
-function Queue:push(t, tk, k, stored)
-  heap_push(self, t, tk)
-  self.live[tk] = k
-  if not stored then self.unstored[tk] = true end
+-- Whether entry e's timer at t is the front's (before the bound).
+function Queue:in_front(e, t)
+  if self.all then return true end
+  local bt = self.bt
+  if bt == nil or t > bt then return false end
+  if t < bt then return true end
+  return self.bk ~= nil and self.state:db_key_of(e) <= self.bk
 end
 
 --- Registers a timer at time t (ms) for entry e; a second timer for the
@@ -156,70 +165,58 @@ function Queue:add(e, t)
   end
   if set[t] then return end
   set[t] = true
-  local tk = self:key_of(e, t)
-  local bound = self.bound
-  if self.all or (bound and tk <= bound) then
-    self:push(t, tk, e.key)
-    if not bound or tk > bound then self.bound = tk end
+  if self:in_front(e, t) then
+    heap_push(self, t, e.key)
     if self.n > self.front_max then self:trim() end
   else
-    self:stage(tk, self:value_of(t, e.key))
+    self:stage(self:key_of(e, t), self:value_of(t, e.key))
   end
 end
 
--- Keeps the earliest front_keep timers of the front (by RocksDB key), the
--- bound lowered to the last of them; the others are stored, and read
--- again when the front runs out.
-function Queue:trim()
-  local live, unstored, ts, es = self.live, self.unstored, self.ts, self.es
-  local keep, t_of = {}, {}
-  for i = 1, self.n do
-    local tk = es[i]
-    if live[tk] ~= nil and not t_of[tk] then
-      keep[#keep + 1] = tk
-      t_of[tk] = ts[i]
-    end
-  end
-  table.sort(keep)
-  self.ts, self.es, self.n, self.live, self.unstored = {}, {}, 0, {}, {}
-  local n = math.min(#keep, self.front_keep)
-  for i = 1, #keep do
-    local tk = keep[i]
-    if i <= n then
-      self:push(t_of[tk], tk, live[tk], not unstored[tk])
-    elseif unstored[tk] then
-      self:stage(tk, self:value_of(t_of[tk], live[tk]))
-    end
-  end
-  self.bound = keep[n]
-  self.all = #keep <= n
-end
-
--- Forgets timer tk: a delete is written when it is stored.
-function Queue:forget(tk)
-  self.live[tk] = nil
-  if self.unstored[tk] then
-    self.unstored[tk] = nil
-  else
-    self:stage(tk, false)
-  end
-end
-
---- Removes entry e's timer at time t, if any.
+--- Removes entry e's timer at time t, if any (one in the front stays
+-- queued, and is skipped when due).
 function Queue:delete(e, t)
   local set = e[self.field]
   if not (set and set[t]) then return end
   set[t] = nil
-  self:forget(self:key_of(e, t))
+  if not self:in_front(e, t) then self:stage(self:key_of(e, t), false) end
 end
 
--- Reads the next stored timers after the bound into the front.
+-- Stores the front's later timers, keeping about the earliest front_keep
+-- (the bound moves back to a time sampled from the front): the stored
+-- ones are read again when the front runs out. Deleted timers may be
+-- stored too (their entries are not looked up here); they are skipped
+-- when due.
+function Queue:trim()
+  local ts, es, n = self.ts, self.es, self.n
+  local sample, step = {}, math.max(1, n / TRIM_SAMPLES)
+  for i = 1, n, step do sample[#sample + 1] = ts[math.floor(i)] end
+  table.sort(sample)
+  local cut = sample[math.max(1, math.floor(#sample * self.front_keep / n))]
+  self.ts, self.es, self.n = {}, {}, 0
+  local state = self.state
+  for i = 1, n do
+    local t, k = ts[i], es[i]
+    if t < cut then
+      heap_push(self, t, k)
+    else
+      self:stage(self:key_at(t, state:db_key_for(k)), self:value_of(t, k))
+    end
+  end
+  self.bt, self.bk, self.all = cut, nil, false
+end
+
+-- Moves the next stored timers after the bound into the front.
 function Queue:load()
   self:write()
   local state = self.state
-  local from = self.bound and self.bound .. "\0" or self.prefix
+  local from = self.prefix
+  if self.bt then
+    from = self:key_at(self.bt, self.bk and self.bk .. "\0" or "")
+  end
   local kvs = state.db:scan(state.tcf, from, self.prefix_end, LOAD_TIMERS)
   if not kvs then self:failed("read", "scan failed") end
+  local skip = #self.prefix + 8
   for i = 1, #kvs, 2 do
     local ok, v = decode(kvs[i + 1])
     if not ok or type(v) ~= "table" or type(v[1]) ~= "number"
@@ -228,20 +225,25 @@ function Queue:load()
         .. "decoded (%s)", state.where, ok and "not a timer"
         or tostring(v)), 0)
     end
-    self:push(v[1], kvs[i], v[2], true)
+    heap_push(self, v[1], v[2])
+    self:stage(kvs[i], false)
+    if i == #kvs - 1 then self.bt, self.bk = v[1], kvs[i]:sub(skip + 1) end
   end
-  if #kvs > 0 then self.bound = kvs[#kvs - 1] end
   if #kvs < 2 * LOAD_TIMERS then self.all = true end
 end
 
---- Returns the earliest pending time (ms), or nil. Raises naming the
--- operator when a stored timer cannot be read.
+--- Returns the earliest time (ms) that may be pending, or nil: a deleted
+-- timer's time may be returned once its entry left the cache. Raises
+-- naming the operator when a stored timer cannot be read.
 function Queue:peek()
-  local live, es = self.live, self.es
+  local state, field, ts, es = self.state, self.field, self.ts, self.es
   while true do
     while self.n > 0 do
-      if live[es[1]] ~= nil then return self.ts[1] end
-      heap_pop(self)  -- deleted, or fired from another copy
+      local t = ts[1]
+      local e = state:entry(es[1], true)
+      local set = e[field]
+      if set and set[t] then return t end
+      heap_pop(self)  -- deleted
     end
     if self.all then return nil end
     self:load()
@@ -258,51 +260,40 @@ end
 -- changed). Timers registered while firing are fired too when they are
 -- due.
 function Queue:advance(w, fire)
-  local live, field, state = self.live, self.field, self.state
+  local field, state = self.field, self.state
   while true do
     local t = self:peek()
     if t == nil or t > w then return end
-    local _, tk = heap_pop(self)
-    local k = live[tk]
-    self:forget(tk)
+    local _, k = heap_pop(self)
     local e = state.get(k)
-    local set = e[field]
-    -- The key's entry is the truth: a stored timer it does not hold (a
-    -- lost write) does not fire.
-    if set and set[t] then
-      set[t] = nil
-      fire(e, t)
-    end
+    e[field][t] = nil
+    fire(e, t)
   end
 end
 
---- Nothing to rebuild: the column family orders the timers (the state
--- stores a restored entry's timers in it).
+--- Nothing to rebuild: a restore refills the queue (the state stores a
+-- restored entry's timers, or queue_timer_keys takes the listed front).
 function Queue:rebuild() end
 
 --- Forgets the front and the pending writes (the stored timers stay,
 -- read again when due): for a state whose database or column family was
 -- replaced or refilled.
 function Queue:clear()
-  self.ts, self.es, self.n, self.live, self.unstored = {}, {}, 0, {}, {}
-  self.bound, self.all, self.ops = nil, false, {}
+  self.ts, self.es, self.n = {}, {}, 0
+  self.bt, self.bk, self.all, self.ops = nil, nil, false, {}
 end
 
--- The front's timers that are not stored, live at the barrier, for a
--- checkpoint's state file: { ts = { time, ... }, tks = { RocksDB key,
--- ... }, keys = { key, ... } }; the pending writes are written first.
-function Queue:unstored_timers()
+-- The front for a checkpoint's state file, in the synchronous part (the
+-- pending writes are written first): { ts = { time, ... }, keys = { key,
+-- ... }, bt, bk, all } (a copy of the heap: deleted timers may be
+-- listed).
+function Queue:front()
   self:write()
-  local live, unstored, ts, es = self.live, self.unstored, self.ts, self.es
-  local out, seen = { ts = {}, tks = {}, keys = {} }, {}
-  for i = 1, self.n do
-    local tk = es[i]
-    if unstored[tk] and live[tk] ~= nil and not seen[tk] then
-      seen[tk] = true
-      local n = #out.ts + 1
-      out.ts[n], out.tks[n], out.keys[n] = ts[i], tk, live[tk]
-    end
-  end
+  local n, ts, es = self.n, self.ts, self.es
+  local out = { ts = new_table(n, 0), keys = new_table(n, 0),
+    bt = self.bt, bk = self.bk, all = self.all }
+  local ots, okeys = out.ts, out.keys
+  for i = 1, n do ots[i], okeys[i] = ts[i], es[i] end
   return out
 end
 
@@ -327,41 +318,36 @@ function methods.new_timer_queue(self, field)
 end
 
 --- What a checkpoint's state file lists of the operator's timers, in the
--- synchronous part: { in_db = true (the others are in the RocksDB
--- checkpoint's column family), front = { [field] = the timers only the
--- front holds (Queue:unstored_timers) } }, O(the front) (pending writes
--- are written first).
+-- synchronous part: { in_db = true (the stored ones are in the RocksDB
+-- checkpoint's column family), front = { [field] = its queue's front
+-- (Queue:front) } }, O(the fronts); the pending writes are written.
 function methods.timer_keys(self)
   local front = {}
-  for _, q in ipairs(self.timer_queues) do
-    front[q.field] = q:unstored_timers()
-  end
+  for _, q in ipairs(self.timer_queues) do front[q.field] = q:front() end
   return { in_db = true, front = front }
 end
 
--- Adds to ops (a db:write list) the writes of the timers of queue q a
--- checkpoint's state file lists (Queue:unstored_timers), or raises.
-function methods.put_listed_timers(self, ops, q, saved)
-  local ts, tks, keys = type(saved) == "table" and saved.ts,
-    type(saved) == "table" and saved.tks, type(saved) == "table"
-    and saved.keys
-  if type(ts) ~= "table" or type(tks) ~= "table" or type(keys) ~= "table"
-      or #ts ~= #tks or #ts ~= #keys then
+-- Takes back the front of queue q a checkpoint's state file lists (see
+-- Queue:front; all: whether it held every timer, when it does not say),
+-- or raises.
+function methods.take_front(self, q, saved, all)
+  local ts, keys = type(saved) == "table" and saved.ts,
+    type(saved) == "table" and saved.keys
+  if type(ts) ~= "table" or type(keys) ~= "table" or #ts ~= #keys
+      or (saved.bt ~= nil and type(saved.bt) ~= "number")
+      or (saved.bk ~= nil and type(saved.bk) ~= "string") then
     self:bad_timer_keys("a queue that is not one")
   end
-  local prefix = q.prefix
   for i = 1, #ts do
-    local t, tk, k = ts[i], tks[i], keys[i]
-    if type(t) ~= "number" or t ~= t or type(tk) ~= "string"
-        or #tk <= #prefix + 8 or tk:sub(1, #prefix) ~= prefix
-        or not is_key(k) then
+    local t, k = ts[i], keys[i]
+    if type(t) ~= "number" or t ~= t or not is_key(k) then
       self:bad_timer_keys("something that is not a timer")
     end
-    local n = #ops
-    ops[n + 1], ops[n + 2], ops[n + 3] = self.tcf, tk, q:value_of(t, k)
-    ops = self:write_full(ops)
+    heap_push(q, t, k)
   end
-  return ops
+  q.bt, q.bk = saved.bt, saved.bk
+  if saved.all ~= nil then all = saved.all == true end
+  q.all = all
 end
 
 -- Raises naming the operator: the checkpoint's timers are not what
@@ -371,54 +357,30 @@ function methods.bad_timer_keys(self, what)
     self.where, what), 0)
 end
 
--- The RocksDB keys of the entries a list of timers of an older checkpoint
--- names: a list of RocksDB keys, or { queues = { [field] = { ts, keys } } }
--- (keys as the operator sees them).
-function methods.old_timer_keys(self, list)
-  if list.queues == nil then return list end
-  if type(list.queues) ~= "table" then self:bad_timer_keys("no queues") end
-  local keys, seen = {}, {}
-  for _, saved in pairs(list.queues) do
-    if type(saved) ~= "table" or type(saved.keys) ~= "table" then
-      self:bad_timer_keys("a queue that is not one")
-    end
-    for _, k in ipairs(saved.keys) do
-      if not is_key(k) then
-        self:bad_timer_keys("something that is not a timer")
-      end
-      local dbk = self:db_key_of({ key = k })
-      if not seen[dbk] then
-        seen[dbk] = true
-        keys[#keys + 1] = dbk
-      end
-    end
-  end
-  return keys
-end
-
 --- Readies the timer queues after a restore took a checkpoint's database
--- as it is: list is what the checkpoint's state file lists (timer_keys).
--- A checkpoint of this format holds its timers in the column family, but
--- for those only the front held, which are stored now; one of an older
--- format lists the RocksDB keys of its keys with timers
--- (or the timers themselves, with their keys), whose entries' timers are
--- stored here (a listed key that is not stored holds none). Raises
--- naming the operator when list is none of these, or a value is
--- undecodable or unreadable.
+-- as it is: list is what the checkpoint's state file lists (timer_keys):
+-- the fronts, taken back as they were (the stored timers are in the
+-- database). From checkpoints of older formats: { queues = { [field] =
+-- { ts, keys } } } (every timer), or a list of the RocksDB keys of the
+-- keys with timers, whose entries' timers are stored here (a listed key
+-- that is not stored holds none). Raises naming the operator when list
+-- is none of these, or a value is undecodable or unreadable.
 function methods.queue_timer_keys(self, list)
   if type(list) ~= "table" then self:bad_timer_keys("no list") end
   for _, q in ipairs(self.timer_queues) do q:clear() end
-  local ops = {}
-  if list.in_db then
-    if type(list.front) ~= "table" then self:bad_timer_keys("no front") end
+  local fronts, all = list.front, false
+  if list.queues ~= nil then fronts, all = list.queues, true end
+  if fronts ~= nil or list.in_db then
+    if type(fronts) ~= "table" then self:bad_timer_keys("no queues") end
     for _, q in ipairs(self.timer_queues) do
-      if list.front[q.field] ~= nil then
-        ops = self:put_listed_timers(ops, q, list.front[q.field])
+      if fronts[q.field] ~= nil then
+        self:take_front(q, fronts[q.field], all)
       end
     end
-    return self:write(ops)
+    return
   end
-  for _, k in ipairs(self:old_timer_keys(list)) do
+  local ops = {}
+  for _, k in ipairs(list) do
     if type(k) ~= "string" or #k < 3 then
       self:bad_timer_keys("something that is not a key")
     end
