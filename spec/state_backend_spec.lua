@@ -153,6 +153,10 @@ describe("the rocksdb state backend", function()
       assert.is_true(a < b, times[i] .. " before " .. times[i + 1])
     end
     assert.are.equal(time_bytes(0), time_bytes(-0.0))
+    local time_at = require("weir.rocksdb_timers").time_at
+    for _, t in ipairs(times) do
+      assert.are.equal(t, time_at("ab" .. time_bytes(t) .. "cd", 2))
+    end
   end)
 
   it("fires what the heap's timer queue fires, under random adds, "

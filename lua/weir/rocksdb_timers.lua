@@ -20,8 +20,7 @@
 -- A stored timer's RocksDB key is the subtask's first key group (2
 -- bytes), the queue's field ("e" event time, "p" processing time), the
 -- time as 8 bytes whose byte order is the numeric order, and its entry's
--- RocksDB key; the value is the string.buffer encoding of { time (ms),
--- key }. Writes go in batches, all of them in the synchronous part of a
+-- RocksDB key; the value is the string.buffer encoding of the key. Writes go in batches, all of them in the synchronous part of a
 -- checkpoint, whose RocksDB checkpoint then holds the stored timers at the
 -- barrier; the state file lists the front (timer_keys). A restore that
 -- takes those files as they are takes the front back as listed.
@@ -40,7 +39,7 @@ local methods = {}
 local LOAD_TIMERS = 4096
 -- The front's most timers, and about how many a trim keeps (16 bytes
 -- each, with the keys the entries hold too).
-local FRONT_MAX, FRONT_KEEP = 1048576, 262144
+local FRONT_MAX, FRONT_KEEP = 4194304, 1048576
 -- Writes to the column family per batch.
 local WRITE_TIMERS = 4096
 -- Times a trim samples to choose the bound.
@@ -52,10 +51,10 @@ local bits = ffi.new("union { double d; uint64_t u; }")
 local be = ffi.new("uint8_t[8]")
 local SIGN = 0x8000000000000000ULL
 
---- 8 bytes whose byte order is the numeric order of time t (a number, not
--- NaN): the IEEE 754 bits big-endian, the sign bit flipped for t >= 0 and
--- every bit for t < 0 (-0 counts as 0).
-function M.time_bytes(t)
+-- Fills `be` with the 8 bytes whose byte order is the numeric order of
+-- time t (a number, not NaN): the IEEE 754 bits big-endian, the sign bit
+-- flipped for t >= 0 and every bit for t < 0 (-0 counts as 0).
+local function fill_time(t)
   bits.d = t + 0
   local x = bits.u
   if bit.band(x, SIGN) ~= 0ULL then
@@ -67,9 +66,30 @@ function M.time_bytes(t)
     be[i] = tonumber(bit.band(x, 0xff))
     x = bit.rshift(x, 8)
   end
+end
+
+--- The 8 bytes whose byte order is the numeric order of time t (ms, a
+-- number, not NaN).
+function M.time_bytes(t)
+  fill_time(t)
   return ffi.string(be, 8)
 end
-local time_bytes = M.time_bytes
+
+--- The time (ms) that the 8 bytes of s from byte at + 1 on stand for (see
+-- time_bytes); s holds them (the caller checks its length).
+function M.time_at(s, at)
+  local p = ffi.cast("const uint8_t*", s)
+  local x = 0ULL
+  for i = at, at + 7 do x = bit.bor(bit.lshift(x, 8), p[i]) end
+  if bit.band(x, SIGN) ~= 0ULL then
+    x = bit.bxor(x, SIGN)
+  else
+    x = bit.bnot(x)
+  end
+  bits.u = x
+  return bits.d
+end
+local time_at = M.time_at
 
 -- Decodes bytes under pcall; off trace (see weir.state's decode).
 local function decode(bytes)
@@ -101,9 +121,13 @@ function M.new(state, field)
   return q
 end
 
+local key_buf = buffer.new()
+
 -- The RocksDB key of a timer at t of the entry whose RocksDB key is dbk.
 function Queue:key_at(t, dbk)
-  return self.prefix .. time_bytes(t) .. dbk
+  fill_time(t)
+  return key_buf:reset():put(self.prefix):putcdata(be, 8):put(dbk)
+    :tostring()
 end
 
 -- The RocksDB key of entry e's timer at t.
@@ -111,12 +135,10 @@ function Queue:key_of(e, t)
   return self:key_at(t, self.state:db_key_of(e))
 end
 
--- The stored value of a timer at t for key k.
-function Queue:value_of(t, k)
-  local buf = self.buf
-  buf:reset()
-  buf:encode({ t, k })
-  return buf:get()
+-- The stored value of a timer for key k: k's string.buffer encoding (its
+-- time is in its RocksDB key).
+local function value_of(k)
+  return buffer.encode(k)
 end
 
 -- Raises naming the operator: RocksDB failed (err) doing what.
@@ -169,7 +191,7 @@ function Queue:add(e, t)
     heap_push(self, t, e.key)
     if self.n > self.front_max then self:trim() end
   else
-    self:stage(self:key_of(e, t), self:value_of(t, e.key))
+    self:stage(self:key_of(e, t), value_of(e.key))
   end
 end
 
@@ -200,7 +222,7 @@ function Queue:trim()
     if t < cut then
       heap_push(self, t, k)
     else
-      self:stage(self:key_at(t, state:db_key_for(k)), self:value_of(t, k))
+      self:stage(self:key_at(t, state:db_key_for(k)), value_of(k))
     end
   end
   self.bt, self.bk, self.all = cut, nil, false
@@ -216,18 +238,19 @@ function Queue:load()
   end
   local kvs = state.db:scan(state.tcf, from, self.prefix_end, LOAD_TIMERS)
   if not kvs then self:failed("read", "scan failed") end
-  local skip = #self.prefix + 8
+  local at = #self.prefix
   for i = 1, #kvs, 2 do
-    local ok, v = decode(kvs[i + 1])
-    if not ok or type(v) ~= "table" or type(v[1]) ~= "number"
-        or v[1] ~= v[1] or not is_key(v[2]) then
+    local tk = kvs[i]
+    local t = #tk > at + 8 and time_at(tk, at)
+    local ok, k = decode(kvs[i + 1])
+    if not t or t ~= t or not ok or not is_key(k) then
       error(string.format("%s: a timer in its RocksDB state cannot be "
         .. "decoded (%s)", state.where, ok and "not a timer"
-        or tostring(v)), 0)
+        or tostring(k)), 0)
     end
-    heap_push(self, v[1], v[2])
-    self:stage(kvs[i], false)
-    if i == #kvs - 1 then self.bt, self.bk = v[1], kvs[i]:sub(skip + 1) end
+    heap_push(self, t, k)
+    self:stage(tk, false)
+    if i == #kvs - 1 then self.bt, self.bk = t, tk:sub(at + 9) end
   end
   if #kvs < 2 * LOAD_TIMERS then self.all = true end
 end
@@ -306,7 +329,7 @@ function methods.put_timers(self, ops, e)
       for t in pairs(set) do
         local n = #ops
         ops[n + 1], ops[n + 2], ops[n + 3] = self.tcf, q:key_of(e, t),
-          q:value_of(t, e.key)
+          value_of(e.key)
       end
     end
   end
