@@ -225,6 +225,19 @@ static int l_delete(lua_State* L) {
   return push_done(L, err);
 }
 
+/* db:delete_range(cf, from, to) -> true | nil, message: deletes the keys
+** in [from, to) with one range tombstone. */
+static int l_delete_range(lua_State* L) {
+  ldb_t* d = check_db(L);
+  rocksdb_column_family_handle_t* cf = check_cf(L, d, 2);
+  size_t flen, tlen;
+  const char* from = luaL_checklstring(L, 3, &flen);
+  const char* to = luaL_checklstring(L, 4, &tlen);
+  char* err = NULL;
+  rocksdb_delete_range_cf(d->db, d->write, cf, from, flen, to, tlen, &err);
+  return push_done(L, err);
+}
+
 /* db:write(ops) -> true | nil, message
 ** Writes ops = { cf1, key1, value1, cf2, key2, false, ... } atomically (a
 ** write batch): a value of false deletes the key. */
@@ -338,7 +351,8 @@ static int l_rocksdb_destroy(lua_State* L) {
 
 static const luaL_Reg db_methods[] = {
   { "column_family", l_column_family }, { "put", l_put }, { "get", l_get },
-  { "delete", l_delete }, { "write", l_write }, { "scan", l_scan },
+  { "delete", l_delete }, { "delete_range", l_delete_range },
+  { "write", l_write }, { "scan", l_scan },
   { "checkpoint", l_checkpoint }, { "close", l_close }, { NULL, NULL }
 };
 

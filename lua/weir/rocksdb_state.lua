@@ -9,11 +9,11 @@
 -- `entries` is a bounded cache of decoded entries, the same shape as
 -- weir.state's, so operators read and change `e.state` as plain Lua
 -- tables. A cached entry is written back when it is evicted and at every
--- snapshot. Entries with timers leave the cache as others do: the timers
--- are in RocksDB too, in a column family of their own ordered by time
--- (weir.rocksdb_timers), and a due timer looks its key's entry up again.
--- Eviction is Corbató's CLOCK: an entry looked up
--- through get() since the last sweep gets a second chance.
+-- snapshot. Entries with timers leave the cache as others do: the timer
+-- queues hold (time, key), the earliest in memory and the others in a
+-- column family of their own (weir.rocksdb_timers), and a due timer looks
+-- its key's entry up again. Eviction is Corbató's CLOCK: an entry looked
+-- up through get() since the last sweep gets a second chance.
 --
 -- Snapshots are full and in weir.state's format ({ [key_group] = bytes }),
 -- so a checkpoint or savepoint of either backend restores on the other, at

@@ -249,8 +249,13 @@ function Queue:load()
         or tostring(k)), 0)
     end
     heap_push(self, t, k)
-    self:stage(tk, false)
     if i == #kvs - 1 then self.bt, self.bk = t, tk:sub(at + 9) end
+  end
+  if #kvs > 0 then
+    -- Moved: one range tombstone deletes what was read.
+    local ok, err = state.db:delete_range(state.tcf, from,
+      kvs[#kvs - 1] .. "\0")
+    if not ok then self:failed("delete", err) end
   end
   if #kvs < 2 * LOAD_TIMERS then self.all = true end
 end
