@@ -65,6 +65,13 @@ describe("core.rocksdb_open", function()
     assert.are.equal(2, #db:scan(cf, kgkey(0, ""), nil, 1))
     assert.has_error(function() db:write({ cf, "k" }) end,
       "rocksdb: write expects triples")
+    -- A range delete takes [from, to): 255's keys from "a" on and 256's
+    -- before "a".
+    assert.is_true(db:delete_range(cf, kgkey(255, "a"), kgkey(256, "a")))
+    assert.same({ kgkey(255, "\0z"), "255\0z" },
+      db:scan(cf, kgkey(255, ""), kgkey(256, "")))
+    assert.same({ kgkey(256, "a"), "256a", kgkey(256, "b"), "256b" },
+      db:scan(cf, kgkey(256, ""), kgkey(257, "")))
     db:close()
   end)
 
