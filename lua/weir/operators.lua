@@ -190,7 +190,10 @@ function M.keyed(node, env, init, on_timer)
   local emit_watermark = env.emit_watermark
   function inst.watermark(w, status)
     if status then return emit_watermark(w, status) end
-    if w <= inst.current then return end
+    -- The same watermark again fires what is due too: a snapshot taken
+    -- while its timers fired (a task whose input ended takes it at once,
+    -- waiting for room between them) restores with some still due.
+    if w < inst.current then return end
     inst.current = w
     timers:advance(w, on_timer)
     emit_watermark(w)
