@@ -43,6 +43,29 @@ describe("weir.host", function()
     assert.same({ { 1, 7 } }, acks)
   end)
 
+  it("snapshots a task whose end is going out (its final timers firing) "
+    .. "once it ended, not halfway when the checkpoint is triggered",
+    function()
+      local log, acks = {}, {}
+      local a = writer(log, "a")
+      local host, task = host_of(acks), task_of({ a })
+      host.coord.task_ended = function() end
+      host.tasks = { task }
+      function task.head_watermark()
+        a.push("fired first")
+        a.event({ watermark = 1 })  -- a batch goes out
+        host.checkpoints:trigger(7)  -- while it waits for room
+        a.push("fired next")
+      end
+      host:end_task(task)
+      -- Not "a:batch", "a:barrier", "a:batch": the restore would not
+      -- fire again what went out after the barrier.
+      assert.same({ "a:batch", "a:batch", "a:end" },
+        { log[1], log[3], log[4] })
+      assert.are.equal(4, #log)
+      assert.same({ { 1, 7 } }, acks)
+    end)
+
   it("notes a source record's outputs for a checkpoint only while the "
     .. "task waits inside that record", function()
     local host, task = host_of({}), task_of({})

@@ -140,6 +140,9 @@ end
 
 function Host:end_task(task)
   task.ended = true
+  -- Until its final output went out (it may wait for room in between), a
+  -- checkpoint triggered meanwhile waits for it (see below).
+  task.ending = true
   -- Bounded input ends with the maximal watermark: every pending window
   -- and event-time timer fires.
   task.head_watermark(math.huge)
@@ -148,6 +151,7 @@ function Host:end_task(task)
     if inst.finish then inst.finish() end
   end
   for _, w in ipairs(task.outputs) do w.event(END) end
+  task.ending = nil
   -- A checkpoint whose barrier can no longer reach this task takes its
   -- (now final) state directly.
   local pending = self.checkpoints:pending()

@@ -333,7 +333,9 @@ end
 
 --- Checkpoint id was triggered: source tasks and tasks that ended take
 -- their snapshot now (all tasks for the final checkpoint); the others
--- when barrier id reaches them. savepoint: the directory of a savepoint
+-- when barrier id reaches them, and a task still ending (its final
+-- timers firing, its finish emitting: halfway, waiting for room) once it
+-- ended (weir.host's end_task). savepoint: the directory of a savepoint
 -- (sources that keep a log pin what it needs), or nil.
 function Checkpoints:trigger(id, final, savepoint)
   self.pending_id = id
@@ -343,7 +345,7 @@ function Checkpoints:trigger(id, final, savepoint)
     self.savepoint_dir = type(savepoint) == "string" and savepoint or nil
   end
   for _, task in ipairs(self.host.tasks) do
-    if final or task.source or task.ended then
+    if final or ((task.source or task.ended) and not task.ending) then
       self:snapshot_task(task, id)
     end
   end
