@@ -292,17 +292,23 @@ describe("event time", function()
         local function make(out)
           local b = state_backend.open({ state_backend = backend })
           backends[#backends + 1] = b
+          local inst
+          -- The snapshot is taken between two timers, where a task that
+          -- ends takes a triggered checkpoint's (weir.task_checkpoint).
           local env = { max_parallelism = 128, subtask = 0,
             parallelism = 1, task_id = 1, state_backend = b,
             emit_watermark = function() end,
-            wall_ms = function() return 0 end }
-          local inst
+            wall_ms = function() return 0 end,
+            between_timers = function()
+              if #out == 5 and not inst.snap then
+                inst.snap = inst.snapshot()
+              end
+            end }
           inst = operators.process({ kind = "process", uid = "p",
             defined_at = "spec", fn = function(ctx)
               ctx:timer(ctx.timestamp)
             end, on_timer = function(ctx, t)
               out[#out + 1] = ctx.key .. "@" .. t
-              if #out == 5 and not inst.snap then inst.snap = inst.snapshot() end
             end }, function() end, env)
           return inst
         end

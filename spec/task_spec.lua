@@ -66,6 +66,28 @@ describe("weir.host", function()
       assert.same({ { 1, 7 } }, acks)
     end)
 
+  it("snapshots a task whose end is going out between two of its final "
+    .. "timers, so a long final firing lets checkpoints through",
+    function()
+      local log, acks = {}, {}
+      local a = writer(log, "a")
+      local host, task = host_of(acks), task_of({ a })
+      host.coord.task_ended = function() end
+      host.tasks = { task }
+      function task.head_watermark()
+        a.push("fired first")
+        host.checkpoints:between_timers(task)  -- nothing pending
+        host.checkpoints:trigger(7)
+        a.push("fired next")
+        host.checkpoints:between_timers(task)
+        a.push("fired last")
+        host.checkpoints:between_timers(task)  -- taken already
+      end
+      host:end_task(task)
+      assert.same({ "a:batch", "a:barrier", "a:batch", "a:end" }, log)
+      assert.same({ { 1, 7 } }, acks)
+    end)
+
   it("notes a source record's outputs for a checkpoint only while the "
     .. "task waits inside that record", function()
     local host, task = host_of({}), task_of({})

@@ -184,6 +184,16 @@ function M.keyed(node, env, init, on_timer)
       return fire(e, t)
     end
   end
+  local between = env.between_timers
+  if between and on_timer then
+    -- Between two timers a task that ends may take a checkpoint's
+    -- snapshot (see weir.task_checkpoint's between_timers).
+    local fire = on_timer
+    on_timer = function(e, t)
+      fire(e, t)
+      between()
+    end
+  end
   local timers = state.new_timer_queue and state:new_timer_queue("timers")
     or Timers.new("timers")
   local inst = { state = state, timers = timers, current = NO_WATERMARK }

@@ -96,7 +96,8 @@ function Host:build_node(task, node, is_head, prefix)
     now_ms = core.monotonic_ms, wall_ms = core.time_ms, clock = self.clock,
     state_backend = self.state_backend, task_id = task.id,
     job_name = self.job.name, job_dir = self.job.job_dir,
-    options = self.options, wake = function() self:wake() end }
+    options = self.options, wake = function() self:wake() end,
+    between_timers = function() self.checkpoints:between_timers(task) end }
   local emit = fan_out(targets)
   if is_head and prefix then
     emit = replay.source_emit(task, emit)

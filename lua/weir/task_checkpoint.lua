@@ -331,11 +331,24 @@ function Checkpoints:snapshot_task(task, id)
   end
 end
 
+--- Called by task's keyed operators between two timers they fire (a
+-- consistent point: every fired timer's output went out): a task still
+-- ending takes a triggered checkpoint's snapshot there, so a final firing
+-- longer than the checkpoint timeout lets checkpoints through (as
+-- Flink's interruptible timers). The rest of the due timers are in the
+-- snapshot, and its restore fires them (weir.operators' keyed).
+function Checkpoints:between_timers(task)
+  local id = self.pending_id
+  if id and task.ending and task.acked < id then
+    self:snapshot_task(task, id)
+  end
+end
+
 --- Checkpoint id was triggered: source tasks and tasks that ended take
 -- their snapshot now (all tasks for the final checkpoint); the others
 -- when barrier id reaches them, and a task still ending (its final
--- timers firing, its finish emitting: halfway, waiting for room) once it
--- ended (weir.host's end_task). savepoint: the directory of a savepoint
+-- timers firing, its finish emitting: halfway, waiting for room) between
+-- two timers (between_timers) or once it ended (weir.host's end_task). savepoint: the directory of a savepoint
 -- (sources that keep a log pin what it needs), or nil.
 function Checkpoints:trigger(id, final, savepoint)
   self.pending_id = id
