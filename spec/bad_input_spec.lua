@@ -130,8 +130,10 @@ p:run()
         -- Each restart also says which checkpoint it restores.
         local lines = {}
         for line in r.stderr:gmatch("[^\n]+") do
+          -- (and the status line, every 10 s on a slow machine)
           if not line:match("^weir: restoring ")
-              and not line:match("^weir: no checkpoint of this run") then
+              and not line:match("^weir: no checkpoint of this run")
+              and not line:match(" records/s from sources ") then
             lines[#lines + 1] = line
           end
         end
