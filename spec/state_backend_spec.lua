@@ -12,6 +12,17 @@ local rocksdb_state = require "weir.rocksdb_state"
 
 local available = core.rocksdb_open ~= nil
 
+-- A RocksDB backend with a cache of cache_mb and the state of operator
+-- uid on it (parallelism 1, 128 key groups): backend, state.
+local function rocksdb_state_of(uid, cache_mb)
+  local backend = state_backend.open({ state_backend = "rocksdb",
+    state_cache_mb = cache_mb })
+  local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
+    task_id = 1 }
+  return backend, backend:new_state({ uid = uid, kind = "process",
+    defined_at = "spec" }, env, function() return {} end)
+end
+
 -- Runs the stream build(p) returns on backend with a cache of cache_mb;
 -- returns what it collected, sorted.
 local function run_on(backend, build, cache_mb, parallelism)
@@ -88,13 +99,8 @@ describe("the rocksdb state backend", function()
 
   it("keeps no more keys cached or held than its budget, and loses none",
     function()
-      local backend = state_backend.open({ state_backend = "rocksdb",
-        state_cache_mb = 0.0001 })  -- the smallest cache: 64 keys
-      local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
-        task_id = 1 }
-      local state = backend:new_state({ uid = "counts", kind = "process",
-        defined_at = "spec" }, env,
-        function() return {} end)
+      -- The smallest cache: 64 keys.
+      local backend, state = rocksdb_state_of("counts", 0.0001)
       for i = 1, 3000 do
         local e = state.get("k" .. i % 1000)
         e.state.n = (e.state.n or 0) + 1
@@ -114,12 +120,8 @@ describe("the rocksdb state backend", function()
 
   it("lets entries with timers leave a full cache and fires their timers "
     .. "from what was written back", function()
-      local backend = state_backend.open({ state_backend = "rocksdb",
-        state_cache_mb = 0.0001 })  -- the smallest cache: 64 keys
-      local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
-        task_id = 1 }
-      local state = backend:new_state({ uid = "windows", kind = "process",
-        defined_at = "spec" }, env, function() return {} end)
+      -- The smallest cache: 64 keys.
+      local backend, state = rocksdb_state_of("windows", 0.0001)
       local timers = state:new_timer_queue("timers")
       for i = 1, 3000 do
         local e = state.get("k" .. i)
@@ -162,12 +164,7 @@ describe("the rocksdb state backend", function()
   it("fires what the heap's timer queue fires, under random adds, "
     .. "deletes and watermarks, with few timers in memory", function()
     if not available then return pending("built without RocksDB") end
-    local backend = state_backend.open({ state_backend = "rocksdb",
-      state_cache_mb = 0.0001 })
-    local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
-      task_id = 1 }
-    local state = backend:new_state({ uid = "random", kind = "process",
-      defined_at = "spec" }, env, function() return {} end)
+    local backend, state = rocksdb_state_of("random", 0.0001)
     local queue = state:new_timer_queue("timers")
     queue.front_max, queue.front_keep = 4096, 1024
     local heap = require("weir.timers").new("timers")
@@ -283,12 +280,7 @@ describe("the rocksdb state backend", function()
 
   it("sizes its cache by what the values hold before anything was written "
     .. "back", function()
-      local backend = state_backend.open({ state_backend = "rocksdb",
-        state_cache_mb = 1 })
-      local env = { max_parallelism = 128, subtask = 0, parallelism = 1,
-        task_id = 1 }
-      local state = backend:new_state({ uid = "big", kind = "process",
-        defined_at = "spec" }, env, function() return {} end)
+      local backend, state = rocksdb_state_of("big", 1)
       local blob = string.rep("x", 4096)
       for i = 1, 2000 do state.get("k" .. i).state.blob = blob .. i end
       -- 1 MiB holds some 230 of these entries (4 KB each), not the 2,000

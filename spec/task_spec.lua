@@ -29,6 +29,16 @@ local function task_of(outputs)
     records_in = 0 }
 end
 
+-- The host of one task with one output a, logged into log, whose
+-- acknowledgements go into acks: for end_task.
+local function ending_task(log, acks)
+  local a = writer(log, "a")
+  local host, task = host_of(acks), task_of({ a })
+  host.coord.task_ended = function() end
+  host.tasks = { task }
+  return host, task, a
+end
+
 describe("weir.host", function()
   it("sends a checkpoint's barrier only on the outputs the end of input "
     .. "has not reached yet", function()
@@ -47,10 +57,7 @@ describe("weir.host", function()
     .. "once it ended, not halfway when the checkpoint is triggered",
     function()
       local log, acks = {}, {}
-      local a = writer(log, "a")
-      local host, task = host_of(acks), task_of({ a })
-      host.coord.task_ended = function() end
-      host.tasks = { task }
+      local host, task, a = ending_task(log, acks)
       function task.head_watermark()
         a.push("fired first")
         a.event({ watermark = 1 })  -- a batch goes out
@@ -70,10 +77,7 @@ describe("weir.host", function()
     .. "timers, so a long final firing lets checkpoints through",
     function()
       local log, acks = {}, {}
-      local a = writer(log, "a")
-      local host, task = host_of(acks), task_of({ a })
-      host.coord.task_ended = function() end
-      host.tasks = { task }
+      local host, task, a = ending_task(log, acks)
       function task.head_watermark()
         a.push("fired first")
         host.checkpoints:between_timers(task)  -- nothing pending
