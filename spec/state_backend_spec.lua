@@ -183,7 +183,9 @@ describe("the rocksdb state backend", function()
         last = at
         got[#got + 1] = at .. " " .. e.key
       end)
-      heap:advance(to, function(e, at) want[#want + 1] = at .. " " .. e.key end)
+      heap:advance(to, function(e, at)
+        want[#want + 1] = at .. " " .. e.key
+      end)
       table.sort(got)
       table.sort(want)
       assert.same(want, got)

@@ -56,11 +56,7 @@ function M.db_key(kg, k)
   return group_prefix(kg) .. enc
 end
 
--- Decodes bytes under pcall; off trace (see weir.state's decode).
-local function decode(bytes)
-  return pcall(buffer.decode, bytes)
-end
-jit.off(decode)
+local decode = State.decode
 
 --- Decodes a stored value (bytes) into its table { key, state, timers,
 -- ptimers, written }.
@@ -190,8 +186,9 @@ function RState:count_value(bytes)
 end
 
 -- Every SAMPLE_KEYS entries cached, the encoded size of one changed entry
--- (a changing one of them: entries grow after they are cached) counts too: the budget is right before anything was written back (the
--- first eviction comes only once the cache holds its budget's keys).
+-- (a changing one of them: entries grow after they are cached) counts
+-- too: the budget is right before anything was written back (the first
+-- eviction comes only once the cache holds its budget's keys).
 function RState:sample_value()
   local dirty = self.dirty
   if #dirty == 0 then return end

@@ -20,7 +20,8 @@
 -- A stored timer's RocksDB key is the subtask's first key group (2
 -- bytes), the queue's field ("e" event time, "p" processing time), the
 -- time as 8 bytes whose byte order is the numeric order, and its entry's
--- RocksDB key; the value is the string.buffer encoding of the key. Writes go in batches, all of them in the synchronous part of a
+-- RocksDB key; the value is the string.buffer encoding of the key.
+-- Writes go in batches, all of them in the synchronous part of a
 -- checkpoint, whose RocksDB checkpoint then holds the stored timers at the
 -- barrier; the state file lists the front (timer_keys). A restore that
 -- takes those files as they are takes the front back as listed.
@@ -28,6 +29,7 @@ local bit = require "bit"
 local buffer = require "string.buffer"
 local ffi = require "ffi"
 local new_table = require "table.new"
+local State = require "weir.state"
 local Timers = require "weir.timers"
 
 local M = {}
@@ -91,11 +93,7 @@ function M.time_at(s, at)
 end
 local time_at = M.time_at
 
--- Decodes bytes under pcall; off trace (see weir.state's decode).
-local function decode(bytes)
-  return pcall(buffer.decode, bytes)
-end
-jit.off(decode)
+local decode = State.decode
 
 local function is_key(k)
   local tk = type(k)
@@ -115,8 +113,7 @@ function M.new(state, field)
     prefix_end = prefix:sub(1, 2) .. (field == "timers" and "f" or "q"),
     ts = {}, es = {}, n = 0, bt = nil, bk = nil,
     all = true,  -- a new state's column family holds none
-    ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP,
-    buf = buffer.new() }, Queue)
+    ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP }, Queue)
   table.insert(state.timer_queues, q)
   return q
 end

@@ -204,19 +204,22 @@ local function is_set_or_nil(v)
   return v == nil or type(v) == "table"
 end
 
---- Decodes key group kg (bytes of M:snapshot(), already checked by
--- weir.checkpoint_storage) into its flat list { key, state, timers,
--- ptimers, ..., n = count }, and checks its shape: every key valid and of key group kg
--- (of max_parallelism), timers sets or nil.
--- @return flat | nil, message (what is wrong with the key group)
--- Decodes bytes under pcall; never compiled: an error that string.buffer
--- raises on a trace crashes LuaJIT 2.1 releases before 2023, pcall or not
--- (see weir.checkpoint_storage.decode). The checks after it may be compiled.
+--- Decodes bytes (string.buffer's encoding) under pcall; never compiled:
+-- an error that string.buffer raises on a trace crashes LuaJIT 2.1
+-- releases before 2023, pcall or not (see weir.checkpoint_storage.decode).
+-- The checks after it may be compiled.
+-- @return true, the value | false, why it is none
 local function decode(bytes)
   return pcall(buffer.decode, bytes)
 end
 jit.off(decode)
+M.decode = decode
 
+--- Decodes key group kg (bytes of M:snapshot(), already checked by
+-- weir.checkpoint_storage) into its flat list { key, state, timers,
+-- ptimers, ..., n = count }, and checks its shape: every key valid and of
+-- key group kg (of max_parallelism), timers sets or nil.
+-- @return flat | nil, message (what is wrong with the key group)
 function M.decode_group(bytes, kg, max_parallelism)
   local ok, flat = decode(bytes)
   if not ok then

@@ -348,8 +348,9 @@ end
 -- their snapshot now (all tasks for the final checkpoint); the others
 -- when barrier id reaches them, and a task still ending (its final
 -- timers firing, its finish emitting: halfway, waiting for room) between
--- two timers (between_timers) or once it ended (weir.host's end_task). savepoint: the directory of a savepoint
--- (sources that keep a log pin what it needs), or nil.
+-- two timers (between_timers) or once it ended (weir.host's end_task).
+-- savepoint: the directory of a savepoint (sources that keep a log pin
+-- what it needs), or nil.
 function Checkpoints:trigger(id, final, savepoint)
   self.pending_id = id
   if savepoint then
