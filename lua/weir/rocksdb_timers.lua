@@ -257,22 +257,29 @@ function Queue:load()
   if #kvs < 2 * LOAD_TIMERS then self.all = true end
 end
 
---- Returns the earliest time (ms) that may be pending, or nil: a deleted
--- timer's time may be returned once its entry left the cache. Raises
--- naming the operator when a stored timer cannot be read.
-function Queue:peek()
+-- The earliest pending timer, left queued: its time (ms) and its key's
+-- entry (looked up, cached), or nil. Raises naming the operator when a
+-- stored timer cannot be read.
+function Queue:first()
   local state, field, ts, es = self.state, self.field, self.ts, self.es
   while true do
     while self.n > 0 do
       local t = ts[1]
       local e = state:entry(es[1], true)
       local set = e[field]
-      if set and set[t] then return t end
+      if set and set[t] then return t, e end
       heap_pop(self)  -- deleted
     end
     if self.all then return nil end
     self:load()
   end
+end
+
+--- Returns the earliest pending time (ms), or nil. Raises naming the
+-- operator when a stored timer cannot be read.
+function Queue:peek()
+  local t = self:first()
+  return t
 end
 
 --- Whether a timer may be pending (a stored one not yet read counts).
@@ -287,10 +294,11 @@ end
 function Queue:advance(w, fire)
   local field, state = self.field, self.state
   while true do
-    local t = self:peek()
+    local t, e = self:first()
     if t == nil or t > w then return end
-    local _, k = heap_pop(self)
-    local e = state.get(k)
+    heap_pop(self)
+    e.used = true  -- as get() marks it
+    state:mark(e)
     e[field][t] = nil
     fire(e, t)
   end
