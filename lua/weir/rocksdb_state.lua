@@ -127,6 +127,9 @@ local function canon_of(k)
   return "\0" .. enc
 end
 
+--- canon_of(k): the cache key of k (for the timer queues).
+RState.canon_of = canon_of
+
 -- Whether entry e has timers (a key with timers is never empty).
 local function has_timers(e)
   return (e.timers ~= nil and next(e.timers) ~= nil)

@@ -46,6 +46,8 @@ local FRONT_MAX, FRONT_KEEP = 4194304, 1048576
 local WRITE_TIMERS = 4096
 -- Times a trim samples to choose the bound.
 local TRIM_SAMPLES = 4096
+-- The most timers a key may have for its due ones to fire together.
+local GROUP_SCAN = 64
 
 local heap_push, heap_pop = Timers.heap_push, Timers.heap_pop
 
@@ -113,7 +115,8 @@ function M.new(state, field)
     prefix_end = prefix:sub(1, 2) .. (field == "timers" and "f" or "q"),
     ts = {}, es = {}, n = 0, bt = nil, bk = nil,
     all = true,  -- a new state's column family holds none
-    ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP }, Queue)
+    ops = {}, front_max = FRONT_MAX, front_keep = FRONT_KEEP,
+    early = {}, n_early = 0 }, Queue)
   table.insert(state.timer_queues, q)
   return q
 end
@@ -184,11 +187,24 @@ function Queue:add(e, t)
   end
   if set[t] then return end
   set[t] = true
+  if self.n_early > 0 then self:refire(e.key, t) end
   if self:in_front(e, t) then
     heap_push(self, t, e.key)
     if self.n > self.front_max then self:trim() end
   else
     self:stage(self:key_of(e, t), value_of(e.key))
+  end
+end
+
+-- A timer at t of key k is registered again: its queued copies are no
+-- longer skipped when its key fired one at or after t early (see
+-- fired_early), they are checked against the entry again.
+function Queue:refire(k, t)
+  local c = self.state.canon_of(k)
+  local last = self.early[c]
+  if last ~= nil and t <= last then
+    self.early[c] = nil
+    self.n_early = self.n_early - 1
   end
 end
 
@@ -264,15 +280,34 @@ function Queue:first()
   local state, field, ts, es = self.state, self.field, self.ts, self.es
   while true do
     while self.n > 0 do
-      local t = ts[1]
-      local e = state:entry(es[1], true)
-      local set = e[field]
-      if set and set[t] then return t, e end
-      heap_pop(self)  -- deleted
+      local t, k = ts[1], es[1]
+      if self.n_early > 0 and self:fired_early(t, k) then
+        heap_pop(self)
+      else
+        local e = state:entry(k, true)
+        local set = e[field]
+        if set and set[t] then return t, e end
+        heap_pop(self)  -- deleted
+      end
     end
     if self.all then return nil end
     self:load()
   end
+end
+
+-- Whether the queued timer at t of key k is one its key fired already,
+-- with the others due with it (see advance); forgets the key once its
+-- last one comes up.
+function Queue:fired_early(t, k)
+  local early = self.early
+  local c = self.state.canon_of(k)
+  local last = early[c]
+  if last == nil or t > last then return false end
+  if t == last then
+    early[c] = nil
+    self.n_early = self.n_early - 1
+  end
+  return true
 end
 
 --- Returns the earliest pending time (ms), or nil. Raises naming the
@@ -287,10 +322,30 @@ function Queue:any()
   return self.n > 0 or not self.all
 end
 
---- Fires, in time order, every timer at or before time w (ms):
--- fire(entry, t) for each, with the key's entry looked up (and marked
--- changed). Timers registered while firing are fired too when they are
--- due.
+-- The times (ms) at or before w in timer set `set`, in order, or nil
+-- when there are none or the set has more than GROUP_SCAN timers (a key
+-- with that many fires them one at a time, as they come up).
+local function due_times(set, w)
+  local due, n = nil, 0
+  for t in pairs(set) do
+    n = n + 1
+    if n > GROUP_SCAN then return nil end
+    if t <= w then
+      due = due or {}
+      due[#due + 1] = t
+    end
+  end
+  if due then table.sort(due) end
+  return due
+end
+
+--- Fires every timer at or before time w (ms): fire(entry, t) for each,
+-- with the key's entry looked up (and marked changed). A key's timers
+-- fire in time order, all that are due at once: when its earliest comes
+-- up, the others due follow it, so a key is read from RocksDB once
+-- however many of its timers a watermark passes (the end of input passes
+-- them all); across keys the order is that of their earliest due timer.
+-- Timers registered while firing are fired too when they are due.
 function Queue:advance(w, fire)
   local field, state = self.field, self.state
   while true do
@@ -301,7 +356,35 @@ function Queue:advance(w, fire)
     state:mark(e)
     e[field][t] = nil
     fire(e, t)
+    local set = e[field]
+    local due = set and next(set) ~= nil and due_times(set, w)
+    if due then self:fire_due(e, due, w, fire) end
   end
+end
+
+-- Fires entry e's timers at the times of list `due` (ms, in order, all at
+-- or before w), then any due that these registered, and remembers the
+-- last time fired: the queued copies up to it are skipped (fired_early).
+function Queue:fire_due(e, due, w, fire)
+  local field, last = self.field, nil
+  while due do
+    for i = 1, #due do
+      local t = due[i]
+      local set = e[field]
+      if set and set[t] then
+        set[t] = nil
+        if last == nil or t > last then last = t end
+        fire(e, t)
+      end
+    end
+    local set = e[field]
+    due = set and next(set) ~= nil and due_times(set, w)
+  end
+  if last == nil then return end
+  local c = self.state.canon_of(e.key)
+  local early = self.early
+  if early[c] == nil then self.n_early = self.n_early + 1 end
+  if early[c] == nil or last > early[c] then early[c] = last end
 end
 
 --- Nothing to rebuild: a restore refills the queue (the state stores a
@@ -314,6 +397,7 @@ function Queue:rebuild() end
 function Queue:clear()
   self.ts, self.es, self.n = {}, {}, 0
   self.bt, self.bk, self.all, self.ops = nil, nil, false, {}
+  self.early, self.n_early = {}, 0
 end
 
 -- The front for a checkpoint's state file, in the synchronous part (the
