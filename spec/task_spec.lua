@@ -92,6 +92,45 @@ describe("weir.host", function()
       assert.same({ { 1, 7 } }, acks)
     end)
 
+  it("snapshots a task between two timers of the maximal watermark from "
+    .. "every input, before their ends arrive: no barrier can follow it",
+    function()
+      local log, acks = {}, {}
+      local host, task, a = ending_task(log, acks)
+      task.watermarks, task.idle, task.watermark = { 5, 5 }, {}, 5
+      local fired = 0
+      function task.head_watermark(w)
+        if w < math.huge then return end
+        a.push("fired first")
+        host.checkpoints:trigger(7)
+        host.checkpoints:between_timers(task)  -- no barrier will come
+        a.push("fired next")
+        fired = fired + 1
+      end
+      host:input_watermark(task, 1, math.huge)
+      assert.same({}, acks)  -- one input may still send a barrier
+      host:input_watermark(task, 2, math.huge)
+      assert.are.equal(1, fired)
+      a.event({ watermark = 1 })  -- what fired after the barrier goes out
+      assert.same({ "a:batch", "a:barrier", "a:batch", "a:batch" }, log)
+      assert.same({ { 1, 7 } }, acks)
+      assert.is_nil(task.ending)
+    end)
+
+  it("snapshots a task whose timers of the maximal watermark fired once "
+    .. "they did, when a checkpoint came after the last", function()
+      local log, acks = {}, {}
+      local host, task, a = ending_task(log, acks)
+      task.watermarks, task.idle, task.watermark = { 5 }, {}, 5
+      function task.head_watermark()
+        a.push("fired")
+        host.checkpoints:trigger(7)
+      end
+      host:input_watermark(task, 1, math.huge)
+      assert.same({ "a:batch", "a:barrier" }, log)
+      assert.same({ { 1, 7 } }, acks)
+    end)
+
   it("notes a source record's outputs for a checkpoint only while the "
     .. "task waits inside that record", function()
     local host, task = host_of({}), task_of({})

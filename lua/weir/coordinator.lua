@@ -135,7 +135,28 @@ function Coordinator:expire(pending)
     return
   end
   self:count_failure(string.format("checkpoint %d expired after %d ms and "
-    .. "was aborted", pending.id, self.options.checkpoint_timeout), "")
+    .. "was aborted (not acknowledged by %s)", pending.id,
+    self.options.checkpoint_timeout, self:unacknowledged(pending)), "")
+end
+
+-- The subtasks that have not acknowledged checkpoint `pending`, as
+-- "uid[subtask]" of each chain's first operator, comma-separated (the
+-- first 8, then how many more).
+function Coordinator:unacknowledged(pending)
+  local names, more = {}, 0
+  for _, task in ipairs(self.job.plan.tasks) do
+    if not pending.acked[task.id] then
+      if #names < 8 then
+        local head = task.chain.head
+        names[#names + 1] = string.format("%s[%d]",
+          head.uid or head.kind or "?", task.subtask)
+      else
+        more = more + 1
+      end
+    end
+  end
+  if more > 0 then names[#names + 1] = more .. " more" end
+  return table.concat(names, ", ")
 end
 
 -- A checkpoint failed with msg: the job fails when more than

@@ -291,6 +291,8 @@ function Host:take_channels(task)
   return progress
 end
 
+local all_maximal
+
 -- A task's watermark is the minimum over its input channels, leaving out
 -- channels marked idle; it only advances.
 function Host:input_watermark(task, c, w, status)
@@ -307,8 +309,33 @@ function Host:input_watermark(task, c, w, status)
   end
   if min and min > task.watermark then
     task.watermark = min
+    if min == math.huge and all_maximal(task.watermarks) then
+      return self:fire_final(task)
+    end
     task.head_watermark(min)
   end
+end
+
+-- Whether every input channel (idle ones too) delivered the maximal
+-- watermark.
+function all_maximal(watermarks)
+  for _, w in ipairs(watermarks) do
+    if w ~= math.huge then return false end
+  end
+  return true
+end
+
+-- Every input of task delivered the maximal watermark, which an input
+-- sends only once its upstream's input ended: no barrier can come any
+-- more, so the timers it fires now are final ones, and a checkpoint
+-- triggered meanwhile takes the task's snapshot between two of them, as
+-- end_task's firing does, or once they fired.
+function Host:fire_final(task)
+  task.ending = true
+  task.head_watermark(math.huge)
+  task.ending = nil
+  local pending = self.checkpoints:pending()
+  if pending then self.checkpoints:snapshot_task(task, pending) end
 end
 
 -- The body of a task's coroutine: one step per resume, yielding
