@@ -32,15 +32,17 @@ rocksdb_timers.install(RState)
 
 -- Keys scanned per call into RocksDB, and per write batch.
 local SCAN_KEYS = 4096
--- Bytes an entry costs in the cache beyond its encoded value (its tables,
--- its RocksDB key and the cache's slots; measured with LuaJIT's
--- collectgarbage("count") for a count-and-last-value state), for turning
--- state_cache_mb into keys.
-local ENTRY_OVERHEAD_BYTES = 420
+-- Bytes a cached entry costs beyond what weir.state's memory_bytes counts
+-- of it (the cache's slots: entries, groups, the changed list), and the
+-- estimate before any entry was sampled (together 480: measured with
+-- LuaJIT's collectgarbage("count") for a count-and-last-value state), for
+-- turning state_cache_mb into keys.
+local SLOT_BYTES, ENTRY_BYTES = 80, 400
 -- Keys a cache holds at least, whatever its budget.
 local MIN_CACHE_KEYS = 64
--- Entries cached between two samples of a value's size.
-local SAMPLE_KEYS = 1024
+-- Entries cached between two samples of an entry's size, and entries
+-- written back between two.
+local SAMPLE_KEYS, SAMPLE_WRITES = 1024, 64
 
 --- The first RocksDB key of key group kg: its 2 bytes, big-endian.
 function M.group_prefix(kg)
@@ -89,7 +91,8 @@ function M.new(db, cf, tcf, max_parallelism, init, first, last,
   local self = setmetatable({ db = db, cf = cf, tcf = tcf,
     max_parallelism = max_parallelism, init = init, entries = {},
     groups = {}, count = 0, first = first, last = last,
-    cache_bytes = cache_bytes, where = where, value_bytes = 64, cached = 0,
+    cache_bytes = cache_bytes, where = where, entry_bytes = ENTRY_BYTES,
+    sampled = 0, cached = 0,
     written = 0, buf = buffer.new(), dirty = {}, timer_queues = {} },
     RState)
   self.cache_keys = self:keys_for_budget()
@@ -112,10 +115,10 @@ function M.new(db, cf, tcf, max_parallelism, init, first, last,
 end
 
 -- The number of keys the cache may hold, from its budget and the mean
--- size of the values written so far.
+-- size in memory of the entries sampled so far.
 function RState:keys_for_budget()
   return math.max(MIN_CACHE_KEYS, math.floor(self.cache_bytes()
-    / (self.value_bytes + ENTRY_OVERHEAD_BYTES)))
+    / (self.entry_bytes + SLOT_BYTES)))
 end
 
 -- The cache key of k (weir.state's): the value itself for a scalar, "\0"
@@ -175,36 +178,30 @@ function RState:put_entry(ops, e)
     local path, t = State.find_unserializable(e.state, "state")
     errors.raise_unserializable(e.key, path or "state", t or "unknown")
   end
-  local v = buf:get()
-  ops[n + 3] = v
-  self:count_value(#v)
-end
-
--- A running mean of the size of values (bytes), for the cache's key
--- budget.
-function RState:count_value(bytes)
+  ops[n + 3] = buf:get()
   self.written = self.written + 1
-  self.value_bytes = self.value_bytes + (bytes - self.value_bytes)
-    / math.min(self.written, 1000)
+  if self.written % SAMPLE_WRITES == 0 then self:count_entry(e) end
 end
 
--- Every SAMPLE_KEYS entries cached, the encoded size of one changed entry
--- (a changing one of them: entries grow after they are cached) counts
--- too: the budget is right before anything was written back (the first
+-- Adds entry e's size in memory (weir.state's memory_bytes: its decoded
+-- state, its timers and what operators keep beside them, such as a
+-- window index) to the running mean the cache's key budget divides by.
+function RState:count_entry(e)
+  local n = self.sampled + 1
+  self.sampled = n
+  self.entry_bytes = self.entry_bytes
+    + (State.memory_bytes(e) - self.entry_bytes) / math.min(n, 1000)
+end
+
+-- Every SAMPLE_KEYS entries cached, the size of one changed entry (a
+-- changing one of them: entries grow after they are cached) counts too:
+-- the budget is right before anything was written back (the first
 -- eviction comes only once the cache holds its budget's keys).
 function RState:sample_value()
   local dirty = self.dirty
   if #dirty == 0 then return end
-  local e = dirty[(self.cached * 2654435761) % #dirty + 1]  -- any of them
-  if type(e.state) ~= "table" then return end
-  local buf = self.buf
-  buf:reset()
-  if pcall(buf.encode, buf, { e.key, e.state, e.timers, e.ptimers,
-      e.written }) then
-    self:count_value(#buf)
-    self.cache_keys = self:keys_for_budget()
-  end
-  buf:reset()
+  self:count_entry(dirty[(self.cached * 2654435761) % #dirty + 1])
+  self.cache_keys = self:keys_for_budget()
 end
 
 -- Writes ops (a db:write list) once it holds a batch's worth; returns

@@ -162,6 +162,64 @@ function M.find_unserializable(v, root)
   return find_unserializable(v, root, {})
 end
 
+-- The bytes LuaJIT's heap (64-bit) spends on a table's header, an array
+-- slot, a hash node, a string's header, and any other object.
+local TABLE_BYTES, SLOT_BYTES, NODE_BYTES = 64, 8, 24
+local STRING_BYTES, OBJECT_BYTES = 24, 32
+
+-- The least power of two at or above n (n >= 1).
+local function pow2(n)
+  local p = 1
+  while p < n do p = p * 2 end
+  return p
+end
+
+--- An estimate of the bytes value v holds in LuaJIT's heap: every table
+-- reachable from it (its header, its array part and its hash part, each
+-- rounded up to a power of two as LuaJIT sizes them), the strings it
+-- holds as values (the strings it uses as table keys count as shared:
+-- field names), cdata and functions as one small object; each counted
+-- once, and at most `limit` tables (default 100,000: past them, what was
+-- counted). Numbers and booleans live in their slots. For sizing a cache
+-- of decoded state by what it costs in memory, not by its encoding.
+-- @return bytes (a number)
+function M.memory_bytes(v, limit)
+  limit = limit or 100000
+  local tv = type(v)
+  if tv == "string" then return STRING_BYTES + #v + 1 end
+  if tv ~= "table" then
+    return (tv == "number" or tv == "boolean" or tv == "nil") and 0
+      or OBJECT_BYTES
+  end
+  local seen, stack, top, tables, bytes = { [v] = true }, { v }, 1, 0, 0
+  while top > 0 and tables < limit do
+    local t = stack[top]
+    stack[top] = nil
+    top = top - 1
+    tables = tables + 1
+    local n, a = 0, #t
+    for _, x in pairs(t) do
+      n = n + 1
+      local tx = type(x)
+      if tx == "table" then
+        if not seen[x] then
+          seen[x] = true
+          top = top + 1
+          stack[top] = x
+        end
+      elseif tx == "string" then
+        bytes = bytes + STRING_BYTES + #x + 1
+      elseif tx ~= "number" and tx ~= "boolean" then
+        bytes = bytes + OBJECT_BYTES
+      end
+    end
+    bytes = bytes + TABLE_BYTES
+    if a > 0 then bytes = bytes + pow2(a + 1) * SLOT_BYTES end
+    if n > a then bytes = bytes + pow2(n - a) * NODE_BYTES end
+  end
+  return bytes
+end
+
 --- Serializes the state: { [key_group] = bytes }, each bytes a
 -- string.buffer encoding of { key1, state1, event_timers1,
 -- processing_timers1, key2, ..., n = count, written = { [j] = ms } }
