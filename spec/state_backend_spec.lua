@@ -190,6 +190,43 @@ describe("the rocksdb state backend", function()
       backend:close()
     end)
 
+  it("estimates what a value holds in memory, counting shared tables once",
+    function()
+      local memory_bytes = require("weir.state").memory_bytes
+      assert.are.equal(0, memory_bytes(42))
+      local small = memory_bytes({ n = 1, last = 2 })
+      assert.is_true(small >= 64 and small <= 256, small .. " bytes")
+      local shared = { 1, 2, 3 }
+      local two = memory_bytes({ a = shared, b = shared })
+      assert.is_true(two < memory_bytes({ a = { 1, 2, 3 }, b = { 1, 2, 3 } }))
+      local cycle = {}
+      cycle.self = cycle
+      assert.is_true(memory_bytes(cycle) > 0)
+      local many = {}
+      for i = 1, 1000 do many[i] = { i } end
+      assert.is_true(memory_bytes(many) > 1000 * 64)
+      assert.is_true(memory_bytes(many, 10) < memory_bytes(many) / 5,
+        "at most 10 tables")
+      assert.is_true(memory_bytes({ ("x"):rep(1000) }) > 1000)
+    end)
+
+  it("sizes its cache by what entries hold in memory, not by their "
+    .. "encoding", function()
+      local backend, state = rocksdb_state_of("index", 1)
+      for i = 1, 5000 do
+        local e = state.get(i)
+        e.state.n = i
+        -- What an operator keeps beside the state, as a window index:
+        -- some 3 KB in memory, nothing in the stored value.
+        local index = {}
+        for j = 1, 40 do index[j] = { j } end
+        e.windows_index = index
+      end
+      -- 1 MiB holds about 330 such keys (2,100 by their encoding).
+      assert.is_true(state.count <= 600, state.count .. " keys cached")
+      backend:close()
+    end)
+
   it("orders timers in RocksDB by time: the bytes of times sort as the "
     .. "times do", function()
     local time_bytes = require("weir.rocksdb_timers").time_bytes
