@@ -131,6 +131,27 @@ describe("weir.host", function()
       assert.same({ { 1, 7 } }, acks)
     end)
 
+  it("sleeps between steps when nothing moves, with periodic work too",
+    function()
+      local core = require "weir.core"
+      local host, task = host_of({}), task_of({})
+      host.tasks, host.state_backend = { task }, { kind = "heap" }
+      host.options = { gc_pause = 200 }
+      function host.run_task() return false end  -- waits for input
+      local turns = 0
+      host.periodic = { { periodic = function() turns = turns + 1 end } }
+      host:start()
+      local done = false
+      local stop = core.timer(function() done = true end)
+      stop:start(200, 0)
+      while not done do core.run_once() end
+      stop:close()
+      host:stop()
+      -- A spinning loop turns some 100,000 times in 200 ms; asleep, it
+      -- wakes once per ms at most for the periodic work.
+      assert.is_true(turns >= 1 and turns <= 400, turns .. " turns")
+    end)
+
   it("notes a source record's outputs for a checkpoint only while the "
     .. "task waits inside that record", function()
     local host, task = host_of({}), task_of({})

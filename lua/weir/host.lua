@@ -34,6 +34,9 @@ local yield = coroutine.yield
 local BLOCKED, PAUSED = channel.BLOCKED, replay.PAUSED
 -- What a task's coroutine yields when its step is done (see run_task).
 local STEP_DONE = {}
+-- How long a host with periodic work (processing-time timers, idle
+-- sources) sleeps when nothing else wakes it (ms).
+local PERIODIC_MS = 1
 
 local Host = {}
 Host.__index = Host
@@ -390,11 +393,14 @@ function Host:step()
   end
   -- Nothing to do until input, credit or a trigger arrives (see wake), or
   -- ever again: the loop sleeps instead of spinning. Operators with
-  -- periodic work (timers) keep it turning.
-  if self.idle and (self.ended == #self.tasks
-      or not progress and #self.periodic == 0) then
+  -- periodic work (processing-time timers, idle sources) wake it again
+  -- after PERIODIC_MS too.
+  if self.idle and (self.ended == #self.tasks or not progress) then
     self.idle:stop()
     self.sleeping = true
+    if self.ended < #self.tasks and #self.periodic > 0 then
+      self.tick:start(PERIODIC_MS, 0)
+    end
   end
 end
 
@@ -449,6 +455,7 @@ function Host:start()
   self.gc_pause = collectgarbage("setpause", pause)
   self.idle = core.idle(guard(function() self:step() end))
   self.idle:start()
+  self.tick = core.timer(guard(function() self:wake() end))
 end
 
 --- Wakes the host after its idle handle stopped (new input arrived).
@@ -466,6 +473,7 @@ end
 function Host:stop()
   self.stopped = true
   if self.idle then self.idle:close() self.idle = nil end
+  if self.tick then self.tick:close() self.tick = nil end
   for _, task in ipairs(self.tasks) do
     for _, inst in pairs(task.insts) do
       if inst.stop then inst.stop() end
