@@ -15,3 +15,29 @@ describe("a channel's writer", function()
     assert.are.equal("done\n", out)
   end)
 end)
+
+describe("a channel's writer", function()
+  it("sends the maximal watermark with the end of input, after what "
+    .. "followed it", function()
+    local channel = require "weir.channel"
+    local log = {}
+    local w = channel.writer(function(item)
+      if item.watermark then
+        log[#log + 1] = "watermark " .. item.watermark
+      elseif item.end_of_input then
+        log[#log + 1] = "end"
+      else
+        for i = 1, item.n do log[#log + 1] = item[i] end
+      end
+      return true
+    end, function() return false end)
+    w.push("a", 1)
+    w.watermark(5)
+    w.release()
+    w.watermark(math.huge)  -- its timers fired, its finish comes next
+    w.push("from finish", 6)
+    w.event({ end_of_input = true })
+    assert.same({ "a", "watermark 5", "from finish",
+      "watermark " .. math.huge, "end" }, log)
+  end)
+end)

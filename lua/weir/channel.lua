@@ -90,7 +90,10 @@ function Channel:size() return self.tail - self.head + 1 end
 -- waits for the batch to fill or for the task's step to end (release),
 -- and a later one replaces it: records that precede a watermark are never
 -- late by it, and per-record watermarks do not cut batches down to one
--- record.
+-- record. The maximal watermark goes out just before the end of input,
+-- after everything else (the output of a task's finish too): a consumer
+-- that has it from every input gets nothing more but their ends, and
+-- fires its timers as final ones (weir.host's fire_final).
 -- direct(record, ts, key), if given, may hand a record straight to the
 -- consumer (returning true) when no batch is filling, so order is kept.
 -- @return { push(record, ts, key), event(ev), watermark(wm, status),
@@ -105,7 +108,7 @@ function M.writer(deliver, blocked, direct)
   -- (LuaJIT issue 1085, fixed after the 2.1 snapshot Debian ships). So
   -- reset() is never called while M.writer runs, and it stays
   -- interpreted.
-  local ts, pending_wm = {}, nil
+  local ts, pending_wm, held_max = {}, nil, false
   local buf, n = { ts = ts }, 0
   local function reset()
     buf, n = { ts = {} }, 0
@@ -141,12 +144,20 @@ function M.writer(deliver, blocked, direct)
   end
   function w.event(ev)
     if n > 0 then flush() end
+    if ev.end_of_input and held_max then
+      held_max = false
+      deliver({ watermark = math.huge })
+    end
     deliver(ev)
     -- After the end of input nothing follows on the channel.
     if ev.end_of_input then w.closed = true end
   end
   function w.watermark(wm, status)
     w.watermark_ms = wm
+    if wm == math.huge and not status then
+      held_max = true  -- goes out with the end
+      return
+    end
     if n > 0 and not status then
       pending_wm = wm
     else

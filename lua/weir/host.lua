@@ -328,9 +328,10 @@ function all_maximal(watermarks)
   return true
 end
 
--- Every input of task delivered the maximal watermark, which an input
--- sends only once its upstream's input ended: no barrier can come any
--- more, so the timers it fires now are final ones, and a checkpoint
+-- Every input of task delivered the maximal watermark, which a channel
+-- carries just before its end of input (weir.channel): nothing but the
+-- ends can come any more, no barrier, so the timers it fires now are
+-- final ones, and a checkpoint
 -- triggered meanwhile takes the task's snapshot between two of them, as
 -- end_task's firing does, or once they fired.
 function Host:fire_final(task)
